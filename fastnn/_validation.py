@@ -1,0 +1,150 @@
+"""Input checks for the public API: cheap, explicit, raised before any kernel runs.
+
+Every error names the argument, says what was expected and what came, and where it
+helps, how to fix it. Checks cost O(1) NumPy calls on the inputs (labels: O(N)); the
+one full pass over ``x`` (NaN/Inf) goes through the backend's ``all_finite``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+_REAL_KINDS = "biuf"  # bool, signed, unsigned, float
+
+
+def describe(a) -> str:
+    """A short description of an array for error messages: shape and dtype."""
+    return f"shape {tuple(a.shape)} and dtype {a.dtype}"
+
+
+def as_real_array(value, name: str) -> np.ndarray:
+    """``np.asarray(value)`` that rejects non-numeric data with a TypeError."""
+    try:
+        a = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name}: expected an array of real numbers, got {type(value).__name__}"
+                        f" that NumPy cannot convert ({exc})") from None
+    if a.dtype.kind not in _REAL_KINDS:
+        raise TypeError(f"{name}: expected an array of real numbers (integer or float), got "
+                        f"dtype {a.dtype}; convert it first, e.g. {name}.astype(np.float64)")
+    return a
+
+
+def check_features(value, name: str, n_features: int, dtype, backend) -> np.ndarray:
+    """Validate a batch of inputs and return it as a C-contiguous (N, n_features) array.
+
+    Accepts (N, n_features) or N-D batches (N, ...) whose trailing size is n_features
+    (flattened as the book's Affine layer does), any real dtype (cast to ``dtype``) and
+    any memory layout. The caller's array is never modified.
+    """
+    a = as_real_array(value, name)
+    if a.ndim < 2:
+        hint = (f"use {name}.reshape(1, -1) for a single sample or {name}.reshape(-1, 1) "
+                "for a single feature")
+        raise ValueError(f"{name}: expected a 2-D array (batch, features), got a {a.ndim}-D "
+                         f"array of shape {a.shape}; {hint}")
+    N = a.shape[0]
+    if N == 0:
+        raise ValueError(f"{name}: found an empty batch (shape {a.shape}); at least one "
+                         "sample is required")
+    features = math.prod(a.shape[1:])
+    if features != n_features:
+        raise ValueError(f"{name}: has {features} features per sample (shape {a.shape}), but "
+                         f"the network expects {n_features}")
+    a = np.ascontiguousarray(a.reshape(N, features), dtype=dtype)
+    if not backend.all_finite(a):
+        flat = np.flatnonzero(~np.isfinite(a))
+        n, d = divmod(int(flat[0]), features)
+        raise ValueError(f"{name}: contains NaN or infinity ({flat.size} value(s); the first "
+                         f"at sample {n}, feature {d}: {a[n, d]}); remove or impute them")
+    return a
+
+
+def check_targets(value, name: str, n_samples: int, n_outputs: int, loss: str, dtype):
+    """Validate training targets for ``loss`` and return them ready for the kernels.
+
+    softmax: integer class indices (N,) in [0, n_outputs), returned as intp; or one-hot /
+    probability rows (N, n_outputs) that sum to 1, returned as ``dtype``.
+    mse: real targets (N, n_outputs), or (N,) when n_outputs == 1, returned as ``dtype``.
+    """
+    t = as_real_array(value, name)
+    if t.ndim == 0 or t.shape[0] != n_samples:
+        got = "a scalar" if t.ndim == 0 else f"{t.shape[0]} samples (shape {t.shape})"
+        raise ValueError(f"{name}: expected one target per sample of x ({n_samples}), got {got}")
+    if loss == "mse":
+        if t.ndim == 1 and n_outputs == 1:
+            t = t.reshape(n_samples, 1)
+        if t.shape != (n_samples, n_outputs):
+            raise ValueError(f"{name}: expected regression targets of shape "
+                             f"({n_samples}, {n_outputs}), got {t.shape}")
+        t = np.ascontiguousarray(t, dtype=dtype)
+        if not np.all(np.isfinite(t)):
+            raise ValueError(f"{name}: contains NaN or infinity")
+        return t
+    if t.ndim == 1:
+        return _class_indices(t, name, n_outputs)
+    if t.ndim == 2 and t.shape[1] == 1 and n_outputs != 1:
+        return _class_indices(t.reshape(-1), name, n_outputs)
+    if t.ndim != 2 or t.shape[1] != n_outputs:
+        raise ValueError(f"{name}: expected integer labels of shape ({n_samples},) or one-hot "
+                         f"rows of shape ({n_samples}, {n_outputs}), got shape {t.shape}")
+    t = np.ascontiguousarray(t, dtype=dtype)
+    row_sums = t.sum(axis=1, dtype=np.float64)
+    bad = ~(np.abs(row_sums - 1) <= 1e-4) | (t.min(axis=1) < 0)
+    if bad.any():
+        n = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}: one-hot rows must be non-negative and sum to 1; row {n} is "
+                         f"{t[n].tolist()} (sum {row_sums[n]:g})")
+    return t
+
+
+def _class_indices(t, name: str, n_classes: int) -> np.ndarray:
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer class labels, got dtype {t.dtype}; "
+                        f"use {name}.astype(np.int64) (or pass one-hot rows of shape "
+                        f"(N, {n_classes}))")
+    lo, hi = int(t.min()), int(t.max())
+    if lo < 0 or hi >= n_classes:
+        n = int(np.flatnonzero((t < 0) | (t >= n_classes))[0])
+        raise ValueError(f"{name}: class labels must lie in [0, {n_classes - 1}]; label "
+                         f"{int(t[n])} at index {n} is out of range")
+    return np.ascontiguousarray(t, dtype=np.intp)
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a positive integer, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value}")
+    return int(value)
+
+
+def check_positive_float(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a positive finite number, got {value!r} "
+                        f"({type(value).__name__})")
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: expected a positive finite number, got {value}")
+    return value
+
+
+def check_choice(value, name: str, choices) -> str:
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, "
+                         f"got {value!r}")
+    return value.lower()
+
+
+def check_dtype(value, name: str = "dtype") -> np.dtype:
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"{name}: expected np.float32 or np.float64, got {value!r}")
+    return dt

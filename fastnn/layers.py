@@ -1,0 +1,120 @@
+"""Book-style layers: ``forward`` stores what ``backward`` needs, ``backward`` returns dx.
+
+Each layer calls the ops of a backend module (``fastnn.reference`` or
+``fastnn.kernels``), so the same layer runs on either. ``backward`` never modifies the
+``dout`` it is given (the book's ``Relu.backward`` does; that is a trap, not a feature).
+
+``Sequential`` keeps these layers in ``net.layers`` for users who chain them by hand; its
+own forward/backward calls the fused backend ops directly (one call per layer pair).
+"""
+
+from __future__ import annotations
+
+from . import reference
+from ._backends import get_backend
+
+
+class _Layer:
+    def __init__(self, backend="numpy"):
+        self.backend = get_backend(backend) if isinstance(backend, str) else backend
+
+
+class Affine(_Layer):
+    """out = x @ W + b. Inputs of shape (N, ...) are flattened to (N, D) as in the book."""
+
+    def __init__(self, W, b, backend="numpy"):
+        super().__init__(backend)
+        self.W = W  # (D, H)
+        self.b = b  # (H,)
+        self.x = None
+        self.original_x_shape = None
+        self.dW = None
+        self.db = None
+
+    def forward(self, x):
+        self.original_x_shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)  # (N, D)
+        return self.backend.affine_forward(self.x, self.W, self.b)
+
+    def backward(self, dout):
+        dx, self.dW, self.db = self.backend.affine_backward(dout, self.x, self.W)
+        return dx.reshape(self.original_x_shape)
+
+
+class Relu(_Layer):
+    """out = max(x, 0); the gradient passes where the output is positive."""
+
+    def __init__(self, backend="numpy"):
+        super().__init__(backend)
+        self.out = None
+
+    def forward(self, x):
+        self.out = self.backend.relu_forward(x)
+        return self.out
+
+    def backward(self, dout):
+        return self.backend.relu_backward(dout, self.out)
+
+
+class Sigmoid(_Layer):
+    """out = 1 / (1 + exp(-x)), computed without overflow."""
+
+    def __init__(self, backend="numpy"):
+        super().__init__(backend)
+        self.out = None
+
+    def forward(self, x):
+        self.out = self.backend.sigmoid_forward(x)
+        return self.out
+
+    def backward(self, dout):
+        return self.backend.sigmoid_backward(dout, self.out)
+
+
+class SoftmaxWithLoss(_Layer):
+    """Softmax then mean cross-entropy; labels are class indices (N,) or one-hot (N, C)."""
+
+    def __init__(self, backend="numpy"):
+        super().__init__(backend)
+        self.loss = None
+        self.dx = None  # (softmax - onehot) / N, computed in the same pass as the loss
+        self.x = None
+        self.t = None
+
+    @property
+    def y(self):
+        """The softmax probabilities of the last forward (the book's ``self.y``)."""
+        return None if self.x is None else reference.softmax(self.x)
+
+    def forward(self, x, t):
+        self.x = x
+        self.t = t
+        self.loss, self.dx = self.backend.softmax_cross_entropy(x, t)
+        return self.loss
+
+    def backward(self, dout=1):
+        return self.dx * dout
+
+
+class IdentityWithLoss(_Layer):
+    """Identity output with the squared-error loss mean_n(0.5 * sum (y - t)**2)."""
+
+    def __init__(self, backend="numpy"):
+        super().__init__(backend)
+        self.loss = None
+        self.y = None
+        self.dx = None
+
+    def forward(self, x, t):
+        self.y = x
+        self.loss, self.dx = self.backend.squared_error(x, t)
+        return self.loss
+
+    def backward(self, dout=1):
+        return self.dx * dout
+
+
+ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
+LOSSES = {"softmax": SoftmaxWithLoss, "mse": IdentityWithLoss}
+
+__all__ = ["Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "IdentityWithLoss"]

@@ -1,0 +1,180 @@
+"""The NumPy reference: the specification every numba kernel is tested against.
+
+Plain, book-style NumPy: unfused, obvious, allocating the way the book's code does.
+``fastnn.kernels`` exposes the same names with the same signatures; when the two
+disagree, the kernel is wrong.
+
+Conventions shared by both modules
+----------------------------------
+* Shapes: ``x`` is (N, D), ``W`` is (D, H), ``b`` is (H,), ``out`` is (N, H);
+  ``scores`` is (N, C). ``N`` batch, ``D`` inputs, ``H`` hidden, ``C`` classes/outputs.
+* Every optional ``out``/``dx``/``dW``/``db``/``dscores`` argument is a preallocated
+  C-contiguous array of the result's shape and dtype; when given, the result is written
+  into it and it is returned, otherwise a new array is returned.
+* Activation backward passes take the forward *output* ``out`` (ReLU's mask is
+  ``out > 0``, the sigmoid's derivative is ``out * (1 - out)``), so nothing else has to
+  be cached between forward and backward.
+* ``dout`` is never modified unless ``overwrite_dout=True`` is passed (then it may be
+  used as scratch space; its contents afterwards are unspecified).
+* Losses are means over the batch: softmax cross-entropy is
+  ``mean_n(logsumexp(scores[n]) - scores[n, t[n]])``; squared error is
+  ``mean_n(0.5 * sum_c (y[n, c] - t[n, c])**2)``.
+* Inputs are assumed valid (the public API in ``fastnn.sequential`` validates them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "affine_forward",
+    "affine_backward",
+    "relu_forward",
+    "relu_backward",
+    "affine_relu_forward",
+    "affine_relu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "affine_sigmoid_forward",
+    "affine_sigmoid_backward",
+    "softmax",
+    "softmax_cross_entropy",
+    "squared_error",
+    "sgd_update",
+    "all_finite",
+]
+
+
+def _into(dest, value):
+    """Return ``value``, copied into ``dest`` when a destination was given."""
+    if dest is None or value is None:
+        return value
+    dest[...] = value
+    return dest
+
+
+# --- affine -----------------------------------------------------------------------
+
+
+def affine_forward(x, W, b, out=None):
+    """out = x @ W + b. x is (N, D), W is (D, H), b is (H,); out is (N, H)."""
+    return _into(out, np.dot(x, W) + b)
+
+
+def affine_backward(dout, x, W, dx=None, dW=None, db=None, need_dx=True):
+    """Gradients of out = x @ W + b. dout is (N, H); returns (dx, dW, db).
+
+    ``dx`` is None when ``need_dx`` is False (the first layer never needs it).
+    """
+    grad_x = np.dot(dout, W.T) if need_dx else None
+    grad_W = np.dot(x.T, dout)
+    grad_b = np.sum(dout, axis=0)
+    return _into(dx, grad_x), _into(dW, grad_W), _into(db, grad_b)
+
+
+# --- ReLU -------------------------------------------------------------------------
+
+
+def relu_forward(x, out=None):
+    """out = max(x, 0)."""
+    return _into(out, np.maximum(x, 0))
+
+
+def relu_backward(dout, out, dx=None):
+    """dx = dout where the forward output was positive, else 0 (also at exactly 0)."""
+    return _into(dx, dout * (out > 0))
+
+
+def affine_relu_forward(x, W, b, out=None):
+    """out = max(x @ W + b, 0): affine then ReLU, unfused."""
+    return _into(out, relu_forward(affine_forward(x, W, b)))
+
+
+def affine_relu_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=True,
+                         overwrite_dout=False):
+    """Gradients of out = max(x @ W + b, 0), given dout (N, H) and the forward ``out``."""
+    dz = relu_backward(dout, out)
+    return affine_backward(dz, x, W, dx, dW, db, need_dx)
+
+
+# --- sigmoid ----------------------------------------------------------------------
+
+
+def sigmoid_forward(x, out=None):
+    """out = 1 / (1 + exp(-x)), without overflow for large |x|."""
+    e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
+    return _into(out, np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False))
+
+
+def sigmoid_backward(dout, out, dx=None):
+    """dx = dout * y * (1 - y), where y = ``out`` is the forward output."""
+    return _into(dx, dout * out * (1 - out))
+
+
+def affine_sigmoid_forward(x, W, b, out=None):
+    """out = sigmoid(x @ W + b), unfused."""
+    return _into(out, sigmoid_forward(affine_forward(x, W, b)))
+
+
+def affine_sigmoid_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=True,
+                            overwrite_dout=False):
+    """Gradients of out = sigmoid(x @ W + b), given dout (N, H) and the forward ``out``."""
+    dz = sigmoid_backward(dout, out)
+    return affine_backward(dz, x, W, dx, dW, db, need_dx)
+
+
+# --- losses -----------------------------------------------------------------------
+
+
+def softmax(scores):
+    """Row-wise softmax of scores (N, C), shifted by the row maximum."""
+    shifted = scores - np.max(scores, axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=1, keepdims=True)
+
+
+def softmax_cross_entropy(scores, labels, dscores=None):
+    """Mean softmax cross-entropy and its gradient with respect to ``scores``.
+
+    scores is (N, C); labels is either (N,) integer class indices or (N, C) rows of
+    one-hot (or probability) targets. Returns ``(loss, dscores)`` with
+    ``loss = mean_n(logsumexp(scores[n]) - <labels[n], scores[n]>)`` and
+    ``dscores = (softmax(scores) - onehot) / N``. The log-sum-exp is shifted by the row
+    maximum, so logits of any magnitude give finite results.
+    """
+    N = scores.shape[0]
+    shifted = scores - np.max(scores, axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    if labels.ndim == 1:
+        onehot = np.zeros_like(scores)
+        onehot[np.arange(N), labels] = 1
+    else:
+        onehot = labels
+    loss = -np.sum(onehot * log_probs, dtype=np.float64) / N
+    grad = (np.exp(log_probs) - onehot) / N
+    return float(loss), _into(dscores, grad.astype(scores.dtype, copy=False))
+
+
+def squared_error(y, t, dy=None):
+    """Mean squared error ``mean_n(0.5 * sum_c (y - t)**2)`` and its gradient ``(y - t) / N``.
+
+    y and t are (N, C). The 0.5 and the mean over the batch are the book's convention;
+    a plain sum of squares (as in PyTorch's NumPy warm-up) is ``2 * N`` times this loss.
+    """
+    N = y.shape[0]
+    diff = y - t
+    loss = 0.5 * np.sum(diff.astype(np.float64) ** 2) / N
+    return float(loss), _into(dy, (diff / N).astype(y.dtype, copy=False))
+
+
+# --- optimiser and checks ---------------------------------------------------------
+
+
+def sgd_update(param, grad, lr):
+    """In place: param -= lr * grad."""
+    param -= lr * grad
+
+
+def all_finite(x):
+    """True when no element of x is NaN or +-Inf."""
+    return bool(np.all(np.isfinite(x)))

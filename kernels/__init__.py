@@ -1,0 +1,43 @@
+"""fastnn.kernels: numba kernels with the names and signatures of ``fastnn.reference``.
+
+Installed as ``fastnn.kernels`` from the top-level folder ``kernels/``. GEMMs go through
+BLAS; the passes between them are fused numba loops, each compiled serially and in
+parallel (see ``_config``). Kernels assume valid input: ``fastnn.Sequential`` validates.
+"""
+
+from ._config import get_num_threads, set_num_threads
+from .affine_relu import (
+    affine_backward,
+    affine_forward,
+    affine_relu_backward,
+    affine_relu_forward,
+    affine_sigmoid_backward,
+    affine_sigmoid_forward,
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+)
+from .checks import all_finite
+from .sgd import sgd_update
+from .softmax_xent import softmax, softmax_cross_entropy, squared_error
+
+__all__ = [
+    "affine_forward",
+    "affine_backward",
+    "relu_forward",
+    "relu_backward",
+    "affine_relu_forward",
+    "affine_relu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "affine_sigmoid_forward",
+    "affine_sigmoid_backward",
+    "softmax",
+    "softmax_cross_entropy",
+    "squared_error",
+    "sgd_update",
+    "all_finite",
+    "get_num_threads",
+    "set_num_threads",
+]
