@@ -13,6 +13,20 @@ from .sequential import Sequential
 
 __version__ = "0.1.0"
 
+
+def set_num_threads(n: int) -> None:
+    """Threads for the numba kernels and the BLAS libraries (at most NUMBA_NUM_THREADS)."""
+    from .kernels import set_num_threads as _set
+
+    _set(n)
+
+
+def get_num_threads() -> int:
+    """Threads the numba kernels use."""
+    from .kernels import get_num_threads as _get
+
+    return _get()
+
 __all__ = [
     "Affine",
     "IdentityWithLoss",
@@ -21,6 +35,8 @@ __all__ = [
     "Sequential",
     "Sigmoid",
     "SoftmaxWithLoss",
+    "get_num_threads",
     "gradient_check",
     "reference",
+    "set_num_threads",
 ]

@@ -1,8 +1,8 @@
 """Input checks for the public API: cheap, explicit, raised before any kernel runs.
 
 Every error names the argument, says what was expected and what came, and where it
-helps, how to fix it. Checks cost O(1) NumPy calls on the inputs (labels: O(N)); the
-one full pass over ``x`` (NaN/Inf) goes through the backend's ``all_finite``.
+helps, how to fix it. Checks cost O(1) NumPy calls on the inputs (labels: O(N)); NaN/Inf
+in ``x`` are counted inside the first layer's fused pass (see ``check_features``).
 """
 
 from __future__ import annotations
@@ -33,12 +33,15 @@ def as_real_array(value, name: str) -> np.ndarray:
     return a
 
 
-def check_features(value, name: str, n_features: int, dtype, backend) -> np.ndarray:
+def check_features(value, name: str, n_features: int, dtype) -> np.ndarray:
     """Validate a batch of inputs and return it as a C-contiguous (N, n_features) array.
 
     Accepts (N, n_features) or N-D batches (N, ...) whose trailing size is n_features
     (flattened as the book's Affine layer does), any real dtype (cast to ``dtype``) and
-    any memory layout. The caller's array is never modified.
+    any memory layout. The caller's array is never modified. NaN/Inf are not scanned
+    here: the network's first layer counts them in its fused pass and calls
+    ``raise_if_nonfinite`` when the count is not zero (a separate pass over x would cost
+    more than every other non-GEMM part of a training step).
     """
     a = as_real_array(value, name)
     if a.ndim < 2:
@@ -54,13 +57,17 @@ def check_features(value, name: str, n_features: int, dtype, backend) -> np.ndar
     if features != n_features:
         raise ValueError(f"{name}: has {features} features per sample (shape {a.shape}), but "
                          f"the network expects {n_features}")
-    a = np.ascontiguousarray(a.reshape(N, features), dtype=dtype)
-    if not backend.all_finite(a):
-        flat = np.flatnonzero(~np.isfinite(a))
-        n, d = divmod(int(flat[0]), features)
+    return np.ascontiguousarray(a.reshape(N, features), dtype=dtype)
+
+
+def raise_if_nonfinite(a: np.ndarray, name: str) -> None:
+    """Raise a ValueError locating the first NaN/Inf of a 2-D array, if it has any."""
+    bad = ~np.isfinite(a)
+    if bad.any():
+        flat = np.flatnonzero(bad)
+        n, d = divmod(int(flat[0]), a.shape[1])
         raise ValueError(f"{name}: contains NaN or infinity ({flat.size} value(s); the first "
                          f"at sample {n}, feature {d}: {a[n, d]}); remove or impute them")
-    return a
 
 
 def check_targets(value, name: str, n_samples: int, n_outputs: int, loss: str, dtype):

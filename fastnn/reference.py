@@ -37,6 +37,7 @@ __all__ = [
     "sigmoid_backward",
     "affine_sigmoid_forward",
     "affine_sigmoid_backward",
+    "affine_act_forward_checked",
     "softmax",
     "softmax_cross_entropy",
     "squared_error",
@@ -121,6 +122,18 @@ def affine_sigmoid_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=
     """Gradients of out = sigmoid(x @ W + b), given dout (N, H) and the forward ``out``."""
     dz = sigmoid_backward(dout, out)
     return affine_backward(dz, x, W, dx, dW, db, need_dx)
+
+
+def affine_act_forward_checked(x, W, b, activation, out=None):
+    """(act(x @ W + b), number of non-finite pre-activations).
+
+    ``activation`` is "identity", "relu" or "sigmoid". A non-zero count means x, W or b
+    held NaN/Inf (or the product overflowed); ``Sequential`` validates x with it.
+    """
+    z = affine_forward(x, W, b)
+    n_bad = int(np.count_nonzero(~np.isfinite(z)))
+    act = {"identity": lambda a: a, "relu": relu_forward, "sigmoid": sigmoid_forward}
+    return _into(out, act[activation](z)), n_bad
 
 
 # --- losses -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ parallel (see ``_config``). Kernels assume valid input: ``fastnn.Sequential`` va
 
 from ._config import get_num_threads, set_num_threads
 from .affine_relu import (
+    affine_act_forward_checked,
     affine_backward,
     affine_forward,
     affine_relu_backward,
@@ -33,6 +34,7 @@ __all__ = [
     "sigmoid_backward",
     "affine_sigmoid_forward",
     "affine_sigmoid_backward",
+    "affine_act_forward_checked",
     "softmax",
     "softmax_cross_entropy",
     "squared_error",

@@ -26,12 +26,19 @@ IDENTITY, RELU, SIGMOID = 0, 1, 2
 
 
 @kernel
-def bias_act_(out, b, act):
-    """In place: out = act(out + b). out is (N, H) from x @ W, b is (H,)."""
+def bias_act_(out, b, act, count):
+    """In place: out = act(out + b). out is (N, H) from x @ W, b is (H,).
+
+    With ``count``, returns how many pre-activations (out + b) were NaN or +-Inf: the
+    first layer's count tells the Python layer whether x held any, in the same pass.
+    """
     N, H = out.shape
+    bad = 0
     for n in prange(N):
         for h in range(H):
             v = out[n, h] + b[h]
+            if count:
+                bad += not math.isfinite(v)
             if act == RELU:
                 v = 0 if v < 0 else v  # NaN stays NaN, as np.maximum(v, 0)
             elif act == SIGMOID:
@@ -41,6 +48,7 @@ def bias_act_(out, b, act):
                     e = math.exp(v)
                     v = e / (1.0 + e)
             out[n, h] = v
+    return bad
 
 
 @kernel
@@ -62,26 +70,30 @@ def act_(out, x, act):
 
 
 @kernel
-def act_grad_colsum(dz, dout, out, db, act, chunks):
-    """dz = dout * act'(out) and db = sum over n of dz, in one pass.
+def act_grad_colsum_(dz, out, db, act, chunks):
+    """In place: dz = dz * act'(out), and db = sum over n of the result, in one pass.
 
-    dout, out, dz are (N, H) (dz may be dout itself), db is (H,). For IDENTITY, ``out``
-    is ignored. Each of ``chunks`` row blocks sums into its own float64 row of
+    dz (the upstream gradient on entry), out are (N, H); db is (H,). One array in and
+    out on purpose: with separate input and output arrays that alias (the in-place
+    case), LLVM's runtime overlap check sends the loop to its scalar fallback (4x slower,
+    measured). Each of ``chunks`` row blocks sums into its own float64 row of
     ``partial`` (no two iterations write one element); the blocks are added serially.
     """
-    N, H = dout.shape
+    N, H = dz.shape
     partial = np.zeros((chunks, H))
     for c in prange(chunks):
+        acc = partial[c]
         for n in range(c * N // chunks, (c + 1) * N // chunks):
+            zrow, orow = dz[n], out[n]
             for h in range(H):
-                g = dout[n, h]
+                g = zrow[h]
                 if act == RELU:
-                    g = g if out[n, h] > 0 else 0
+                    g = g if orow[h] > 0 else 0
                 elif act == SIGMOID:
-                    y = out[n, h]
+                    y = orow[h]
                     g = g * y * (1 - y)
-                dz[n, h] = g
-                partial[c, h] += g
+                zrow[h] = g
+                acc[h] += g
     for h in range(H):
         total = 0.0
         for c in range(chunks):
@@ -120,17 +132,18 @@ def act_grad(dx, dout, out, act):
             dx[n, h] = g
 
 
-def _gemm_act(x, W, b, out, act):
-    # x is (N, D), W is (D, H), b is (H,) -> out (N, H)
+def _gemm_act(x, W, b, out, act, count=False):
+    # x is (N, D), W is (D, H), b is (H,) -> out (N, H), and the non-finite count
     if out is None:
         out = np.empty((x.shape[0], W.shape[1]), dtype=np.result_type(x, W))
     np.dot(x, W, out=out)
-    bias_act_.pick(out.size)(out, b, act)
-    return out
+    return out, bias_act_.pick(out.size)(out, np.ascontiguousarray(b), act, count)
 
 
 def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act):
     # dout, out are (N, H); x is (N, D); W is (D, H)
+    # the passes read C-contiguous arrays (one compiled layout); copies only for odd inputs
+    dout = np.ascontiguousarray(dout)
     N, H = dout.shape
     if db is None:
         db = np.empty(H, dtype=dout.dtype)
@@ -139,9 +152,9 @@ def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act):
         chunks = n_chunks(dout.size)
         colsum.pick(dout.size)(db, dout, chunks)
     else:
-        dz = dout if overwrite_dout else np.empty_like(dout)
+        dz = dout if overwrite_dout else dout.copy()
         chunks = n_chunks(dout.size)
-        act_grad_colsum.pick(dout.size)(dz, dout, out, db, act, chunks)
+        act_grad_colsum_.pick(dout.size)(dz, np.ascontiguousarray(out), db, act, chunks)
     dW = np.dot(x.T, dz, out=dW)
     dx = np.dot(dz, W.T, out=dx) if need_dx else None
     return dx, dW, db
@@ -149,7 +162,7 @@ def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act):
 
 def affine_forward(x, W, b, out=None):
     """out = x @ W + b. x is (N, D), W is (D, H), b is (H,); out is (N, H)."""
-    return _gemm_act(x, W, b, out, IDENTITY)
+    return _gemm_act(x, W, b, out, IDENTITY)[0]
 
 
 def affine_backward(dout, x, W, dx=None, dW=None, db=None, need_dx=True):
@@ -159,7 +172,7 @@ def affine_backward(dout, x, W, dx=None, dW=None, db=None, need_dx=True):
 
 def affine_relu_forward(x, W, b, out=None):
     """out = max(x @ W + b, 0): GEMM, then bias and ReLU in one pass in place."""
-    return _gemm_act(x, W, b, out, RELU)
+    return _gemm_act(x, W, b, out, RELU)[0]
 
 
 def affine_relu_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=True,
@@ -170,7 +183,20 @@ def affine_relu_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=Tru
 
 def affine_sigmoid_forward(x, W, b, out=None):
     """out = sigmoid(x @ W + b): GEMM, then bias and sigmoid in one pass in place."""
-    return _gemm_act(x, W, b, out, SIGMOID)
+    return _gemm_act(x, W, b, out, SIGMOID)[0]
+
+
+_ACTS = {"identity": IDENTITY, "relu": RELU, "sigmoid": SIGMOID}
+
+
+def affine_act_forward_checked(x, W, b, activation, out=None):
+    """(act(x @ W + b), number of non-finite pre-activations), in one pass after the GEMM.
+
+    ``activation`` is "identity", "relu" or "sigmoid". A non-zero count means x, W or b
+    held NaN/Inf (or the product overflowed): the network's first layer uses it to
+    validate x without a separate pass over it.
+    """
+    return _gemm_act(x, W, b, out, _ACTS[activation], count=True)
 
 
 def affine_sigmoid_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=True,
@@ -180,6 +206,7 @@ def affine_sigmoid_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=
 
 
 def _activation(x, out, act):
+    x = np.ascontiguousarray(x)
     if out is None:
         out = np.empty(x.shape, dtype=x.dtype)
     x2, out2 = x.reshape(x.shape[0], -1), out.reshape(out.shape[0], -1)
@@ -188,6 +215,7 @@ def _activation(x, out, act):
 
 
 def _activation_grad(dout, out, dx, act):
+    dout, out = np.ascontiguousarray(dout), np.ascontiguousarray(out)
     if dx is None:
         dx = np.empty(dout.shape, dtype=dout.dtype)
     dout2, out2 = dout.reshape(dout.shape[0], -1), out.reshape(out.shape[0], -1)

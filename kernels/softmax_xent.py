@@ -106,6 +106,7 @@ def squared_error_(dy, y, t):
 
 def softmax(scores):
     """Row-wise softmax of scores (N, C)."""
+    scores = np.ascontiguousarray(scores)
     probs = np.empty_like(scores)
     softmax_.pick(scores.size)(probs, scores)
     return probs
@@ -113,6 +114,7 @@ def softmax(scores):
 
 def softmax_cross_entropy(scores, labels, dscores=None):
     """Mean softmax cross-entropy and its gradient; labels (N,) ints or (N, C) rows."""
+    scores, labels = np.ascontiguousarray(scores), np.ascontiguousarray(labels)
     if dscores is None:
         dscores = np.empty_like(scores)
     if labels.ndim == 1:
@@ -124,6 +126,7 @@ def softmax_cross_entropy(scores, labels, dscores=None):
 
 def squared_error(y, t, dy=None):
     """Mean squared error mean_n(0.5 * sum_c (y - t)**2) and its gradient (y - t) / N."""
+    y, t = np.ascontiguousarray(y), np.ascontiguousarray(t)
     if dy is None:
         dy = np.empty_like(y)
     return float(squared_error_.pick(y.size)(dy, y, t)), dy

@@ -1,0 +1,301 @@
+"""Side-by-side timings: ``python benchmarks/compare.py`` or ``fastnn bench``.
+
+Everything that is compared is timed in one process, interleaved round by round (so a
+noisy neighbour slows all contenders alike), and reported as medians and ratios:
+
+* the training step (forward, backward, SGD update) of 784-128-128-10 at batch 32, 100
+  and 1000, float32 and float64: numpy backend, numba backend, and the GEMM-only lower
+  bound (the same step's eight matrix products into preallocated outputs);
+* the seed article's loop (its ``gradient()`` + ``params[key] -= lr * grad[key]``) with
+  the article's class against the same loop with ``fastnn.Sequential``;
+* steady-state memory: the peak allocated inside one step (tracemalloc), per batch size;
+* first use: the compile time of a training step, cold and from numba's cache;
+* with ``--peers``: PyTorch eager CPU and scikit-learn's MLPClassifier, each in its own
+  block (their thread pools and OpenBLAS's slow each other when interleaved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+import numpy as np
+
+SIZES = (784, 128, 128, 10)
+
+
+def interleaved(cases: dict, rounds: int = 7, budget: float = 0.04) -> dict[str, float]:
+    """Median seconds per call of each case, timed in alternating rounds."""
+    for fn in cases.values():  # warm up: compile, allocate work buffers
+        fn()
+        fn()
+    reps = {}
+    for name, fn in cases.items():
+        t0 = time.perf_counter()
+        fn()
+        reps[name] = max(3, int(budget / max(time.perf_counter() - t0, 1e-7)))
+    samples = {name: [] for name in cases}
+    names = list(cases)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn, out = cases[name], samples[name]
+            for _ in range(reps[name]):
+                t0 = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t0)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def problem(N: int, dtype, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((N, SIZES[0])).astype(dtype)
+    t = rng.integers(0, SIZES[-1], N)
+    return x, t
+
+
+def step_cases(N: int, dtype) -> dict:
+    """numpy step, numba step and the GEMM-only bound for one batch size and dtype."""
+    from . import SGD, Sequential
+
+    x, t = problem(N, dtype)
+    opt = SGD(lr=1e-3)  # small: thousands of steps on one batch must not drive it to ~0 loss
+    cases = {}
+    for backend in ("numpy", "numba"):
+        net = Sequential(*SIZES[:1], list(SIZES[1:-1]), SIZES[-1], backend=backend,
+                         dtype=dtype, seed=0)
+
+        def step(net=net):
+            opt.update(net.params, net.gradient(x, t))
+
+        cases[backend] = step
+    W = [net.params[f"W{i}"].copy() for i in (1, 2, 3)]
+    h1, h2 = np.empty((N, SIZES[1]), dtype), np.empty((N, SIZES[2]), dtype)
+    dh1, dh2 = np.empty_like(h1), np.empty_like(h2)
+    s = np.empty((N, SIZES[3]), dtype)
+    dW = [np.empty_like(w) for w in W]
+
+    def gemm_only():  # forward 3, backward 5 (the first layer's dx is never needed)
+        np.dot(x, W[0], out=h1)
+        np.dot(h1, W[1], out=h2)
+        np.dot(h2, W[2], out=s)
+        np.dot(h2.T, s, out=dW[2])
+        np.dot(s, W[2].T, out=dh2)
+        np.dot(h1.T, dh2, out=dW[1])
+        np.dot(dh2, W[1].T, out=dh1)
+        np.dot(x.T, dh1, out=dW[0])
+
+    cases["gemm"] = gemm_only
+    return cases
+
+
+def article_cases(N: int = 1000) -> dict:
+    """The article's own loop body with its class and with fastnn's Sequential."""
+    from . import Sequential
+    from ._book import BookSequential
+
+    x, t = problem(N, np.float64)
+    lr = 0.1
+
+    def loop_body(net):
+        grad = net.gradient(x, t)
+        for key in net.params.keys():
+            net.params[key] -= lr * grad[key]
+
+    np.random.seed(0)
+    book = BookSequential(SIZES[0], list(SIZES[1:-1]), SIZES[-1])
+    np.random.seed(0)
+    fast = Sequential(SIZES[0], list(SIZES[1:-1]), SIZES[-1])
+    return {"article class": lambda: loop_body(book), "fastnn.Sequential": lambda: loop_body(fast)}
+
+
+def peak_step_memory(N: int, dtype, backend: str = "numba") -> int:
+    """Peak bytes allocated during one steady-state training step (tracemalloc)."""
+    cases = step_cases(N, dtype)
+    step = cases[backend]
+    step()
+    step()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    step()
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return peak
+
+
+_COMPILE_SNIPPET = """
+import time, numpy as np, fastnn
+net = fastnn.Sequential(784, [128, 128], 10, dtype=np.{dtype}, seed=0)
+x = np.random.default_rng(0).random((100, 784)).astype(np.{dtype}); t = np.arange(100) % 10
+opt = fastnn.SGD(0.01)
+def step():
+    t0 = time.perf_counter()
+    opt.update(net.params, net.gradient(x, t))
+    return time.perf_counter() - t0
+first = step()
+print(first - step())
+"""
+
+
+def compile_times(dtype: str = "float64") -> tuple[float, float]:
+    """Seconds the first training step spends compiling: cold cache, then warm cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, FASTNN_NUMBA_CACHE="1")
+        code = _COMPILE_SNIPPET.format(dtype=dtype)
+        run = [sys.executable, "-c", code]
+        cold = float(subprocess.run(run, env=env, check=True, capture_output=True,
+                                    text=True).stdout)
+        cached = float(subprocess.run(run, env=env, check=True, capture_output=True,
+                                      text=True).stdout)
+    return cold, cached
+
+
+def torch_step_times(batches, rounds: int) -> dict[int, float] | None:
+    """Median seconds of the same float32 step in PyTorch eager mode, if installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(),
+                                torch.nn.Linear(128, 128), torch.nn.ReLU(),
+                                torch.nn.Linear(128, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    cases = {}
+    for N in batches:
+        x, t = problem(N, np.float32)
+        xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+        def step(xt=xt, tt=tt):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(xt), tt).backward()
+            opt.step()
+
+        cases[N] = step
+    return interleaved(cases, rounds)
+
+
+def sklearn_step_times(batches, rounds: int) -> dict[int, float] | None:
+    """Median seconds of one MLPClassifier SGD step (partial_fit on one batch), float64."""
+    try:
+        import warnings
+
+        from sklearn.neural_network import MLPClassifier
+    except ImportError:
+        return None
+    cases = {}
+    for N in batches:
+        x, t = problem(N, np.float64)
+        clf = MLPClassifier(hidden_layer_sizes=SIZES[1:-1], solver="sgd", batch_size=N,
+                            learning_rate_init=0.01, momentum=0.0, alpha=0.0, shuffle=False,
+                            random_state=0)
+        classes = np.arange(SIZES[-1])
+
+        def step(clf=clf, x=x, t=t, classes=classes):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf.partial_fit(x, t, classes=classes)
+
+        cases[N] = step
+    return interleaved(cases, rounds)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}"
+
+
+def report_steps(batches, dtypes, rounds: int) -> dict:
+    print("## Training step, 784-128-128-10 (forward + backward + SGD update), median ms\n")
+    print("| dtype | batch | numpy | numba | GEMM-only | numba / GEMM | numpy / numba |")
+    print("|---|---|---|---|---|---|---|")
+    results = {}
+    for dtype in dtypes:
+        for N in batches:
+            r = interleaved(step_cases(N, dtype), rounds)
+            results[(np.dtype(dtype).name, N)] = r
+            print(f"| {np.dtype(dtype).name} | {N} | {_ms(r['numpy'])} | {_ms(r['numba'])} | "
+                  f"{_ms(r['gemm'])} | {r['numba'] / r['gemm']:.3f} | "
+                  f"{r['numpy'] / r['numba']:.2f} |", flush=True)
+    print()
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="fastnn bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", default="32,100,1000",
+                        help="comma-separated batch sizes (default 32,100,1000)")
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per table")
+    parser.add_argument("--quick", action="store_true", help="one batch, few rounds: a smoke run")
+    parser.add_argument("--peers", action="store_true",
+                        help="also time PyTorch and scikit-learn when installed")
+    parser.add_argument("--no-compile", action="store_true", help="skip the compile-time run")
+    args = parser.parse_args(argv)
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+        dtypes = [np.dtype(d) for d in args.dtypes.split(",")]
+    except (ValueError, TypeError) as exc:
+        parser.error(f"--batches/--dtypes: {exc}")
+    if args.quick:
+        batches, dtypes, args.rounds = batches[:1], dtypes[:1], 2
+
+    import numba
+
+    print(f"# fastnn bench: numba {numba.__version__}, numpy {np.__version__}, "
+          f"{os.cpu_count()} CPUs, numba threads {numba.get_num_threads()}\n")
+    steps = report_steps(batches, dtypes, args.rounds)
+
+    r = interleaved(article_cases(), args.rounds)
+    print("## The seed article's loop, 784-128-128-10, batch 1000, float64, median ms\n")
+    print("| article class | fastnn.Sequential | speed-up |\n|---|---|---|")
+    print(f"| {_ms(r['article class'])} | {_ms(r['fastnn.Sequential'])} | "
+          f"{r['article class'] / r['fastnn.Sequential']:.2f} |\n")
+
+    print("## Peak memory allocated inside one steady-state step (numba, float32)\n")
+    print("| batch | peak bytes |\n|---|---|")
+    for N in sorted({*batches, 1000}):
+        print(f"| {N} | {peak_step_memory(N, np.float32)} |")
+    print("\n(a step allocates its gradient dict, the size of the parameters, and nothing "
+          "that grows with the batch)\n")
+
+    if not args.no_compile and not args.quick:
+        cold, cached = compile_times()
+        print("## First use: compile time of one training step (float64)\n")
+        print(f"| cold | from cache |\n|---|---|\n| {cold:.2f} s | {cached:.2f} s |\n")
+
+    if args.peers:
+        print("## Peers, each timed in its own block, median ms\n")
+        torch_r = torch_step_times(batches, args.rounds)
+        if torch_r is None:
+            print("PyTorch: not installed, skipped.\n")
+        else:
+            print("| batch | PyTorch eager float32 | fastnn numba float32 | PyTorch / fastnn |")
+            print("|---|---|---|---|")
+            for N in batches:
+                ours = steps.get(("float32", N), {}).get("numba")
+                ratio = f"{torch_r[N] / ours:.2f}" if ours else "n/a"
+                print(f"| {N} | {_ms(torch_r[N])} | {_ms(ours) if ours else 'n/a'} | {ratio} |")
+            print()
+        sk = sklearn_step_times(batches, args.rounds)
+        if sk is None:
+            print("scikit-learn: not installed, skipped.\n")
+        else:
+            print("| batch | MLPClassifier float64 | fastnn numba float64 | sklearn / fastnn |")
+            print("|---|---|---|---|")
+            for N in batches:
+                ours = steps.get(("float64", N), {}).get("numba")
+                ratio = f"{sk[N] / ours:.2f}" if ours else "n/a"
+                print(f"| {N} | {_ms(sk[N])} | {_ms(ours) if ours else 'n/a'} | {ratio} |")
+            print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Whole networks: the numba backend follows the numpy backend step for step."""
+
+import numpy as np
+import pytest
+from _helpers import one_hot
+
+import fastnn
+
+
+def train(backend, hidden, activation, loss, dtype=np.float64, steps=50, seed=0):
+    rng = np.random.default_rng(seed)
+    D, C, N = 11, 4, 17
+    net = fastnn.Sequential(D, hidden, C, "he", activation=activation, loss=loss,
+                            backend=backend, dtype=dtype, seed=seed)
+    x_all = rng.standard_normal((200, D))
+    y_all = rng.integers(0, C, 200)
+    t_all = one_hot(y_all, C) if loss == "mse" else y_all
+    opt = fastnn.SGD(lr=0.2)
+    for _ in range(steps):
+        idx = rng.choice(200, N)
+        opt.update(net.params, net.gradient(x_all[idx], t_all[idx]))
+    return net
+
+
+@pytest.mark.parametrize("hidden", [[13], [9, 7], [8, 6, 5], [7, 6, 5, 9]], ids=lambda h: f"depth{len(h)}")
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("loss", ["softmax", "mse"])
+def test_50_steps_same_parameters_float64(hidden, activation, loss):
+    ref = train("numpy", hidden, activation, loss)
+    comp = train("numba", hidden, activation, loss)
+    for key in ref.params:
+        np.testing.assert_allclose(comp.params[key], ref.params[key], rtol=1e-9, atol=1e-12)
+
+
+def test_50_steps_float32_stay_close():
+    ref = train("numpy", [9, 7], "relu", "softmax", dtype=np.float32)
+    comp = train("numba", [9, 7], "relu", "softmax", dtype=np.float32)
+    np.testing.assert_allclose(comp.params.flat, ref.params.flat, rtol=1e-4, atol=1e-5)
+
+
+def test_same_seed_same_bits():
+    a = train("numba", [9, 7], "relu", "softmax", seed=3)
+    b = train("numba", [9, 7], "relu", "softmax", seed=3)
+    np.testing.assert_array_equal(a.params.flat, b.params.flat)
+
+
+def test_thread_count_does_not_change_results(monkeypatch):
+    from fastnn.kernels import _config
+
+    monkeypatch.setattr(_config, "PARALLEL_MIN_WORK", 0)  # every pass takes its prange variant
+    results = []
+    try:
+        for threads in (1, 2):
+            fastnn.kernels.set_num_threads(threads)
+            results.append(train("numba", [9, 7], "sigmoid", "softmax").params.flat.copy())
+    finally:
+        fastnn.kernels.set_num_threads(_config.numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-12, atol=1e-14)
+    ref = train("numpy", [9, 7], "sigmoid", "softmax")
+    np.testing.assert_allclose(results[1], ref.params.flat, rtol=1e-9, atol=1e-12)
