@@ -10,6 +10,8 @@ from .gradcheck import gradient_check
 from .layers import Affine, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss
 from .optim import SGD
 from .sequential import Sequential
+from .serialize import load
+from .train import History, TrainingDiverged, evaluate, fit
 
 __version__ = "0.1.0"
 
@@ -29,6 +31,11 @@ def get_num_threads() -> int:
 
 __all__ = [
     "Affine",
+    "History",
+    "TrainingDiverged",
+    "evaluate",
+    "fit",
+    "load",
     "IdentityWithLoss",
     "Relu",
     "SGD",

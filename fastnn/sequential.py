@@ -362,6 +362,32 @@ class Sequential:
         """Gradients of the mean loss, a dict with the params' keys (new arrays)."""
         return self.loss_and_gradient(x, t)[1]
 
+    def train_step(self, x, t, optimizer) -> float:
+        """One step of training: forward, backward and ``optimizer``'s update; the loss.
+
+        The same as ``optimizer.update(net.params, net.gradient(x, t))`` without building
+        a gradient dict for the caller (what ``fastnn.fit`` runs). When the loss is NaN or
+        infinite, nothing is updated and the loss is returned for the caller to act on.
+        """
+        x = self._check_x(x)
+        t = self._check_t(t, x.shape[0])
+        return self._train_step(x, t, optimizer)
+
+    def _train_step(self, x: np.ndarray, t: np.ndarray, optimizer) -> float:
+        ws = self._workspace(x.shape[0])
+        loss = self._loss_op(self._forward(x, ws), t, ws.dscores)[0]
+        if math.isfinite(loss):
+            grads = self._new_gradients()
+            self._backward(x, ws, grads)
+            optimizer._update_flat(self.params, grads)
+        return loss
+
+    def save(self, path) -> None:
+        """Write the architecture and parameters to ``path`` (.npz), atomically."""
+        from .serialize import save
+
+        save(self, path)
+
     def numerical_gradient(self, x, t, h: float = 1e-4) -> dict:
         """Central-difference gradients of the loss, one parameter element at a time.
 

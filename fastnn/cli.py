@@ -1,0 +1,238 @@
+"""The ``fastnn`` command: train, evaluate, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = ("digits", "fashion-mnist", "mnist", "sine")
+
+# Per data set: what `fastnn train` does when no option says otherwise.
+DEFAULTS = {
+    # 1,437 training images: small batches, 40 epochs (>= 97.7 % test accuracy, seeds 0-4)
+    "digits": dict(hidden="128,128", activation="relu", loss="softmax", batch_size=32,
+                   epochs=40, lr=0.1, init="he"),
+    "mnist": dict(hidden="128,128", activation="relu", loss="softmax", batch_size=100,
+                  epochs=10, lr=0.1, init="he"),
+    "fashion-mnist": dict(hidden="128,128", activation="relu", loss="softmax", batch_size=100,
+                          epochs=10, lr=0.1, init="he"),
+    # the seed article's 1-3-1 sine fit: sigmoid hidden layer, identity output, squared
+    # error, one sample per step, 2,001 epochs, learning rate 0.1, weights ~ 0.01 * randn
+    "sine": dict(hidden="3", activation="sigmoid", loss="mse", batch_size=1, epochs=2001,
+                 lr=0.1, init="0.01"),
+}
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line instead of usage + message
+        raise CLIError(f"{self.prog}: {message}")
+
+
+def load_dataset(name: str, data_dir=None):
+    """(x_train, t_train), (x_test, t_test) for a data set name; sine has no test split."""
+    from . import datasets
+
+    if name == "digits":
+        return datasets.load_digits()
+    if name == "mnist":
+        return datasets.load_mnist(data_dir=data_dir)
+    if name == "fashion-mnist":
+        return datasets.load_fashion_mnist(data_dir=data_dir)
+    x, t = datasets.make_sine()
+    return (x, t), (None, None)
+
+
+def _hidden(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise CLIError(f"--hidden: expected comma-separated positive integers such as "
+                       f"128,128, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise CLIError(f"--hidden: expected comma-separated positive integers, got {text!r}")
+    return sizes
+
+
+def _init(text: str):
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, "
+                                             f"got {text!r}") from None
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fastnn", description="Train and evaluate fastnn networks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train a network on a data set")
+    train.add_argument("--dataset", choices=DATASETS, default="digits")
+    train.add_argument("--hidden", help="hidden layer widths, e.g. 128,128")
+    train.add_argument("--activation", choices=("relu", "sigmoid"))
+    train.add_argument("--init", help="weight init: a number (std), he, relu, xavier, sigmoid")
+    train.add_argument("--batch-size", type=_positive(int))
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive(int))
+    length.add_argument("--iters", type=_positive(int))
+    train.add_argument("--eval-every", type=_positive(int),
+                       help="iterations between evaluations (default: once per epoch)")
+    train.add_argument("--lr", type=_positive(float), help="learning rate")
+    train.add_argument("--backend", choices=("numba", "numpy"), default="numba")
+    train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed of the weights and the batch order (default 0)")
+    train.add_argument("--threads", type=_positive(int), help="threads for kernels and BLAS")
+    train.add_argument("--data-dir", help="folder with the four IDX files (MNIST-style sets)")
+    train.add_argument("--save", metavar="PATH", help="write the trained model (.npz)")
+    train.add_argument("--plot", metavar="PNG", help="write learning curves (needs matplotlib)")
+    train.add_argument("--quiet", action="store_true", help="only the summary line")
+    train.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    evaluate = sub.add_parser("evaluate", help="loss and accuracy of a saved model")
+    evaluate.add_argument("model", help="a .npz file written by `fastnn train --save`")
+    evaluate.add_argument("--dataset", choices=DATASETS, default="digits")
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--backend", choices=("numba", "numpy"), default="numba")
+    evaluate.add_argument("--json", action="store_true")
+
+    sub.add_parser("bench", help="side-by-side timings (see benchmarks/compare.py)",
+                   add_help=False)
+    return parser
+
+
+def _format(summary: dict) -> str:
+    parts = []
+    if summary.get("train_acc") is not None:
+        parts.append(f"train acc {summary['train_acc']:.4f}")
+        if summary.get("test_acc") is not None:
+            parts.append(f"test acc {summary['test_acc']:.4f}")
+    else:
+        parts.append(f"train loss {summary['train_loss']:.6f}")
+        if summary.get("test_loss") is not None:
+            parts.append(f"test loss {summary['test_loss']:.6f}")
+    line = ", ".join(parts)
+    if "train_seconds" in summary:
+        line += (f" | {summary['iterations']} iterations in {summary['train_seconds']:.2f} s "
+                 f"({summary['seconds_per_iter'] * 1e3:.4f} ms/iter)")
+    return line
+
+
+def cmd_train(args) -> int:
+    import fastnn
+
+    from .train import _evaluate
+
+    d = DEFAULTS[args.dataset]
+    for option, path in (("--save", args.save), ("--plot", args.plot)):
+        if path and not Path(path).resolve().parent.is_dir():  # fail before training
+            raise CLIError(f"{option}: the folder {Path(path).parent} does not exist")
+    hidden = _hidden(args.hidden or d["hidden"])
+    activation = args.activation or d["activation"]
+    init = _init(args.init) if args.init else (_init(d["init"]) if activation == d["activation"]
+                                               else ("he" if activation == "relu" else "xavier"))
+    if args.threads:
+        fastnn.set_num_threads(args.threads)
+    (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir)
+    n_out = 1 if d["loss"] == "mse" else 10
+    net = fastnn.Sequential(int(np.prod(x.shape[1:])), hidden, n_out, init,
+                            activation=activation, loss=d["loss"], backend=args.backend,
+                            dtype=args.dtype, seed=args.seed)
+    epochs = None if args.iters else (args.epochs or d["epochs"])
+    history = fastnn.fit(net, x, t, x_test=x_test, t_test=t_test,
+                         optimizer=fastnn.SGD(args.lr or d["lr"]),
+                         batch_size=args.batch_size or d["batch_size"], epochs=epochs,
+                         iters=args.iters, eval_every=args.eval_every, seed=args.seed,
+                         progress=not (args.quiet or args.json))
+    summary = history.summary()
+    if d["loss"] == "mse":
+        summary["train_loss"], _ = _evaluate(net, net._check_x(x), net._check_t(t, len(x)))
+    summary.update(dataset=args.dataset, hidden=hidden, activation=activation,
+                   backend=args.backend, dtype=args.dtype, seed=args.seed)
+    if args.save:
+        net.save(args.save)
+    if args.plot:
+        from .plot import plot_history
+
+        fit_curve = None
+        if d["loss"] == "mse" and x.shape[1] == 1:
+            fit_curve = (x, t, net.predict(x))
+        plot_history(history, args.plot, title=f"fastnn on {args.dataset}", fit=fit_curve)
+    print(json.dumps(summary) if args.json else _format(summary))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import fastnn
+
+    from .train import evaluate
+
+    net = fastnn.load(args.model, backend=args.backend)
+    (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir)
+    if x_test is None:  # sine: the training points are the whole data set
+        x_test, t_test = x, t
+    loss, acc = evaluate(net, x_test, t_test)
+    summary = {"dataset": args.dataset, "test_loss": loss, "test_acc": acc}
+    if args.json:
+        print(json.dumps(summary))
+    elif acc is None:
+        print(f"test loss {loss:.6f}")
+    else:
+        print(f"test loss {loss:.4f}, test acc {acc:.4f}")
+    return 0
+
+
+def main(argv=None) -> int:
+    from .datasets import DatasetError
+    from .train import TrainingDiverged
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "train":
+            return cmd_train(args)
+        return cmd_evaluate(args)
+    except CLIError as exc:
+        message = str(exc)
+        if message.startswith("fastnn"):  # "fastnn train: ..." from argparse
+            prog, _, rest = message.partition(": ")
+            print(f"{prog}: error: {rest}", file=sys.stderr)
+        else:
+            print(f"fastnn: error: {message}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, FileNotFoundError, DatasetError, TrainingDiverged,
+            ImportError, OSError) as exc:
+        print(f"fastnn: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fastnn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""fit(): mini-batch training with evaluation, history, progress and a divergence guard."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import _validation as V
+from .optim import SGD
+from .sequential import Sequential
+
+_EVAL_CHUNK = 8192  # rows per forward pass when evaluating a whole data set
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; ``history`` holds what was recorded until then."""
+
+    def __init__(self, message: str, history: History, iteration: int):
+        super().__init__(message)
+        self.history = history
+        self.iteration = iteration
+
+
+@dataclass
+class History:
+    """What ``fit`` recorded at each evaluation.
+
+    ``loss`` is the mean training-batch loss since the previous evaluation;
+    ``train_acc``/``test_acc`` are accuracies over the whole sets (None for regression);
+    ``test_loss`` is the mean loss on the test set (None without one);
+    ``seconds_per_iter`` is training time per iteration in that period (evaluation
+    excluded).
+    """
+
+    iteration: list = field(default_factory=list)
+    epoch: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    test_acc: list = field(default_factory=list)
+    test_loss: list = field(default_factory=list)
+    seconds_per_iter: list = field(default_factory=list)
+    iterations: int = 0
+    train_seconds: float = 0.0
+    path: str = "step"  # "step" (one step at a time) or "compiled" (whole epochs in numba)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> dict:
+        """The final numbers: accuracies, losses, total and per-iteration time."""
+        last = len(self.iteration) - 1
+        return {
+            "iterations": self.iterations,
+            "train_acc": self.train_acc[last] if last >= 0 else None,
+            "test_acc": self.test_acc[last] if last >= 0 else None,
+            "loss": self.loss[last] if last >= 0 else None,
+            "test_loss": self.test_loss[last] if last >= 0 else None,
+            "train_seconds": self.train_seconds,
+            "seconds_per_iter": self.train_seconds / max(self.iterations, 1),
+            "path": self.path,
+        }
+
+
+def evaluate(net: Sequential, x, t, *, name: str = "x") -> tuple[float, float | None]:
+    """Mean loss and accuracy (None for regression) of ``net`` on a whole data set."""
+    x = net._check_x(x, name)
+    t = net._check_t(t, x.shape[0], "t" if name == "x" else name.replace("x", "t", 1))
+    return _evaluate(net, x, t)
+
+
+def _evaluate(net: Sequential, x: np.ndarray, t: np.ndarray):
+    # x, t validated; evaluated in chunks so the work buffers stay bounded
+    loss_sum, correct = 0.0, 0
+    for start in range(0, x.shape[0], _EVAL_CHUNK):
+        xs, ts = x[start:start + _EVAL_CHUNK], t[start:start + _EVAL_CHUNK]
+        ws = net._workspace(xs.shape[0])
+        scores = net._forward(xs, ws)
+        loss_sum += net._loss_op(scores, ts, ws.dscores)[0] * xs.shape[0]
+        if net.loss_name == "softmax":
+            labels = ts if ts.ndim == 1 else np.argmax(ts, axis=1)
+            correct += int(np.count_nonzero(np.argmax(scores, axis=1) == labels))
+    acc = correct / x.shape[0] if net.loss_name == "softmax" else None
+    return loss_sum / x.shape[0], acc
+
+
+def batch_schedule(n: int, batch_size: int, total: int, *, shuffle: bool, sampling: str,
+                   rng: np.random.Generator):
+    """Yield the sample indices of each of ``total`` batches.
+
+    "epoch": each epoch is a permutation of the n samples (in order when ``shuffle`` is
+    False) cut into batches; the last batch of an epoch may be smaller.
+    "replacement": every batch is drawn with replacement, as the book's
+    ``np.random.choice(train_size, batch_size)`` does.
+    """
+    done = 0
+    while done < total:
+        if sampling == "replacement":
+            yield rng.integers(0, n, batch_size)
+            done += 1
+            continue
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        for start in range(0, n, batch_size):
+            if done == total:
+                return
+            yield order[start:start + batch_size]
+            done += 1
+
+
+def iterations_per_epoch(n: int, batch_size: int, sampling: str) -> int:
+    if sampling == "replacement":
+        return max(n // batch_size, 1)
+    return math.ceil(n / batch_size)
+
+
+def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimizer=None,
+        batch_size: int = 100, epochs: int | None = None, iters: int | None = None,
+        eval_every: int | None = None, shuffle: bool = True, sampling: str = "epoch",
+        seed: int | None = None, progress: bool = True, callbacks=(),
+        compiled: bool | None = None) -> History:
+    """Train ``net`` with mini-batch SGD, evaluating as it goes.
+
+    Parameters
+    ----------
+    net : Sequential
+    x_train, t_train : arrays
+        Training inputs and targets (labels or one-hot rows; regression targets for mse).
+    x_test, t_test : arrays, optional
+        Evaluated at each evaluation (both or neither).
+    optimizer : SGD, optional
+        Default ``SGD(lr=0.1)``.
+    batch_size : int
+    epochs, iters : int, optional
+        How long to train: whole epochs or a number of iterations (at most one of them;
+        neither means 10 epochs).
+    eval_every : int, optional
+        Iterations between evaluations; default once per epoch. The end of training is
+        always evaluated.
+    shuffle : bool
+        Shuffle the samples each epoch (with ``sampling="epoch"``).
+    sampling : {"epoch", "replacement"}
+        Per-epoch permutations, or the book's sampling with replacement.
+    seed : int, optional
+        Seed of the batch order: the same seed and the same network give the same run.
+    progress : bool
+        Show a progress bar and a line per evaluation.
+    callbacks : sequence of callables
+        Each is called as ``cb(history)`` after every evaluation; returning True stops
+        training. A callback that also has an ``on_step(iteration, loss)`` method is
+        called after every step.
+    compiled : bool, optional
+        Whether to run whole epochs inside one compiled kernel (numba backend only).
+        None (default) decides automatically; see ``fastnn.compiled``.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    TrainingDiverged
+        When the loss becomes NaN or infinite: training stops at that iteration, the
+        parameters stay at their last finite values, and the exception carries the
+        history so far.
+    """
+    if not isinstance(net, Sequential):
+        raise TypeError(f"net: expected a fastnn.Sequential, got {type(net).__name__}")
+    x_train = net._check_x(x_train, "x_train")
+    V.raise_if_nonfinite(x_train, "x_train")
+    t_train = net._check_t(t_train, x_train.shape[0], "t_train")
+    if (x_test is None) != (t_test is None):
+        raise ValueError("x_test, t_test: pass both or neither")
+    if x_test is not None:
+        x_test = net._check_x(x_test, "x_test")
+        V.raise_if_nonfinite(x_test, "x_test")
+        t_test = net._check_t(t_test, x_test.shape[0], "t_test")
+    optimizer = SGD(lr=0.1) if optimizer is None else optimizer
+    if not isinstance(optimizer, SGD):
+        raise TypeError(f"optimizer: expected a fastnn.SGD, got {type(optimizer).__name__}")
+    sampling = V.check_choice(sampling, "sampling", ("epoch", "replacement"))
+    n = x_train.shape[0]
+    batch_size = V.check_positive_int(batch_size, "batch_size")
+    if sampling == "epoch" and batch_size > n:
+        raise ValueError(f"batch_size: expected at most the number of training samples ({n}), "
+                         f"got {batch_size}")
+    if epochs is not None and iters is not None:
+        raise ValueError("epochs, iters: give at most one of them")
+    per_epoch = iterations_per_epoch(n, batch_size, sampling)
+    if iters is not None:
+        total = V.check_positive_int(iters, "iters")
+    else:
+        total = per_epoch * V.check_positive_int(10 if epochs is None else epochs, "epochs")
+    eval_every = per_epoch if eval_every is None else V.check_positive_int(eval_every, "eval_every")
+    callbacks = tuple(callbacks)
+    for cb in callbacks:
+        if not callable(cb):
+            raise TypeError(f"callbacks: expected callables, got {type(cb).__name__}")
+    if seed is not None:
+        seed = V.check_positive_int(seed + 1, "seed") - 1  # any int >= 0
+    rng = np.random.default_rng(seed)
+
+    run = _Run(net, optimizer, x_train, t_train, x_test, t_test, total, per_epoch, eval_every,
+               progress, callbacks)
+    schedule = batch_schedule(n, batch_size, total, shuffle=shuffle, sampling=sampling, rng=rng)
+    from .compiled import choose_path
+
+    path = choose_path(net, batch_size, callbacks, compiled)
+    # overflow on the way to divergence is reported by the guard, not by NumPy warnings
+    errstate = np.errstate(over="ignore", invalid="ignore")
+    errstate.__enter__()
+    try:
+        if path == "compiled":
+            run.history.path = "compiled"
+            run.train_compiled(schedule)
+        else:
+            run.train_steps(schedule)
+    finally:
+        errstate.__exit__(None, None, None)
+        run.close()
+    return run.history
+
+
+class _Run:
+    """The state of one fit() call: history, timing, progress, evaluation, the guard."""
+
+    def __init__(self, net, optimizer, x, t, x_test, t_test, total, per_epoch, eval_every,
+                 progress, callbacks):
+        self.net, self.optimizer = net, optimizer
+        self.x, self.t, self.x_test, self.t_test = x, t, x_test, t_test
+        self.total, self.per_epoch, self.eval_every = total, per_epoch, eval_every
+        self.callbacks = callbacks
+        self.step_callbacks = [cb.on_step for cb in callbacks if hasattr(cb, "on_step")]
+        self.history = History()
+        self.iteration = 0
+        self.period_losses: list[float] = []
+        self.period_seconds = 0.0
+        self.snapshot = net.params.flat.copy()  # the last parameters known to be finite
+        self.snapshot_iteration = 0
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="it", dynamic_ncols=True, leave=True)
+        self.bar_every = max(1, total // 200)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+    # --- step-by-step ---------------------------------------------------------------
+
+    def train_steps(self, schedule) -> None:
+        net, lr = self.net, self.optimizer.lr
+        D = self.x.shape[1]
+        gather = {}  # batch size -> buffers for the gathered batch (reused)
+        t0 = time.perf_counter()
+        for idx in schedule:
+            B = idx.shape[0]
+            if B not in gather:
+                gather[B] = (np.empty((B, D), net.dtype),
+                             np.empty((B, *self.t.shape[1:]), self.t.dtype))
+            xb, tb = gather[B]
+            np.take(self.x, idx, axis=0, out=xb)
+            np.take(self.t, idx, axis=0, out=tb)
+            loss = net._train_step(xb, tb, self.optimizer)
+            if not math.isfinite(loss):
+                self.period_seconds += time.perf_counter() - t0
+                self.diverged(loss, lr)
+            self.iteration += 1
+            self.period_losses.append(loss)
+            for on_step in self.step_callbacks:
+                on_step(self.iteration, loss)
+            if self.bar is not None and self.iteration % self.bar_every == 0:
+                self.bar.update(self.bar_every)
+            if self.iteration % self.eval_every == 0 or self.iteration == self.total:
+                self.period_seconds += time.perf_counter() - t0
+                if self.evaluate():
+                    return
+                t0 = time.perf_counter()
+
+    # --- compiled epochs --------------------------------------------------------------
+
+    def train_compiled(self, schedule) -> None:
+        from .compiled import CompiledTrainer
+
+        trainer = CompiledTrainer(self.net, self.optimizer.lr)
+        pending = []
+        while self.iteration < self.total:
+            # batches up to the next evaluation point run inside one kernel call
+            stop = min(self.total, (self.iteration // self.eval_every + 1) * self.eval_every)
+            pending = [next(schedule) for _ in range(stop - self.iteration)]
+            t0 = time.perf_counter()
+            losses = trainer.run(self.x, self.t, pending)
+            self.period_seconds += time.perf_counter() - t0
+            bad = np.flatnonzero(~np.isfinite(losses))
+            if bad.size:
+                # the kernel stopped before updating on the first non-finite loss
+                self.period_losses.extend(losses[:bad[0]].tolist())
+                self.iteration += int(bad[0])
+                self.diverged(float(losses[bad[0]]), self.optimizer.lr)
+            self.period_losses.extend(losses.tolist())
+            self.iteration = stop
+            if self.bar is not None:
+                self.bar.update(len(pending))
+            if self.evaluate():
+                return
+
+    # --- shared -----------------------------------------------------------------------
+
+    def evaluate(self) -> bool:
+        """Record one evaluation; True when a callback asks to stop."""
+        net, h = self.net, self.history
+        loss = float(np.mean(self.period_losses)) if self.period_losses else float("nan")
+        _, train_acc = _evaluate(net, self.x, self.t)
+        test_loss, test_acc = (None, None)
+        if self.x_test is not None:
+            test_loss, test_acc = _evaluate(net, self.x_test, self.t_test)
+        done_in_period = self.iteration - (h.iteration[-1] if h.iteration else 0)
+        h.iteration.append(self.iteration)
+        h.epoch.append(self.iteration / self.per_epoch)
+        h.loss.append(loss)
+        h.train_acc.append(train_acc)
+        h.test_acc.append(test_acc)
+        h.test_loss.append(test_loss)
+        h.seconds_per_iter.append(self.period_seconds / max(done_in_period, 1))
+        h.iterations = self.iteration
+        h.train_seconds += self.period_seconds
+        self.period_losses, self.period_seconds = [], 0.0
+        if np.all(np.isfinite(net.params.flat)):
+            self.snapshot[...] = net.params.flat
+            self.snapshot_iteration = self.iteration
+        if self.bar is not None:
+            self.bar.set_postfix_str(_postfix(loss, train_acc, test_acc), refresh=False)
+            self.bar.write(f"iter {self.iteration:>6} | {_postfix(loss, train_acc, test_acc)}")
+        return any(cb(h) is True for cb in self.callbacks)
+
+    def diverged(self, loss: float, lr: float):
+        net = self.net
+        where = "left at their values after iteration"
+        if not np.all(np.isfinite(net.params.flat)):
+            net.params.flat[...] = self.snapshot
+            where = "restored to their values after iteration"
+            at = self.snapshot_iteration
+        else:
+            at = self.iteration
+        self.history.iterations = self.iteration
+        raise TrainingDiverged(
+            f"training diverged: the loss became {loss} at iteration {self.iteration + 1} with "
+            f"learning rate {lr:g}; the parameters are {where} {at} (all finite). Try a "
+            f"smaller learning rate (e.g. {lr / 10:g}).", self.history, self.iteration + 1)
+
+
+def _postfix(loss, train_acc, test_acc) -> str:
+    parts = [f"loss {loss:.4f}"]
+    if train_acc is not None:
+        parts.append(f"train acc {train_acc:.4f}")
+    if test_acc is not None:
+        parts.append(f"test acc {test_acc:.4f}")
+    return " | ".join(parts)

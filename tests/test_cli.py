@@ -1,0 +1,76 @@
+"""The fastnn command, run as a subprocess the way a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+FASTNN = [sys.executable, "-m", "fastnn.cli"]
+
+
+def run(*args, cwd=None):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([*FASTNN, *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    result = run("train", "--save", "model.npz", "--plot", "curves.png", cwd=folder)
+    return folder, result
+
+
+def test_train_defaults_reach_97_percent_on_digits(trained):
+    folder, result = trained
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("train acc ") and ", test acc " in last and "ms/iter" in last
+    test_acc = float(last.split("test acc ")[1].split()[0].rstrip(","))
+    assert test_acc >= 0.97
+    assert "iter " in result.stdout  # a line per evaluation
+    png = (folder / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_same_seed_same_numbers_and_json(trained):
+    _, first = trained
+    again = run("train", "--json")
+    summary = json.loads(again.stdout)
+    numbers = first.stdout.strip().splitlines()[-1].split(" |")[0]
+    assert numbers == f"train acc {summary['train_acc']:.4f}, test acc {summary['test_acc']:.4f}"
+    assert summary["dataset"] == "digits" and summary["iterations"] > 0
+
+
+def test_evaluate_a_saved_model(trained):
+    folder, result = trained
+    out = run("evaluate", str(folder / "model.npz"))
+    assert out.returncode == 0, out.stderr
+    test_acc = result.stdout.strip().splitlines()[-1].split("test acc ")[1].split()[0].rstrip(",")
+    assert out.stdout.startswith("test loss ") and out.stdout.strip().endswith(f"test acc {test_acc}")
+
+
+def test_sine_workload_runs():
+    out = run("train", "--dataset", "sine", "--epochs", "30", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("train loss ")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--lr", "-1"], "--lr: expected a positive float"),
+    (["train", "--hidden", "12,x"], "--hidden: expected comma-separated positive integers"),
+    (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["train", "--epochs", "2", "--iters", "3"], "not allowed with argument"),
+    (["train", "--dataset", "mnist", "--data-dir", "."], "mnist: train-images-idx3-ubyte.gz"),
+    (["evaluate", "nothing.npz"], "nothing.npz: no such model file"),
+    (["train", "--save", "no/such/folder/m.npz", "--epochs", "1"], "--save: the folder no/such/folder does not exist"),
+    ([], "the following arguments are required: command"),
+])
+def test_errors_are_one_clear_line(args, message, tmp_path):
+    out = run(*args, cwd=tmp_path)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert "Traceback" not in out.stderr

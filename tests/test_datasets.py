@@ -1,0 +1,121 @@
+"""Data sets: digits, the IDX parser, the cache, downloads (from local files), errors."""
+
+import gzip
+import hashlib
+
+import numpy as np
+import pytest
+
+from fastnn import datasets
+
+
+def write_idx(path, array, compress=True):
+    codes = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C}
+    header = bytes([0, 0, codes[array.dtype], array.ndim])
+    header += b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    data = header + array.tobytes()
+    (gzip.open if compress else open)(path, "wb").write(data)
+    return path
+
+
+def fake_set(folder, n_train=12, n_test=5, compress=True, seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, n_train).astype(np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": rng.integers(0, 10, n_test).astype(np.uint8),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, array in arrays.items():
+        name = datasets._FILES["mnist"][key][0]
+        write_idx(folder / (name if compress else name[:-3]), array, compress)
+    return arrays
+
+
+def test_load_digits_split_and_options():
+    (x, t), (xt, tt) = datasets.load_digits()
+    assert x.shape == (1438, 64) and xt.shape == (359, 64) and x.max() <= 1.0
+    (x2, _), _ = datasets.load_digits()
+    np.testing.assert_array_equal(x, x2)
+    (_, t1), _ = datasets.load_digits(one_hot_label=True, seed=5)
+    assert t1.shape == (1438, 10) and np.all(t1.sum(axis=1) == 1)
+    with pytest.raises(ValueError, match="test_fraction"):
+        datasets.load_digits(test_fraction=1.5)
+
+
+def test_make_sine_and_regression():
+    x, t = datasets.make_sine()
+    assert x.shape == t.shape == (63, 1)
+    assert x.min() == -1.0 and x.max() < 1.0
+    np.testing.assert_allclose(t[:, 0], np.sin(np.arange(0, 2 * np.pi, 0.1)))
+    x, y = datasets.make_regression(64, 1000, 10, seed=0)
+    assert x.shape == (64, 1000) and y.shape == (64, 10)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_load_mnist_from_data_dir(tmp_path, compress):
+    arrays = fake_set(tmp_path, compress=compress)
+    (x, t), (xt, tt) = datasets.load_mnist(data_dir=tmp_path)
+    assert x.shape == (12, 784) and x.dtype == np.float32 and x.max() <= 1
+    np.testing.assert_array_equal(t, arrays["train_labels"])
+    np.testing.assert_allclose(xt * 255, arrays["test_images"].reshape(5, -1), atol=1e-4)
+    (x, t), _ = datasets.load_mnist(normalize=False, flatten=False, one_hot_label=True,
+                                    data_dir=tmp_path)
+    assert x.shape == (12, 1, 28, 28) and x.dtype == np.uint8 and t.shape == (12, 10)
+
+
+def test_idx_parser_rejects_bad_files(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(datasets.DatasetError, match="not an IDX file"):
+        datasets.read_idx(bad)
+    short = write_idx(tmp_path / "short.gz", np.zeros((3, 2), np.uint8))
+    data = gzip.open(short).read()[:-1]
+    gzip.open(short, "wb").write(data)
+    with pytest.raises(datasets.DatasetError, match="truncated or corrupt"):
+        datasets.read_idx(short)
+    big = write_idx(tmp_path / "big.gz", np.arange(6, dtype=">i4").reshape(2, 3))
+    np.testing.assert_array_equal(datasets.read_idx(big), np.arange(6).reshape(2, 3))
+
+
+def test_missing_files_say_where_to_put_them(tmp_path, monkeypatch):
+    with pytest.raises(datasets.DatasetError, match="not found in"):
+        datasets.load_mnist(data_dir=tmp_path)
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "cache"))
+    with pytest.raises(datasets.DatasetError, match="not in the cache .*put the IDX files there"):
+        datasets.load_fashion_mnist(download=False)
+
+
+def local_mirror(tmp_path, monkeypatch):
+    """A 'mirror' served from local files (file:// URLs), with matching checksums."""
+    src = tmp_path / "mirror"
+    fake_set(src)
+    files = {key: (name, hashlib.sha256((src / name).read_bytes()).hexdigest())
+             for key, (name, _) in datasets._FILES["mnist"].items()}
+    monkeypatch.setitem(datasets._FILES, "mnist", files)
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "cache"))
+    return src
+
+
+def test_download_fills_the_cache_and_falls_back_across_mirrors(tmp_path, monkeypatch):
+    src = local_mirror(tmp_path, monkeypatch)
+    dead = (tmp_path / "dead").as_uri() + "/"
+    monkeypatch.setitem(datasets.MIRRORS, "mnist", [dead, src.as_uri() + "/"])
+    (x, _), _ = datasets.load_mnist()
+    cached = sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir())
+    assert cached == sorted(name for name, _ in datasets._FILES["mnist"].values())
+    monkeypatch.setitem(datasets.MIRRORS, "mnist", [dead])  # now served from the cache
+    (x2, _), _ = datasets.load_mnist()
+    np.testing.assert_array_equal(x, x2)
+
+
+def test_checksum_mismatch_is_an_error_and_leaves_nothing(tmp_path, monkeypatch):
+    src = local_mirror(tmp_path, monkeypatch)
+    files = {k: (name, "0" * 64) for k, (name, _) in datasets._FILES["mnist"].items()}
+    monkeypatch.setitem(datasets._FILES, "mnist", files)
+    monkeypatch.setitem(datasets.MIRRORS, "mnist", [src.as_uri() + "/"])
+    with pytest.raises(datasets.DatasetError, match="checksum mismatch.*Put the four IDX files"):
+        datasets.load_mnist()
+    leftovers = list((tmp_path / "cache" / "mnist").iterdir())
+    assert leftovers == []
