@@ -207,6 +207,73 @@ def sklearn_step_times(batches, rounds: int) -> dict[int, float] | None:
     return interleaved(cases, rounds)
 
 
+def _fit_seconds(make_net, x, t, repeat: int = 3, **kw) -> float:
+    """Best training time (History.train_seconds) of ``repeat`` fits after a warm-up fit."""
+    from . import fit
+
+    warm = dict(kw, epochs=1) if "epochs" in kw else dict(kw, iters=2)
+    fit(make_net(), x, t, progress=False, **warm)  # compile outside the timing
+    return min(fit(make_net(), x, t, progress=False, **kw).train_seconds
+               for _ in range(repeat))
+
+
+def report_compiled(quick: bool = False) -> None:
+    """The compiled path against the numpy backend and the step path (fit() timings)."""
+    from . import SGD, Sequential
+    from .compiled import choose_path
+    from .datasets import make_regression, make_sine
+
+    print("## Small networks: whole stretches of training in one kernel (fit timings)\n")
+    x, t = make_sine()
+
+    def sine_net(backend):
+        return lambda: Sequential(1, [3], 1, 0.01, activation="sigmoid", loss="mse",
+                                  backend=backend, seed=0)
+
+    epochs, numpy_epochs = (201, 10) if quick else (2001, 100)
+    common = dict(batch_size=1, eval_every=200 * 63, seed=0)
+    compiled = _fit_seconds(sine_net("numba"), x, t, epochs=epochs, **common)
+    numpy = _fit_seconds(sine_net("numpy"), x, t, repeat=1, epochs=numpy_epochs, **common)
+    numpy_scaled = numpy * epochs / numpy_epochs
+    print("| workload | numpy backend | numba (compiled path) | speed-up |\n|---|---|---|---|")
+    print(f"| sine 1-3-1, batch 1, {epochs} epochs x 63 | {numpy_scaled:.2f} s (measured "
+          f"{numpy_epochs} epochs: {numpy:.3f} s, scaled) | {compiled * 1e3:.1f} ms | "
+          f"{numpy_scaled / compiled:.0f} |")
+
+    # PyTorch's NumPy warm-up: 64 x 1000 -> 100 -> 10, ReLU, sum of squared errors,
+    # lr 1e-6, 500 full-batch steps; fastnn's loss is 0.5 * mean, so lr * 2 * 64.
+    xr, tr = make_regression(64, 1000, 10, seed=0)
+    steps = 50 if quick else 500
+
+    def warmup_net(backend):
+        return lambda: Sequential(1000, [100], 10, 1.0, loss="mse", backend=backend, seed=0)
+
+    kw = dict(batch_size=64, iters=steps, eval_every=steps, optimizer=SGD(1e-6 * 2 * 64))
+    w_numba = _fit_seconds(warmup_net("numba"), xr, tr, **kw)
+    w_numpy = _fit_seconds(warmup_net("numpy"), xr, tr, **kw)
+    path = choose_path(warmup_net("numba")(), 64, (), None)
+    print(f"| PyTorch warm-up 1000-100-10, batch 64, {steps} steps | {w_numpy * 1e3:.1f} ms | "
+          f"{w_numba * 1e3:.1f} ms ({path} path) | {w_numpy / w_numba:.2f} |\n")
+
+    print("784-128-128-10, float64, random data; ms per iteration of fit() on each path:\n")
+    print("| batch | step path | compiled path | faster | fit() picks |\n|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    xs, ts = rng.random((2000, 784)), rng.integers(0, 10, 2000)
+    for B in (8, 32, 100) if not quick else (32,):
+        iters = 60 if quick else 300
+
+        def net():
+            return Sequential(784, [128, 128], 10, "he", seed=0)
+
+        kw = dict(batch_size=B, iters=iters, eval_every=iters, seed=0)
+        step = _fit_seconds(net, xs, ts, compiled=False, **kw) / iters
+        comp = _fit_seconds(net, xs, ts, compiled=True, **kw) / iters
+        faster = "compiled" if comp < step else "step"
+        print(f"| {B} | {step * 1e3:.3f} | {comp * 1e3:.3f} | {faster} | "
+              f"{choose_path(net(), B, (), None)} |")
+    print()
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3f}"
 
@@ -237,6 +304,8 @@ def main(argv=None) -> int:
     parser.add_argument("--peers", action="store_true",
                         help="also time PyTorch and scikit-learn when installed")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time run")
+    parser.add_argument("--only", choices=("steps", "compiled"),
+                        help="only the training-step tables, or only the compiled-path tables")
     args = parser.parse_args(argv)
     try:
         batches = [int(b) for b in args.batches.split(",")]
@@ -250,7 +319,12 @@ def main(argv=None) -> int:
 
     print(f"# fastnn bench: numba {numba.__version__}, numpy {np.__version__}, "
           f"{os.cpu_count()} CPUs, numba threads {numba.get_num_threads()}\n")
+    if args.only == "compiled":
+        report_compiled(args.quick)
+        return 0
     steps = report_steps(batches, dtypes, args.rounds)
+    if args.only == "steps":
+        return 0
 
     r = interleaved(article_cases(), args.rounds)
     print("## The seed article's loop, 784-128-128-10, batch 1000, float64, median ms\n")
@@ -264,6 +338,8 @@ def main(argv=None) -> int:
         print(f"| {N} | {peak_step_memory(N, np.float32)} |")
     print("\n(a step allocates its gradient dict, the size of the parameters, and nothing "
           "that grows with the batch)\n")
+
+    report_compiled(args.quick)
 
     if not args.no_compile and not args.quick:
         cold, cached = compile_times()

@@ -86,27 +86,55 @@ def _evaluate(net: Sequential, x: np.ndarray, t: np.ndarray):
     return loss_sum / x.shape[0], acc
 
 
-def batch_schedule(n: int, batch_size: int, total: int, *, shuffle: bool, sampling: str,
-                   rng: np.random.Generator):
-    """Yield the sample indices of each of ``total`` batches.
+class BatchSchedule:
+    """The order in which fit() visits samples, handed out in stretches of batches.
 
-    "epoch": each epoch is a permutation of the n samples (in order when ``shuffle`` is
-    False) cut into batches; the last batch of an epoch may be smaller.
-    "replacement": every batch is drawn with replacement, as the book's
+    "epoch" sampling: each epoch is a permutation of the n samples (in order when
+    ``shuffle`` is False) cut into batches of ``batch_size``; the last batch of an epoch
+    may be smaller. "replacement": every batch is drawn with replacement, as the book's
     ``np.random.choice(train_size, batch_size)`` does.
+
+    ``take(k)`` returns the next k batches as ``(order, starts)``: batch i is
+    ``order[starts[i]:starts[i + 1]]``. Everything is vectorised (permutations are drawn
+    a block of epochs at a time), so the schedule of 126,000 one-sample batches costs
+    milliseconds, and the step and compiled paths see exactly the same batches.
     """
-    done = 0
-    while done < total:
-        if sampling == "replacement":
-            yield rng.integers(0, n, batch_size)
-            done += 1
-            continue
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        for start in range(0, n, batch_size):
-            if done == total:
-                return
-            yield order[start:start + batch_size]
-            done += 1
+
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool, sampling: str,
+                 rng: np.random.Generator):
+        self.n, self.batch_size = n, batch_size
+        self.shuffle, self.sampling, self.rng = shuffle, sampling, rng
+        self.per_epoch = iterations_per_epoch(n, batch_size, sampling)
+        self.done = 0  # batches handed out so far
+        self._perms = np.empty((0, n), dtype=np.int64)  # epochs drawn, not yet finished
+        self._first_epoch = 0  # the epoch of self._perms[0]
+
+    def _epochs(self, first: int, last: int) -> np.ndarray:
+        """Rows of the permutations of epochs first..last (drawing new ones as needed)."""
+        drop = first - self._first_epoch
+        self._perms, self._first_epoch = self._perms[drop:], first
+        missing = last - first + 1 - self._perms.shape[0]
+        if missing > 0:
+            rows = np.broadcast_to(np.arange(self.n, dtype=np.int64), (missing, self.n))
+            new = self.rng.permuted(rows, axis=1) if self.shuffle else np.array(rows)
+            self._perms = np.concatenate([self._perms, new])
+        return self._perms[: last - first + 1]
+
+    def take(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        B, n = self.batch_size, self.n
+        if self.sampling == "replacement":
+            order = self.rng.integers(0, n, k * B, dtype=np.int64)
+            self.done += k
+            return order, np.arange(0, k * B + 1, B, dtype=np.int64)
+        g = np.arange(self.done, self.done + k, dtype=np.int64)  # global batch numbers
+        epoch, j = np.divmod(g, self.per_epoch)
+        first = int(epoch[0])
+        starts = np.empty(k + 1, dtype=np.int64)
+        starts[:k] = (epoch - first) * n + j * B
+        starts[k] = (epoch[-1] - first) * n + min((j[-1] + 1) * B, n)
+        order = self._epochs(first, int(epoch[-1])).reshape(-1)
+        self.done += k
+        return order, starts
 
 
 def iterations_per_epoch(n: int, batch_size: int, sampling: str) -> int:
@@ -203,7 +231,8 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
 
     run = _Run(net, optimizer, x_train, t_train, x_test, t_test, total, per_epoch, eval_every,
                progress, callbacks)
-    schedule = batch_schedule(n, batch_size, total, shuffle=shuffle, sampling=sampling, rng=rng)
+    run.batch_size = batch_size
+    schedule = BatchSchedule(n, batch_size, shuffle=shuffle, sampling=sampling, rng=rng)
     from .compiled import choose_path
 
     path = choose_path(net, batch_size, callbacks, compiled)
@@ -234,7 +263,7 @@ class _Run:
         self.step_callbacks = [cb.on_step for cb in callbacks if hasattr(cb, "on_step")]
         self.history = History()
         self.iteration = 0
-        self.period_losses: list[float] = []
+        self.loss_sum, self.loss_count = 0.0, 0  # training losses since the last evaluation
         self.period_seconds = 0.0
         self.snapshot = net.params.flat.copy()  # the last parameters known to be finite
         self.snapshot_iteration = 0
@@ -252,58 +281,63 @@ class _Run:
     # --- step-by-step ---------------------------------------------------------------
 
     def train_steps(self, schedule) -> None:
-        net, lr = self.net, self.optimizer.lr
+        net = self.net
         D = self.x.shape[1]
         gather = {}  # batch size -> buffers for the gathered batch (reused)
-        t0 = time.perf_counter()
-        for idx in schedule:
-            B = idx.shape[0]
-            if B not in gather:
-                gather[B] = (np.empty((B, D), net.dtype),
-                             np.empty((B, *self.t.shape[1:]), self.t.dtype))
-            xb, tb = gather[B]
-            np.take(self.x, idx, axis=0, out=xb)
-            np.take(self.t, idx, axis=0, out=tb)
-            loss = net._train_step(xb, tb, self.optimizer)
-            if not math.isfinite(loss):
-                self.period_seconds += time.perf_counter() - t0
-                self.diverged(loss, lr)
-            self.iteration += 1
-            self.period_losses.append(loss)
-            for on_step in self.step_callbacks:
-                on_step(self.iteration, loss)
-            if self.bar is not None and self.iteration % self.bar_every == 0:
-                self.bar.update(self.bar_every)
-            if self.iteration % self.eval_every == 0 or self.iteration == self.total:
-                self.period_seconds += time.perf_counter() - t0
-                if self.evaluate():
-                    return
-                t0 = time.perf_counter()
+        while self.iteration < self.total:
+            order, starts = schedule.take(self.until_next_eval())
+            t0 = time.perf_counter()
+            for i in range(starts.shape[0] - 1):
+                idx = order[starts[i]:starts[i + 1]]
+                B = idx.shape[0]
+                if B not in gather:
+                    gather[B] = (np.empty((B, D), net.dtype),
+                                 np.empty((B, *self.t.shape[1:]), self.t.dtype))
+                xb, tb = gather[B]
+                np.take(self.x, idx, axis=0, out=xb)
+                np.take(self.t, idx, axis=0, out=tb)
+                loss = net._train_step(xb, tb, self.optimizer)
+                if not math.isfinite(loss):
+                    self.period_seconds += time.perf_counter() - t0
+                    self.diverged(loss, self.optimizer.lr)
+                self.iteration += 1
+                self.loss_sum += loss
+                self.loss_count += 1
+                for on_step in self.step_callbacks:
+                    on_step(self.iteration, loss)
+                if self.bar is not None and self.iteration % self.bar_every == 0:
+                    self.bar.update(self.bar_every)
+            self.period_seconds += time.perf_counter() - t0
+            if self.evaluate():
+                return
+
+    def until_next_eval(self) -> int:
+        """Batches from here to the next evaluation point (or the end)."""
+        nxt = (self.iteration // self.eval_every + 1) * self.eval_every
+        return min(self.total, nxt) - self.iteration
 
     # --- compiled epochs --------------------------------------------------------------
 
     def train_compiled(self, schedule) -> None:
         from .compiled import CompiledTrainer
 
-        trainer = CompiledTrainer(self.net, self.optimizer.lr)
-        pending = []
+        trainer = CompiledTrainer(self.net, self.optimizer.lr, self.batch_size)
         while self.iteration < self.total:
-            # batches up to the next evaluation point run inside one kernel call
-            stop = min(self.total, (self.iteration // self.eval_every + 1) * self.eval_every)
-            pending = [next(schedule) for _ in range(stop - self.iteration)]
+            # the batches up to the next evaluation run inside one kernel call
+            k = self.until_next_eval()
+            order, starts = schedule.take(k)
             t0 = time.perf_counter()
-            losses = trainer.run(self.x, self.t, pending)
+            losses = trainer.run(self.x, self.t, order, starts)
             self.period_seconds += time.perf_counter() - t0
             bad = np.flatnonzero(~np.isfinite(losses))
-            if bad.size:
-                # the kernel stopped before updating on the first non-finite loss
-                self.period_losses.extend(losses[:bad[0]].tolist())
+            if bad.size:  # the kernel stopped before applying the first non-finite batch
                 self.iteration += int(bad[0])
                 self.diverged(float(losses[bad[0]]), self.optimizer.lr)
-            self.period_losses.extend(losses.tolist())
-            self.iteration = stop
+            self.loss_sum += float(losses.sum())
+            self.loss_count += k
+            self.iteration += k
             if self.bar is not None:
-                self.bar.update(len(pending))
+                self.bar.update(k)
             if self.evaluate():
                 return
 
@@ -312,7 +346,7 @@ class _Run:
     def evaluate(self) -> bool:
         """Record one evaluation; True when a callback asks to stop."""
         net, h = self.net, self.history
-        loss = float(np.mean(self.period_losses)) if self.period_losses else float("nan")
+        loss = self.loss_sum / self.loss_count if self.loss_count else float("nan")
         _, train_acc = _evaluate(net, self.x, self.t)
         test_loss, test_acc = (None, None)
         if self.x_test is not None:
@@ -327,7 +361,7 @@ class _Run:
         h.seconds_per_iter.append(self.period_seconds / max(done_in_period, 1))
         h.iterations = self.iteration
         h.train_seconds += self.period_seconds
-        self.period_losses, self.period_seconds = [], 0.0
+        self.loss_sum, self.loss_count, self.period_seconds = 0.0, 0, 0.0
         if np.all(np.isfinite(net.params.flat)):
             self.snapshot[...] = net.params.flat
             self.snapshot_iteration = self.iteration

@@ -45,6 +45,11 @@ def _compile(fn, parallel: bool):
     return numba.njit(**opts)(fn)
 
 
+def compile_serial(fn):
+    """Compile ``fn`` once, without ``parallel`` (for functions that are loops of kernels)."""
+    return _compile(fn, parallel=False)
+
+
 class Kernel:
     """A Python function compiled serially and in parallel; call ``pick(work)`` to choose."""
 

@@ -18,11 +18,34 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
-from ._config import kernel, n_chunks
+from ._config import COMMON, kernel, n_chunks
 
 IDENTITY, RELU, SIGMOID = 0, 1, 2
+
+
+@njit(inline="always", **COMMON)
+def act_value(v, act):
+    """act(v) for one pre-activation: ReLU keeps NaN (as np.maximum), sigmoid never overflows."""
+    if act == RELU:
+        return 0 if v < 0 else v
+    if act == SIGMOID:
+        if v >= 0:
+            return 1.0 / (1.0 + math.exp(-v))
+        e = math.exp(v)
+        return e / (1.0 + e)
+    return v
+
+
+@njit(inline="always", **COMMON)
+def act_grad_value(g, y, act):
+    """g * act'(.) given the activation's output y: ReLU passes where y > 0."""
+    if act == RELU:
+        return g if y > 0 else 0
+    if act == SIGMOID:
+        return g * y * (1 - y)
+    return g
 
 
 @kernel
@@ -39,15 +62,7 @@ def bias_act_(out, b, act, count):
             v = out[n, h] + b[h]
             if count:
                 bad += not math.isfinite(v)
-            if act == RELU:
-                v = 0 if v < 0 else v  # NaN stays NaN, as np.maximum(v, 0)
-            elif act == SIGMOID:
-                if v >= 0:
-                    v = 1.0 / (1.0 + math.exp(-v))
-                else:
-                    e = math.exp(v)
-                    v = e / (1.0 + e)
-            out[n, h] = v
+            out[n, h] = act_value(v, act)
     return bad
 
 
@@ -57,41 +72,29 @@ def act_(out, x, act):
     N, H = x.shape
     for n in prange(N):
         for h in range(H):
-            v = x[n, h]
-            if act == RELU:
-                v = 0 if v < 0 else v
-            elif act == SIGMOID:
-                if v >= 0:
-                    v = 1.0 / (1.0 + math.exp(-v))
-                else:
-                    e = math.exp(v)
-                    v = e / (1.0 + e)
-            out[n, h] = v
+            out[n, h] = act_value(x[n, h], act)
 
 
 @kernel
-def act_grad_colsum_(dz, out, db, act, chunks):
+def act_grad_colsum_(dz, out, db, act, partial):
     """In place: dz = dz * act'(out), and db = sum over n of the result, in one pass.
 
     dz (the upstream gradient on entry), out are (N, H); db is (H,). One array in and
     out on purpose: with separate input and output arrays that alias (the in-place
     case), LLVM's runtime overlap check sends the loop to its scalar fallback (4x slower,
-    measured). Each of ``chunks`` row blocks sums into its own float64 row of
-    ``partial`` (no two iterations write one element); the blocks are added serially.
+    measured). ``partial`` is float64 scratch of shape (chunks, H): each row block sums
+    into its own row (no two iterations write one element), then the rows are added
+    serially. Passing the scratch in keeps the kernel free of allocations.
     """
     N, H = dz.shape
-    partial = np.zeros((chunks, H))
+    chunks = partial.shape[0]
+    partial[...] = 0
     for c in prange(chunks):
         acc = partial[c]
         for n in range(c * N // chunks, (c + 1) * N // chunks):
             zrow, orow = dz[n], out[n]
             for h in range(H):
-                g = zrow[h]
-                if act == RELU:
-                    g = g if orow[h] > 0 else 0
-                elif act == SIGMOID:
-                    y = orow[h]
-                    g = g * y * (1 - y)
+                g = act_grad_value(zrow[h], orow[h], act)
                 zrow[h] = g
                 acc[h] += g
     for h in range(H):
@@ -102,10 +105,11 @@ def act_grad_colsum_(dz, out, db, act, chunks):
 
 
 @kernel
-def colsum(db, dout, chunks):
-    """db = sum over n of dout; dout is (N, H), db is (H,)."""
+def colsum(db, dout, partial):
+    """db = sum over n of dout; dout is (N, H), db is (H,); partial as above."""
     N, H = dout.shape
-    partial = np.zeros((chunks, H))
+    chunks = partial.shape[0]
+    partial[...] = 0
     for c in prange(chunks):
         for n in range(c * N // chunks, (c + 1) * N // chunks):
             for h in range(H):
@@ -123,13 +127,7 @@ def act_grad(dx, dout, out, act):
     N, H = dout.shape
     for n in prange(N):
         for h in range(H):
-            g = dout[n, h]
-            if act == RELU:
-                g = g if out[n, h] > 0 else 0
-            else:
-                y = out[n, h]
-                g = g * y * (1 - y)
-            dx[n, h] = g
+            dx[n, h] = act_grad_value(dout[n, h], out[n, h], act)
 
 
 def _gemm_act(x, W, b, out, act, count=False):
@@ -147,14 +145,13 @@ def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act):
     N, H = dout.shape
     if db is None:
         db = np.empty(H, dtype=dout.dtype)
+    partial = np.empty((n_chunks(dout.size), H))  # H floats per thread: scratch for db
     if act == IDENTITY:  # dz is dout itself: only the bias gradient needs a pass
         dz = dout
-        chunks = n_chunks(dout.size)
-        colsum.pick(dout.size)(db, dout, chunks)
+        colsum.pick(dout.size)(db, dout, partial)
     else:
         dz = dout if overwrite_dout else dout.copy()
-        chunks = n_chunks(dout.size)
-        act_grad_colsum_.pick(dout.size)(dz, np.ascontiguousarray(out), db, act, chunks)
+        act_grad_colsum_.pick(dout.size)(dz, np.ascontiguousarray(out), db, act, partial)
     dW = np.dot(x.T, dz, out=dW)
     dx = np.dot(dz, W.T, out=dx) if need_dx else None
     return dx, dW, db

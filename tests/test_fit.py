@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.train import batch_schedule
+from fastnn.train import BatchSchedule
 
 
 def small_problem(seed=0, n=120, d=6, c=3):
@@ -44,15 +44,32 @@ def test_same_seed_same_run_and_numba_equals_numpy():
     np.testing.assert_allclose(runs["numba", 0][1], runs["numpy", 0][1], rtol=1e-9)
 
 
+def batches(schedule, *counts):
+    out = []
+    for k in counts:
+        order, starts = schedule.take(k)
+        out += [order[starts[i]:starts[i + 1]].tolist() for i in range(k)]
+    return out
+
+
 def test_batch_schedules():
     rng = np.random.default_rng(0)
-    batches = list(batch_schedule(10, 4, 6, shuffle=True, sampling="epoch", rng=rng))
-    assert [len(b) for b in batches] == [4, 4, 2, 4, 4, 2]
-    assert sorted(np.concatenate(batches[:3])) == list(range(10))
-    ordered = list(batch_schedule(5, 2, 3, shuffle=False, sampling="epoch", rng=rng))
-    assert [b.tolist() for b in ordered] == [[0, 1], [2, 3], [4]]
-    drawn = list(batch_schedule(5, 8, 3, shuffle=True, sampling="replacement", rng=rng))
-    assert all(len(b) == 8 and b.max() < 5 for b in drawn)
+    got = batches(BatchSchedule(10, 4, shuffle=True, sampling="epoch", rng=rng), 2, 3, 1)
+    assert [len(b) for b in got] == [4, 4, 2, 4, 4, 2]
+    assert sorted(sum(got[:3], [])) == list(range(10)) == sorted(sum(got[3:], []))
+    assert got[:3] != got[3:]  # a new permutation each epoch
+    ordered = batches(BatchSchedule(5, 2, shuffle=False, sampling="epoch", rng=rng), 4)
+    assert ordered == [[0, 1], [2, 3], [4], [0, 1]]
+    drawn = batches(BatchSchedule(5, 8, shuffle=True, sampling="replacement", rng=rng), 3)
+    assert all(len(b) == 8 and max(b) < 5 for b in drawn)
+
+
+def test_schedule_does_not_depend_on_how_it_is_taken():
+    def take_all(counts):
+        s = BatchSchedule(7, 3, shuffle=True, sampling="epoch", rng=np.random.default_rng(4))
+        return batches(s, *counts)
+
+    assert take_all([12]) == take_all([1, 5, 2, 4]) == take_all([3] * 4)
 
 
 def test_iters_eval_every_and_callbacks():

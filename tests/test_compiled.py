@@ -1,0 +1,107 @@
+"""The compiled training path: the same numbers as the step-by-step path, and when it runs."""
+
+import numpy as np
+import pytest
+from _helpers import one_hot
+
+import fastnn
+from fastnn.compiled import CompiledTrainer, choose_path
+from fastnn.datasets import make_sine
+
+
+def fit_both(make_net, x, t, **kw):
+    """Parameters after fit() on the numpy step path and on the numba compiled path."""
+    ref, comp = make_net("numpy"), make_net("numba")
+    h_ref = fastnn.fit(ref, x, t, progress=False, compiled=False, **kw)
+    h_comp = fastnn.fit(comp, x, t, progress=False, compiled=True, **kw)
+    assert h_ref.path == "step" and h_comp.path == "compiled"
+    return ref, comp, h_ref, h_comp
+
+
+def test_sine_workload_same_parameters():
+    x, t = make_sine()
+
+    def make(backend):
+        return fastnn.Sequential(1, [3], 1, 0.01, activation="sigmoid", loss="mse",
+                                 backend=backend, seed=0)
+
+    ref, comp, h_ref, h_comp = fit_both(make, x, t, batch_size=1, epochs=100, seed=0,
+                                        eval_every=20 * 63)
+    assert CompiledTrainer(comp, 0.1, 1).small
+    np.testing.assert_allclose(comp.params.flat, ref.params.flat, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(h_comp.loss, h_ref.loss, rtol=1e-9)
+    assert h_comp.loss[-1] < h_comp.loss[0]
+
+
+def test_784_128_128_10_classification_same_parameters():
+    rng = np.random.default_rng(0)
+    x, t = rng.random((200, 784)), rng.integers(0, 10, 200)
+
+    def make(backend):
+        return fastnn.Sequential(784, [128, 128], 10, "he", backend=backend, seed=1)
+
+    ref, comp, _, _ = fit_both(make, x, t, batch_size=32, iters=20, seed=2, eval_every=7)
+    assert not CompiledTrainer(comp, 0.1, 32).small  # the BLAS variant
+    np.testing.assert_allclose(comp.params.flat, ref.params.flat, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("target", ["labels", "onehot", "mse"])
+@pytest.mark.parametrize("batch_size", [1, 7, 40])  # small loop, small with partial batches, BLAS
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_configuration_matches_the_step_path(activation, target, batch_size, dtype):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((45, 9))
+    labels = rng.integers(0, 4, 45)
+    t = {"labels": labels, "onehot": one_hot(labels, 4), "mse": rng.standard_normal((45, 4))}[target]
+    loss = "mse" if target == "mse" else "softmax"
+    hidden = [6, 5] if batch_size < 40 else [64, 48]
+
+    def make(backend):
+        return fastnn.Sequential(9, hidden, 4, "he", activation=activation, loss=loss,
+                                 backend=backend, dtype=dtype, seed=4)
+
+    ref, comp, h_ref, h_comp = fit_both(make, x, t, batch_size=batch_size, epochs=3, seed=5,
+                                        optimizer=fastnn.SGD(0.05))
+    tol = dict(rtol=1e-9, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(comp.params.flat, ref.params.flat, **tol)
+    assert h_comp.iteration == h_ref.iteration
+
+
+def test_compiled_divergence_matches_the_step_path():
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((120, 6)), rng.standard_normal((120, 2))
+    stops = []
+    for compiled in (False, True):
+        net = fastnn.Sequential(6, [16], 2, "he", loss="mse", seed=0)
+        with pytest.raises(fastnn.TrainingDiverged) as info:
+            fastnn.fit(net, x, t, optimizer=fastnn.SGD(5.0), batch_size=10, epochs=50,
+                       progress=False, compiled=compiled)
+        assert np.all(np.isfinite(net.params.flat))
+        stops.append(info.value.iteration)
+    # the same stop; the parameters themselves (~1e200 by then) are not compared: in an
+    # exploding run, last-bit differences between loop and BLAS sums grow without bound
+    assert stops[0] == stops[1]
+
+
+def test_choose_path():
+    small = fastnn.Sequential(1, [3], 1, seed=0)
+    big = fastnn.Sequential(784, [128, 128], 10, seed=0)
+    assert choose_path(small, 1, (), None) == "compiled"
+    assert choose_path(big, 1000, (), None) == "step" == choose_path(big, 32, (), None)
+    assert choose_path(big, 8, (), None) == "compiled"
+    assert choose_path(small, 1, (), False) == "step"
+    assert choose_path(fastnn.Sequential(1, [3], 1, backend="numpy", seed=0), 1, (), None) == "step"
+
+    class Stepper:
+        def __call__(self, history):
+            return False
+
+        def on_step(self, iteration, loss):
+            pass
+
+    assert choose_path(small, 1, (Stepper(),), None) == "step"
+    with pytest.raises(ValueError, match="compiled: the compiled path cannot be used here: it needs backend='numba'"):
+        choose_path(fastnn.Sequential(1, [3], 1, backend="numpy", seed=0), 1, (), True)
+    with pytest.raises(ValueError, match="on_step"):
+        choose_path(small, 1, (Stepper(),), True)
