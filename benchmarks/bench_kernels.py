@@ -1,0 +1,83 @@
+"""Each fused kernel against its NumPy twin (784-128-128-10 shapes)."""
+
+import numpy as np
+
+from .common import BACKENDS, GRID, GRID_NAMES, SIZES, layer
+
+
+class AffineReluForward:
+    """The first layer: max(x @ W1 + b1, 0), x (N, 784), W1 (784, 128)."""
+
+    params = GRID
+    param_names = GRID_NAMES
+
+    def setup(self, backend, batch, dtype):
+        self.x, self.W, self.b = layer(batch, SIZES[0], SIZES[1], dtype)
+        self.out = np.empty((batch, SIZES[1]), dtype)
+        self.f = BACKENDS[backend].affine_relu_forward
+        self.f(self.x, self.W, self.b, out=self.out)  # compile outside the timed region
+
+    def time_affine_relu_forward(self, backend, batch, dtype):
+        self.f(self.x, self.W, self.b, out=self.out)
+
+
+class AffineReluBackward:
+    """The second layer's backward: mask, db, dW = h1.T @ dz and dh1 = dz @ W2.T."""
+
+    params = GRID
+    param_names = GRID_NAMES
+
+    def setup(self, backend, batch, dtype):
+        self.h, self.W, self.b = layer(batch, SIZES[1], SIZES[2], dtype)
+        self.out = BACKENDS["numpy"].affine_relu_forward(self.h, self.W, self.b)
+        self.dout = np.random.default_rng(1).standard_normal(self.out.shape).astype(dtype)
+        self.dx = np.empty_like(self.h)
+        self.dW, self.db = np.empty_like(self.W), np.empty_like(self.b)
+        self.f = BACKENDS[backend].affine_relu_backward
+        self.call()
+
+    def call(self):
+        # overwrite_dout=False, as a layer's backward is called: dout stays intact
+        self.f(self.dout, self.h, self.W, self.out, dx=self.dx, dW=self.dW, db=self.db)
+
+    def time_affine_relu_backward(self, backend, batch, dtype):
+        self.call()
+
+
+class SoftmaxCrossEntropy:
+    """Loss and gradient of scores (N, 10) with integer labels, in one call."""
+
+    params = GRID
+    param_names = GRID_NAMES
+
+    def setup(self, backend, batch, dtype):
+        rng = np.random.default_rng(0)
+        self.scores = (3 * rng.standard_normal((batch, SIZES[-1]))).astype(dtype)
+        self.labels = rng.integers(0, SIZES[-1], batch)
+        self.dscores = np.empty_like(self.scores)
+        self.f = BACKENDS[backend].softmax_cross_entropy
+        self.f(self.scores, self.labels, self.dscores)
+
+    def time_softmax_cross_entropy(self, backend, batch, dtype):
+        self.f(self.scores, self.labels, self.dscores)
+
+
+class SGDUpdate:
+    """params -= lr * grads over all 118,282 parameters of 784-128-128-10 (one flat buffer).
+
+    The update does not depend on the batch; the batch parameter keeps the grid uniform.
+    """
+
+    params = GRID
+    param_names = GRID_NAMES
+
+    def setup(self, backend, batch, dtype):
+        n = sum(i * o + o for i, o in zip(SIZES[:-1], SIZES[1:]))
+        rng = np.random.default_rng(0)
+        self.p = rng.standard_normal(n).astype(dtype)
+        self.g = (1e-3 * rng.standard_normal(n)).astype(dtype)
+        self.f = BACKENDS[backend].sgd_update
+        self.f(self.p, self.g, 1e-9)
+
+    def time_sgd_update(self, backend, batch, dtype):
+        self.f(self.p, self.g, 1e-9)
