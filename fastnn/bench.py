@@ -274,6 +274,45 @@ def report_compiled(quick: bool = False) -> None:
     print()
 
 
+def report_thresholds(rounds: int) -> None:
+    """Serial vs parallel variant of the fused passes by work size (PARALLEL_MIN_WORK)."""
+    import numba
+
+    from .kernels import affine_relu as ar
+
+    print(f"## Serial vs parallel fused passes ({numba.get_num_threads()} threads, "
+          f"layer {numba.threading_layer() if _parallel_ran() else 'omp/tbb/workqueue'}), "
+          "median us, float32, H = 128\n")
+    print("| elements | bias+ReLU serial | parallel | ReLU grad + db serial | parallel |")
+    print("|---|---|---|---|---|")
+    def cases(N):
+        h = np.random.default_rng(0).standard_normal((N, 128)).astype(np.float32)
+        dz, b, db = h.copy(), np.zeros(128, np.float32), np.empty(128, np.float32)
+        partial1, partial2 = np.empty((1, 128)), np.empty((numba.get_num_threads(), 128))
+        return {
+            "bs": lambda: ar.bias_act_.serial(h, b, 1, False),
+            "bp": lambda: ar.bias_act_.parallel(h, b, 1, False),
+            "gs": lambda: ar.act_grad_colsum_.serial(dz, h, db, 1, partial1),
+            "gp": lambda: ar.act_grad_colsum_.parallel(dz, h, db, 1, partial2),
+        }
+
+    for N in (32, 256, 1000, 4096, 16384):
+        r = interleaved(cases(N), rounds, budget=0.02)
+        print(f"| {N * 128} | {r['bs'] * 1e6:.1f} | {r['bp'] * 1e6:.1f} | {r['gs'] * 1e6:.1f} | "
+              f"{r['gp'] * 1e6:.1f} |")
+    print()
+
+
+def _parallel_ran() -> bool:
+    import numba
+
+    try:
+        numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        return False
+    return True
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3f}"
 
@@ -304,7 +343,7 @@ def main(argv=None) -> int:
     parser.add_argument("--peers", action="store_true",
                         help="also time PyTorch and scikit-learn when installed")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time run")
-    parser.add_argument("--only", choices=("steps", "compiled"),
+    parser.add_argument("--only", choices=("steps", "compiled", "thresholds"),
                         help="only the training-step tables, or only the compiled-path tables")
     args = parser.parse_args(argv)
     try:
@@ -321,6 +360,9 @@ def main(argv=None) -> int:
           f"{os.cpu_count()} CPUs, numba threads {numba.get_num_threads()}\n")
     if args.only == "compiled":
         report_compiled(args.quick)
+        return 0
+    if args.only == "thresholds":
+        report_thresholds(args.rounds)
         return 0
     steps = report_steps(batches, dtypes, args.rounds)
     if args.only == "steps":

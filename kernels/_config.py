@@ -30,8 +30,8 @@ CACHE = os.environ.get("FASTNN_NUMBA_CACHE", "1").lower() not in ("0", "false", 
 COMMON = {"nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
 
 # Below this many elements of work a kernel runs serially. Measured with
-# `python benchmarks/compare.py --thresholds`: on a 2-core machine no kernel of the
-# 784-128-128-10 step won from threads, so the default only goes parallel on big arrays.
+# `python benchmarks/compare.py --only thresholds` (README, "Threads"): on the 2-core
+# machine no pass of the 784-128-128-10 step won from threads.
 PARALLEL_MIN_WORK = int(os.environ.get("FASTNN_PARALLEL_MIN_WORK", 1 << 20))
 
 
