@@ -135,8 +135,10 @@ def _format(summary: dict) -> str:
             parts.append(f"test loss {summary['test_loss']:.6f}")
     line = ", ".join(parts)
     if "train_seconds" in summary:
+        per_iter = summary["seconds_per_iter"]
+        per = f"{per_iter * 1e3:.3f} ms" if per_iter >= 1e-4 else f"{per_iter * 1e6:.3f} us"
         line += (f" | {summary['iterations']} iterations in {summary['train_seconds']:.2f} s "
-                 f"({summary['seconds_per_iter'] * 1e3:.4f} ms/iter)")
+                 f"({per}/iter; compiling {summary['compile_seconds']:.2f} s)")
     return line
 
 

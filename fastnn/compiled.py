@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-# Below this many multiply-adds per step (batch * sum(fan_in * fan_out)) the compiled
-# path is faster; above it the step path is (NumPy's BLAS called from Python beat the
-# SciPy BLAS that numba's np.dot calls, whose second thread pool competes with NumPy's).
-# Measured for 784-128-128-10 float64 (ms per iteration, step / compiled): batch 8
-# (0.94 M) 0.155 / 0.120, batch 12 (1.41 M) 0.254 / 0.385, batch 32 0.83 / 1.05.
-# `python benchmarks/compare.py --only compiled` prints the table.
-COMPILED_MAX_WORK = 1_000_000
+# Up to this many multiply-adds per step (batch * sum(fan_in * fan_out)) fit() takes the
+# compiled path. Above roughly a million the step path wins: NumPy's BLAS called from
+# Python beat the SciPy BLAS that numba's np.dot calls (a second thread pool that
+# competes with NumPy's). Measured, ms per iteration, step / compiled, float64:
+#   784-128-128-10: batch 8 (0.94 M) 0.155 / 0.120; batch 12 (1.41 M) 0.254 / 0.385
+#   64-128-128-10:  batch 16 (0.42 M) 0.086 / 0.057; batch 32 (0.84 M) 0.134 / 0.180
+# so the bound sits below both crossovers. `python benchmarks/compare.py --only
+# compiled` prints the 784-wide table.
+COMPILED_MAX_WORK = 500_000
 # Products smaller than this many multiply-adds run as loops inside the compiled path.
 BLAS_MIN = 16_384
 

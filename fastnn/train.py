@@ -44,6 +44,7 @@ class History:
     seconds_per_iter: list = field(default_factory=list)
     iterations: int = 0
     train_seconds: float = 0.0
+    compile_seconds: float = 0.0  # first-use compilation (or cache loading), not training
     path: str = "step"  # "step" (one step at a time) or "compiled" (whole epochs in numba)
 
     def to_dict(self) -> dict:
@@ -60,6 +61,7 @@ class History:
             "test_loss": self.test_loss[last] if last >= 0 else None,
             "train_seconds": self.train_seconds,
             "seconds_per_iter": self.train_seconds / max(self.iterations, 1),
+            "compile_seconds": self.compile_seconds,
             "path": self.path,
         }
 
@@ -240,8 +242,9 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
     errstate = np.errstate(over="ignore", invalid="ignore")
     errstate.__enter__()
     try:
+        run.history.path = path
+        run.warm_up(path)
         if path == "compiled":
-            run.history.path = "compiled"
             run.train_compiled(schedule)
         else:
             run.train_steps(schedule)
@@ -277,6 +280,26 @@ class _Run:
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+    def warm_up(self, path: str) -> None:
+        """Compile (or load from cache) what training will run, on a scratch copy.
+
+        One batch on a copy of the network: the real run is untouched, and its timings
+        (``train_seconds``, ``seconds_per_iter``) measure training, not compilation.
+        """
+        from .compiled import CompiledTrainer
+
+        t0 = time.perf_counter()
+        scratch = self.net.copy()
+        B = min(self.batch_size, self.x.shape[0])
+        if path == "compiled":
+            idx = np.arange(B, dtype=np.int64)
+            CompiledTrainer(scratch, self.optimizer.lr, self.batch_size).run(
+                self.x, self.t, idx, np.array([0, B], dtype=np.int64))
+        else:
+            scratch._train_step(self.x[:B], self.t[:B], self.optimizer)
+        _evaluate(scratch, self.x[:1], self.t[:1])
+        self.history.compile_seconds = time.perf_counter() - t0
 
     # --- step-by-step ---------------------------------------------------------------
 
