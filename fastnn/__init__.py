@@ -5,13 +5,24 @@ kernels (``fastnn.kernels``), ``backend="numpy"`` runs the NumPy reference
 (``fastnn.reference``) they are tested against.
 """
 
-from . import reference
-from .gradcheck import gradient_check
-from .layers import Affine, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss
-from .optim import SGD
-from .sequential import Sequential
-from .serialize import load
-from .train import History, TrainingDiverged, evaluate, fit
+import os as _os
+
+# In a source checkout fastnn/ and kernels/ are siblings; installed, kernels/ becomes
+# fastnn/kernels (pyproject's package-dir). So that code run from the checkout itself
+# (python -m fastnn.cli, asv's benchmark runner) finds fastnn.kernels as the installed
+# package would, the checkout root joins this package's search path in that case only.
+_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if not _os.path.isdir(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "kernels")) \
+        and _os.path.isfile(_os.path.join(_root, "kernels", "__init__.py")):
+    __path__.append(_root)
+
+from . import reference  # noqa: E402
+from .gradcheck import gradient_check  # noqa: E402
+from .layers import Affine, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss  # noqa: E402
+from .optim import SGD  # noqa: E402
+from .sequential import Sequential  # noqa: E402
+from .serialize import load  # noqa: E402
+from .train import History, TrainingDiverged, evaluate, fit  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -4,16 +4,27 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-FASTNN = [sys.executable, "-m", "fastnn.cli"]
+# the installed console script, as a user runs it (next to this Python's executable)
+_SCRIPT = Path(sys.executable).with_name("fastnn")
+FASTNN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "fastnn.cli"]
 
 
 def run(*args, cwd=None):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return subprocess.run([*FASTNN, *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=600)
+
+
+def test_module_entry_point_works_from_the_repository_root():
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "fastnn.cli", "train", "--dataset", "sine",
+                          "--epochs", "2", "--quiet"], capture_output=True, text=True, cwd=root,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
 
 
 @pytest.fixture(scope="module")

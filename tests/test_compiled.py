@@ -79,9 +79,10 @@ def test_compiled_divergence_matches_the_step_path():
                        progress=False, compiled=compiled)
         assert np.all(np.isfinite(net.params.flat))
         stops.append(info.value.iteration)
-    # the same stop; the parameters themselves (~1e200 by then) are not compared: in an
-    # exploding run, last-bit differences between loop and BLAS sums grow without bound
-    assert stops[0] == stops[1]
+    # the same stop, give or take the one step where the overflow lands: in an exploding
+    # run, last-bit differences between loop and BLAS sums grow without bound (so the
+    # parameters, ~1e200 by then, are not compared either)
+    assert abs(stops[0] - stops[1]) <= 1
 
 
 def test_choose_path():
