@@ -75,33 +75,55 @@ def act_(out, x, act):
             out[n, h] = act_value(x[n, h], act)
 
 
+@njit(inline="always", **COMMON)
+def _grad_rows(dz, dout, out, acc, start, stop, act):
+    """Rows start..stop: dz = act'(out) * dout, and their column sums added to acc."""
+    H = dz.shape[1]
+    for n in range(start, stop):
+        zrow, drow, orow = dz[n], dout[n], out[n]
+        for h in range(H):
+            g = act_grad_value(drow[h], orow[h], act)
+            zrow[h] = g
+            acc[h] += g
+
+
+@njit(inline="always", **COMMON)
+def _sum_partials(db, partial):
+    """db = the column sums of partial (chunks, H), added in chunk order."""
+    for h in range(partial.shape[1]):
+        total = 0.0
+        for c in range(partial.shape[0]):
+            total += partial[c, h]
+        db[h] = total
+
+
 @kernel
 def act_grad_colsum_(dz, out, db, act, partial):
     """In place: dz = dz * act'(out), and db = sum over n of the result, in one pass.
 
-    dz (the upstream gradient on entry), out are (N, H); db is (H,). One array in and
-    out on purpose: with separate input and output arrays that alias (the in-place
-    case), LLVM's runtime overlap check sends the loop to its scalar fallback (4x slower,
-    measured). ``partial`` is float64 scratch of shape (chunks, H): each row block sums
-    into its own row (no two iterations write one element), then the rows are added
-    serially. Passing the scratch in keeps the kernel free of allocations.
+    dz (the upstream gradient on entry), out are (N, H); db is (H,). ``partial`` is
+    float64 scratch of shape (chunks, H): each row block sums into its own row (no two
+    iterations write one element), then the rows are added serially. Scratch passed
+    in keeps the kernel free of allocations. (In place, one array goes in: two arguments
+    that alias make LLVM's runtime overlap check pick its scalar loop, 4x slower.)
     """
-    N, H = dz.shape
+    N = dz.shape[0]
     chunks = partial.shape[0]
     partial[...] = 0
     for c in prange(chunks):
-        acc = partial[c]
-        for n in range(c * N // chunks, (c + 1) * N // chunks):
-            zrow, orow = dz[n], out[n]
-            for h in range(H):
-                g = act_grad_value(zrow[h], orow[h], act)
-                zrow[h] = g
-                acc[h] += g
-    for h in range(H):
-        total = 0.0
-        for c in range(chunks):
-            total += partial[c, h]
-        db[h] = total
+        _grad_rows(dz, dz, out, partial[c], c * N // chunks, (c + 1) * N // chunks, act)
+    _sum_partials(db, partial)
+
+
+@kernel
+def act_grad_colsum_into(dz, dout, out, db, act, partial):
+    """``act_grad_colsum_`` from dout into a separate dz (dout is left unchanged)."""
+    N = dz.shape[0]
+    chunks = partial.shape[0]
+    partial[...] = 0
+    for c in prange(chunks):
+        _grad_rows(dz, dout, out, partial[c], c * N // chunks, (c + 1) * N // chunks, act)
+    _sum_partials(db, partial)
 
 
 @kernel
@@ -114,11 +136,7 @@ def colsum(db, dout, partial):
         for n in range(c * N // chunks, (c + 1) * N // chunks):
             for h in range(H):
                 partial[c, h] += dout[n, h]
-    for h in range(H):
-        total = 0.0
-        for c in range(chunks):
-            total += partial[c, h]
-        db[h] = total
+    _sum_partials(db, partial)
 
 
 @kernel
@@ -149,9 +167,13 @@ def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act):
     if act == IDENTITY:  # dz is dout itself: only the bias gradient needs a pass
         dz = dout
         colsum.pick(dout.size)(db, dout, partial)
-    else:
-        dz = dout if overwrite_dout else dout.copy()
+    elif overwrite_dout:
+        dz = dout
         act_grad_colsum_.pick(dout.size)(dz, np.ascontiguousarray(out), db, act, partial)
+    else:
+        dz = np.empty_like(dout)
+        act_grad_colsum_into.pick(dout.size)(dz, dout, np.ascontiguousarray(out), db, act,
+                                             partial)
     dW = np.dot(x.T, dz, out=dW)
     dx = np.dot(dz, W.T, out=dx) if need_dx else None
     return dx, dW, db
