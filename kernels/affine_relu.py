@@ -88,6 +88,16 @@ def _grad_rows(dz, dout, out, acc, start, stop, act):
 
 
 @njit(inline="always", **COMMON)
+def _grad_colsum(dz, dout, out, db, act, partial):
+    N = dz.shape[0]
+    chunks = partial.shape[0]
+    partial[...] = 0
+    for c in prange(chunks):
+        _grad_rows(dz, dout, out, partial[c], c * N // chunks, (c + 1) * N // chunks, act)
+    _sum_partials(db, partial)
+
+
+@njit(inline="always", **COMMON)
 def _sum_partials(db, partial):
     """db = the column sums of partial (chunks, H), added in chunk order."""
     for h in range(partial.shape[1]):
@@ -107,23 +117,13 @@ def act_grad_colsum_(dz, out, db, act, partial):
     in keeps the kernel free of allocations. (In place, one array goes in: two arguments
     that alias make LLVM's runtime overlap check pick its scalar loop, 4x slower.)
     """
-    N = dz.shape[0]
-    chunks = partial.shape[0]
-    partial[...] = 0
-    for c in prange(chunks):
-        _grad_rows(dz, dz, out, partial[c], c * N // chunks, (c + 1) * N // chunks, act)
-    _sum_partials(db, partial)
+    _grad_colsum(dz, dz, out, db, act, partial)
 
 
 @kernel
 def act_grad_colsum_into(dz, dout, out, db, act, partial):
     """``act_grad_colsum_`` from dout into a separate dz (dout is left unchanged)."""
-    N = dz.shape[0]
-    chunks = partial.shape[0]
-    partial[...] = 0
-    for c in prange(chunks):
-        _grad_rows(dz, dout, out, partial[c], c * N // chunks, (c + 1) * N // chunks, act)
-    _sum_partials(db, partial)
+    _grad_colsum(dz, dout, out, db, act, partial)
 
 
 @kernel
