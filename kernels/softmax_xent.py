@@ -14,6 +14,12 @@ from numba import njit, prange
 
 from ._config import COMMON, kernel
 
+# From this many scores on, softmax_cross_entropy takes the exponentials from NumPy's
+# SIMD exp between two numba passes instead of a scalar exp in one fused pass (numba
+# vectorises no exp without Intel's SVML). Measured at 1000 x 10 float32: 44 -> 21 us;
+# below ~2,000 scores the extra calls cost more than they save.
+NUMPY_EXP_MIN = 2048
+
 
 @njit(inline="always", **COMMON)
 def shifted_exp_row(d, s, off, C):
@@ -98,6 +104,42 @@ def softmax_xent_onehot(dscores, scores, targets):
 
 
 @kernel
+def shift_rows_(shifted, row_max, scores):
+    """shifted = scores - row max; row_max (N,) keeps the maxima. Step 1 of the split path."""
+    N, C = scores.shape
+    for n in prange(N):
+        m = scores[n, 0]
+        for c in range(1, C):
+            m = max(m, scores[n, c])
+        row_max[n] = m
+        for c in range(C):
+            shifted[n, c] = scores[n, c] - m
+
+
+@kernel
+def xent_labels_from_exp(dscores, scores, row_max, labels):
+    """Step 3 of the split path: dscores holds exp(scores - row_max) on entry.
+
+    The same loss and gradient as ``softmax_xent_labels``, whose exponentials here came
+    from NumPy's vectorised exp (step 2) instead of a scalar exp per element.
+    """
+    N, C = scores.shape
+    inv_n = 1.0 / N
+    total = 0.0
+    for n in prange(N):
+        s = 0.0
+        for c in range(C):
+            s += dscores[n, c]
+        y = labels[n]
+        total += math.log(s) - (scores[n, y] - row_max[n])
+        scale = inv_n / s
+        for c in range(C):
+            dscores[n, c] = dscores[n, c] * scale
+        dscores[n, y] -= inv_n
+    return total * inv_n
+
+
+@kernel
 def softmax_(probs, scores):
     """probs = softmax of each row of scores; both (N, C)."""
     N, C = scores.shape
@@ -142,7 +184,13 @@ def softmax_cross_entropy(scores, labels, dscores=None):
         dscores = np.empty_like(scores)
     if labels.ndim != 1:
         labels = np.ascontiguousarray(labels, dtype=scores.dtype)
-    if labels.ndim == 1:
+    if labels.ndim == 1 and scores.size >= NUMPY_EXP_MIN:
+        # three passes, but the exponentials vectorised: 44 -> 21 us at 1000 x 10 float32
+        row_max = np.empty(scores.shape[0], scores.dtype)
+        shift_rows_.pick(scores.size)(dscores, row_max, scores)
+        np.exp(dscores, out=dscores)
+        loss = xent_labels_from_exp.pick(scores.size)(dscores, scores, row_max, labels)
+    elif labels.ndim == 1:
         loss = softmax_xent_labels.pick(scores.size)(dscores, scores, labels)
     else:
         loss = softmax_xent_onehot.pick(scores.size)(dscores, scores, labels)

@@ -185,7 +185,7 @@ def logits(N, C, dtype, kind, seed=0):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("N, C", [(1, 1), (1, 10), (3, 2), (13, 7), (127, 10),
+@pytest.mark.parametrize("N, C", [(1, 1), (1, 10), (3, 2), (13, 7), (127, 10), (300, 7),
                                   pytest.param(1000, 10, marks=pytest.mark.large)])
 @pytest.mark.parametrize("kind", ["normal", "large", "ties", "zeros"])
 @pytest.mark.parametrize("labels", ["int", "onehot"])
