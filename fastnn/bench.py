@@ -274,6 +274,60 @@ def report_compiled(quick: bool = False) -> None:
     print()
 
 
+def report_breakdown(batches, dtypes, rounds: int) -> None:
+    """Where a numba step's time goes beyond the GEMMs: cumulative stages, 10th percentiles.
+
+    Low percentiles of interleaved reps, for attribution on a noisy machine (medians
+    are in the main table): GEMM-only; + fused passes (forward, loss, backward on
+    validated arrays); + input validation; + the gradient dict; + the SGD update.
+    """
+    from . import SGD, Sequential
+
+    print("## Step breakdown (numba), 10th percentile us, cumulative\n")
+    print("| dtype | batch | GEMM-only | + fused passes | + validation | + grad dict | "
+          "+ update (full step) | full / GEMM |")
+    print("|---|---|---|---|---|---|---|---|")
+    for dtype in dtypes:
+        for N in batches:
+            x, t = problem(N, dtype)
+            net = Sequential(*SIZES[:1], list(SIZES[1:-1]), SIZES[-1], dtype=dtype, seed=0)
+            opt = SGD(1e-3)
+            g = net._allocate_gradients()
+            ws, xv, tv = net._workspace(N), net._check_x(x), net._check_t(t, N)
+
+            def passes(xv=xv, tv=tv, ws=ws, g=g, net=net):
+                net._loss_op(net._forward(xv, ws), tv, ws.dscores)
+                net._backward(xv, ws, g)
+
+            def validated(x=x, t=t, ws=ws, g=g, net=net, N=N):
+                xv2, tv2 = net._check_x(x), net._check_t(t, N)
+                net._loss_op(net._forward(xv2, ws), tv2, ws.dscores)
+                net._backward(xv2, ws, g)
+
+            cases = {"gemm": step_cases(N, dtype)["gemm"], "passes": passes,
+                     "validated": validated,
+                     "grads": lambda x=x, t=t, net=net: net.loss_and_gradient(x, t),
+                     "full": lambda x=x, t=t, net=net, opt=opt: net.train_step(x, t, opt)}
+            r = _percentile_times(cases, rounds, 10)
+            print(f"| {np.dtype(dtype).name} | {N} | " + " | ".join(
+                f"{r[k] * 1e6:.1f}" for k in cases) + f" | {r['full'] / r['gemm']:.3f} |")
+    print()
+
+
+def _percentile_times(cases: dict, rounds: int, q: float, reps: int = 40) -> dict:
+    samples = {k: [] for k in cases}
+    for fn in cases.values():
+        fn()
+        fn()
+    for _ in range(rounds):
+        for k, fn in cases.items():
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                fn()
+                samples[k].append(time.perf_counter() - t0)
+    return {k: float(np.percentile(v, q)) for k, v in samples.items()}
+
+
 def report_thresholds(rounds: int) -> None:
     """Serial vs parallel variant of the fused passes by work size (PARALLEL_MIN_WORK)."""
     import numba
@@ -343,7 +397,7 @@ def main(argv=None) -> int:
     parser.add_argument("--peers", action="store_true",
                         help="also time PyTorch and scikit-learn when installed")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time run")
-    parser.add_argument("--only", choices=("steps", "compiled", "thresholds"),
+    parser.add_argument("--only", choices=("steps", "breakdown", "compiled", "thresholds"),
                         help="only the training-step tables, or only the compiled-path tables")
     args = parser.parse_args(argv)
     try:
@@ -360,6 +414,9 @@ def main(argv=None) -> int:
           f"{os.cpu_count()} CPUs, numba threads {numba.get_num_threads()}\n")
     if args.only == "compiled":
         report_compiled(args.quick)
+        return 0
+    if args.only == "breakdown":
+        report_breakdown(batches, dtypes, args.rounds)
         return 0
     if args.only == "thresholds":
         report_thresholds(args.rounds)
