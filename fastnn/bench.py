@@ -435,8 +435,7 @@ def main(argv=None) -> int:
     print("| batch | peak bytes |\n|---|---|")
     for N in sorted({*batches, 1000}):
         print(f"| {N} | {peak_step_memory(N, np.float32)} |")
-    print("\n(a step allocates its gradient dict, the size of the parameters, and nothing "
-          "that grows with the batch)\n")
+    print("\n(gradient and work buffers are reused: nothing allocated grows with the batch)\n")
 
     report_compiled(args.quick)
 
