@@ -367,6 +367,20 @@ def _parallel_ran() -> bool:
     return True
 
 
+def _peer_table(name, label, dtype, times, steps, batches) -> None:
+    """One peer's step times beside fastnn's numba step of the same dtype."""
+    if times is None:
+        print(f"{name}: not installed, skipped.\n")
+        return
+    print(f"| batch | {label} {dtype} | fastnn numba {dtype} | {name} / fastnn |")
+    print("|---|---|---|---|")
+    for N in batches:
+        ours = steps.get((dtype, N), {}).get("numba")
+        ratio = f"{times[N] / ours:.2f}" if ours else "n/a"
+        print(f"| {N} | {_ms(times[N])} | {_ms(ours) if ours else 'n/a'} | {ratio} |")
+    print()
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3f}"
 
@@ -446,28 +460,10 @@ def main(argv=None) -> int:
 
     if args.peers:
         print("## Peers, each timed in its own block, median ms\n")
-        torch_r = torch_step_times(batches, args.rounds)
-        if torch_r is None:
-            print("PyTorch: not installed, skipped.\n")
-        else:
-            print("| batch | PyTorch eager float32 | fastnn numba float32 | PyTorch / fastnn |")
-            print("|---|---|---|---|")
-            for N in batches:
-                ours = steps.get(("float32", N), {}).get("numba")
-                ratio = f"{torch_r[N] / ours:.2f}" if ours else "n/a"
-                print(f"| {N} | {_ms(torch_r[N])} | {_ms(ours) if ours else 'n/a'} | {ratio} |")
-            print()
-        sk = sklearn_step_times(batches, args.rounds)
-        if sk is None:
-            print("scikit-learn: not installed, skipped.\n")
-        else:
-            print("| batch | MLPClassifier float64 | fastnn numba float64 | sklearn / fastnn |")
-            print("|---|---|---|---|")
-            for N in batches:
-                ours = steps.get(("float64", N), {}).get("numba")
-                ratio = f"{sk[N] / ours:.2f}" if ours else "n/a"
-                print(f"| {N} | {_ms(sk[N])} | {_ms(ours) if ours else 'n/a'} | {ratio} |")
-            print()
+        _peer_table("PyTorch", "PyTorch eager", "float32",
+                    torch_step_times(batches, args.rounds), steps, batches)
+        _peer_table("scikit-learn", "MLPClassifier", "float64",
+                    sklearn_step_times(batches, args.rounds), steps, batches)
     return 0
 
 
