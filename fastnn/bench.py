@@ -3,9 +3,10 @@
 Everything that is compared is timed in one process, interleaved round by round (so a
 noisy neighbour slows all contenders alike), and reported as medians and ratios:
 
-* the training step (forward, backward, SGD update) of 784-128-128-10 at batch 32, 100
-  and 1000, float32 and float64: numpy backend, numba backend, and the GEMM-only lower
-  bound (the same step's eight matrix products into preallocated outputs);
+* the training step (forward, backward, SGD update: ``net.train_step``, as fit() runs
+  it) of 784-128-128-10 at batch 32, 100 and 1000, float32 and float64: numpy backend,
+  numba backend, and the GEMM-only lower bound (the same step's eight matrix products
+  into preallocated outputs);
 * the seed article's loop (its ``gradient()`` + ``params[key] -= lr * grad[key]``) with
   the article's class against the same loop with ``fastnn.Sequential``;
 * steady-state memory: the peak allocated inside one step (tracemalloc), per batch size;
@@ -70,8 +71,8 @@ def step_cases(N: int, dtype) -> dict:
         net = Sequential(*SIZES[:1], list(SIZES[1:-1]), SIZES[-1], backend=backend,
                          dtype=dtype, seed=0)
 
-        def step(net=net):
-            opt.update(net.params, net.gradient(x, t))
+        def step(net=net):  # one training step as fit() runs it
+            net.train_step(x, t, opt)
 
         cases[backend] = step
     W = [net.params[f"W{i}"].copy() for i in (1, 2, 3)]

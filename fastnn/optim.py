@@ -59,10 +59,6 @@ class SGD:
     def __repr__(self) -> str:
         return f"SGD(lr={self.lr!r})"
 
-    def _update_flat(self, params: ParamDict, grads: Gradients) -> None:
-        """The update for a network's own params and gradients (structure known good)."""
-        params.backend.sgd_update(params.flat, grads.flat, self.lr)
-
     def update(self, params, grads) -> None:
         _check_pair(params, grads)
         backend = getattr(params, "backend", reference)

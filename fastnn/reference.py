@@ -14,8 +14,8 @@ Conventions shared by both modules
 * Activation backward passes take the forward *output* ``out`` (ReLU's mask is
   ``out > 0``, the sigmoid's derivative is ``out * (1 - out)``), so nothing else has to
   be cached between forward and backward.
-* ``dout`` is never modified unless ``overwrite_dout=True`` is passed (then it may be
-  used as scratch space; its contents afterwards are unspecified).
+* ``dout`` is never modified unless ``overwrite_dout=True`` is passed; then it holds
+  the gradient at the affine output (dz) afterwards.
 * Losses are means over the batch: softmax cross-entropy is
   ``mean_n(logsumexp(scores[n]) - scores[n, t[n]])``; squared error is
   ``mean_n(0.5 * sum_c (y[n, c] - t[n, c])**2)``.
@@ -42,6 +42,7 @@ __all__ = [
     "softmax_cross_entropy",
     "squared_error",
     "sgd_update",
+    "sgd_update_affine",
     "all_finite",
 ]
 
@@ -62,13 +63,14 @@ def affine_forward(x, W, b, out=None):
     return _into(out, np.dot(x, W) + b)
 
 
-def affine_backward(dout, x, W, dx=None, dW=None, db=None, need_dx=True):
+def affine_backward(dout, x, W, dx=None, dW=None, db=None, need_dx=True, need_dW=True):
     """Gradients of out = x @ W + b. dout is (N, H); returns (dx, dW, db).
 
-    ``dx`` is None when ``need_dx`` is False (the first layer never needs it).
+    ``dx`` is None when ``need_dx`` is False (the first layer never needs it), ``dW`` is
+    None when ``need_dW`` is False (``sgd_update_affine`` applies it instead).
     """
     grad_x = np.dot(dout, W.T) if need_dx else None
-    grad_W = np.dot(x.T, dout)
+    grad_W = np.dot(x.T, dout) if need_dW else None
     grad_b = np.sum(dout, axis=0)
     return _into(dx, grad_x), _into(dW, grad_W), _into(db, grad_b)
 
@@ -92,10 +94,15 @@ def affine_relu_forward(x, W, b, out=None):
 
 
 def affine_relu_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=True,
-                         overwrite_dout=False):
-    """Gradients of out = max(x @ W + b, 0), given dout (N, H) and the forward ``out``."""
+                         overwrite_dout=False, need_dW=True):
+    """Gradients of out = max(x @ W + b, 0), given dout (N, H) and the forward ``out``.
+
+    With ``overwrite_dout`` the masked gradient dz is left in ``dout``.
+    """
     dz = relu_backward(dout, out)
-    return affine_backward(dz, x, W, dx, dW, db, need_dx)
+    if overwrite_dout:
+        dout[...] = dz
+    return affine_backward(dz, x, W, dx, dW, db, need_dx, need_dW)
 
 
 # --- sigmoid ----------------------------------------------------------------------
@@ -118,10 +125,15 @@ def affine_sigmoid_forward(x, W, b, out=None):
 
 
 def affine_sigmoid_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=True,
-                            overwrite_dout=False):
-    """Gradients of out = sigmoid(x @ W + b), given dout (N, H) and the forward ``out``."""
+                            overwrite_dout=False, need_dW=True):
+    """Gradients of out = sigmoid(x @ W + b), given dout (N, H) and the forward ``out``.
+
+    With ``overwrite_dout`` the gradient dz before the affine layer is left in ``dout``.
+    """
     dz = sigmoid_backward(dout, out)
-    return affine_backward(dz, x, W, dx, dW, db, need_dx)
+    if overwrite_dout:
+        dout[...] = dz
+    return affine_backward(dz, x, W, dx, dW, db, need_dx, need_dW)
 
 
 def affine_act_forward_checked(x, W, b, activation, out=None):
@@ -186,6 +198,14 @@ def squared_error(y, t, dy=None):
 def sgd_update(param, grad, lr):
     """In place: param -= lr * grad."""
     param -= lr * grad
+
+
+def sgd_update_affine(W, x, dz, lr):
+    """In place: W -= lr * (x.T @ dz), the SGD step of an affine layer's weights.
+
+    x is (N, D), dz (N, H) the gradient at the layer's output, W (D, H).
+    """
+    W -= lr * np.dot(x.T, dz)
 
 
 def all_finite(x):

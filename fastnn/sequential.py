@@ -117,6 +117,7 @@ class _Workspace:
         self.dh = [np.empty((N, H), dtype) for H in hidden]   # gradients w.r.t. them
         self.scores = np.empty((N, sizes[-1]), dtype)         # (N, C)
         self.dscores = np.empty((N, sizes[-1]), dtype)
+        self.db = [np.empty(H, dtype) for H in sizes[1:]]     # bias gradients (train_step)
 
 
 def _views(flat: np.ndarray, sizes: list[int]) -> dict:
@@ -377,10 +378,29 @@ class Sequential:
         ws = self._workspace(x.shape[0])
         loss = self._loss_op(self._forward(x, ws), t, ws.dscores)[0]
         if math.isfinite(loss):
-            grads = self._new_gradients()
-            self._backward(x, ws, grads)
-            optimizer._update_flat(self.params, grads)
+            self._backward_sgd(x, ws, optimizer.lr)
         return loss
+
+    def _backward_sgd(self, x: np.ndarray, ws: _Workspace, lr: float) -> None:
+        """Backward with the SGD step applied layer by layer; dW is never materialised.
+
+        Each layer's input gradient is computed with its old W before W is updated, and
+        layers below never read W above them, so this is exactly gradient() followed by
+        the update. The weights' step is one GEMM that accumulates into W
+        (``sgd_update_affine``) instead of a GEMM into dW and a pass reading it back.
+        """
+        be, n, W, b, db = self._be, self.n, self._W, self._b, ws.db
+        be.affine_backward(ws.dscores, ws.h[n - 1], W[n], dx=ws.dh[n - 1], db=db[n],
+                           need_dW=False)
+        be.sgd_update_affine(W[n], ws.h[n - 1], ws.dscores, lr)
+        be.sgd_update(b[n], db[n], lr)
+        for i in range(n - 1, -1, -1):
+            inp = ws.h[i - 1] if i > 0 else x
+            self._act_backward(ws.dh[i], inp, W[i], ws.h[i],
+                               dx=ws.dh[i - 1] if i > 0 else None, db=db[i],
+                               need_dx=i > 0, overwrite_dout=True, need_dW=False)
+            be.sgd_update_affine(W[i], inp, ws.dh[i], lr)  # dh[i] now holds dz
+            be.sgd_update(b[i], db[i], lr)
 
     def save(self, path) -> None:
         """Write the architecture and parameters to ``path`` (.npz), atomically."""

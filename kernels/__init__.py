@@ -20,7 +20,7 @@ from .affine_relu import (
     sigmoid_forward,
 )
 from .checks import all_finite
-from .sgd import sgd_update
+from .sgd import sgd_update, sgd_update_affine
 from .softmax_xent import softmax, softmax_cross_entropy, squared_error
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "softmax_cross_entropy",
     "squared_error",
     "sgd_update",
+    "sgd_update_affine",
     "all_finite",
     "get_num_threads",
     "set_num_threads",

@@ -156,7 +156,7 @@ def _gemm_act(x, W, b, out, act, count=False):
     return out, bias_act_.pick(out.size)(out, np.ascontiguousarray(b), act, count)
 
 
-def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act):
+def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act, need_dW=True):
     # dout, out are (N, H); x is (N, D); W is (D, H)
     # the passes read C-contiguous arrays (one compiled layout); copies only for odd inputs
     dout = np.ascontiguousarray(dout)
@@ -174,7 +174,7 @@ def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act):
         dz = np.empty_like(dout)
         act_grad_colsum_into.pick(dout.size)(dz, dout, np.ascontiguousarray(out), db, act,
                                              partial)
-    dW = np.dot(x.T, dz, out=dW)
+    dW = np.dot(x.T, dz, out=dW) if need_dW else None
     dx = np.dot(dz, W.T, out=dx) if need_dx else None
     return dx, dW, db
 
@@ -184,9 +184,9 @@ def affine_forward(x, W, b, out=None):
     return _gemm_act(x, W, b, out, IDENTITY)[0]
 
 
-def affine_backward(dout, x, W, dx=None, dW=None, db=None, need_dx=True):
-    """Gradients (dx, dW, db) of out = x @ W + b; dx is None unless ``need_dx``."""
-    return _backward(dout, x, W, None, dx, dW, db, need_dx, False, IDENTITY)
+def affine_backward(dout, x, W, dx=None, dW=None, db=None, need_dx=True, need_dW=True):
+    """Gradients (dx, dW, db) of out = x @ W + b; dx / dW are None unless needed."""
+    return _backward(dout, x, W, None, dx, dW, db, need_dx, False, IDENTITY, need_dW)
 
 
 def affine_relu_forward(x, W, b, out=None):
@@ -195,9 +195,9 @@ def affine_relu_forward(x, W, b, out=None):
 
 
 def affine_relu_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=True,
-                         overwrite_dout=False):
+                         overwrite_dout=False, need_dW=True):
     """Gradients of out = max(x @ W + b, 0): mask and db in one pass, then two GEMMs."""
-    return _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, RELU)
+    return _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, RELU, need_dW)
 
 
 def affine_sigmoid_forward(x, W, b, out=None):
@@ -219,9 +219,10 @@ def affine_act_forward_checked(x, W, b, activation, out=None):
 
 
 def affine_sigmoid_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=True,
-                            overwrite_dout=False):
+                            overwrite_dout=False, need_dW=True):
     """Gradients of out = sigmoid(x @ W + b), given the forward ``out``."""
-    return _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, SIGMOID)
+    return _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, SIGMOID,
+                     need_dW)
 
 
 def _activation(x, out, act):

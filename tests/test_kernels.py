@@ -250,6 +250,58 @@ def test_sgd_update(shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, D, H", SHAPES)
+@pytest.mark.parametrize("blas", ["gemm", "fallback"])
+def test_sgd_update_affine(N, D, H, dtype, blas, monkeypatch):
+    from fastnn.kernels import sgd
+
+    if blas == "fallback":
+        monkeypatch.setattr(sgd, "gemm_update", None)
+    x, W, _ = random_problem(N, D, H, dtype, seed=N + H)
+    dz = upstream(N, H, dtype, seed=D)
+    ref, comp = W.copy(), W.copy()
+    reference.sgd_update_affine(ref, x, dz, 0.05)
+    assert kernels.sgd_update_affine(comp, x, dz, 0.05) is None
+    assert_close(comp, ref, dtype, reduce_len=N)
+    strided = W.copy()
+    kernels.sgd_update_affine(strided, layout(x, "strided"), layout(dz, "F"), 0.05)
+    assert_close(strided, ref, dtype, reduce_len=N)
+
+
+def test_blas_update_binding_is_active_on_numpy_wheels():
+    """The accumulate-in-place GEMM binds to NumPy's own OpenBLAS (ILP64 wheels)."""
+    import numpy
+    from fastnn.kernels import _blas
+
+    if not _blas._numpy_blas_path():
+        pytest.skip(f"NumPy {numpy.__version__} here does not bundle its own OpenBLAS")
+    assert _blas.gemm_update is not None
+
+
+@pytest.mark.parametrize("op", ["affine", "affine_relu", "affine_sigmoid"])
+@pytest.mark.parametrize("module", [reference, kernels], ids=["numpy", "numba"])
+def test_backward_without_dW_and_overwrite_contract(op, module):
+    x, W, b = random_problem(9, 6, 5, np.float64, seed=2)
+    dout = upstream(9, 5, np.float64, seed=3)
+    f = getattr(module, f"{op}_backward")
+    if op == "affine":
+        full = f(dout, x, W)
+        part = f(dout, x, W, need_dW=False)
+        dz = dout
+    else:
+        out = getattr(reference, f"{op}_forward")(x, W, b)
+        full = f(dout, x, W, out)
+        scratch = dout.copy()
+        part = f(scratch, x, W, out, need_dW=False, overwrite_dout=True)
+        dz = getattr(reference, op.split("_")[1] + "_backward")(dout, out)
+        np.testing.assert_allclose(scratch, dz, rtol=1e-12)  # dz is left in dout
+    assert part[1] is None
+    np.testing.assert_allclose(part[0], full[0], rtol=1e-12)
+    np.testing.assert_allclose(part[2], full[2], rtol=1e-12)
+    np.testing.assert_allclose(full[1], x.T @ dz, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_all_finite(dtype):
     x = np.zeros((37, 11), dtype)
     assert kernels.all_finite(x) and reference.all_finite(x)

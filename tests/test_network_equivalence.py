@@ -58,3 +58,25 @@ def test_thread_count_does_not_change_results(monkeypatch):
     np.testing.assert_allclose(results[0], results[1], rtol=1e-12, atol=1e-14)
     ref = train("numpy", [9, 7], "sigmoid", "softmax")
     np.testing.assert_allclose(results[1], ref.params.flat, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("loss", ["softmax", "mse"])
+def test_train_step_equals_gradient_then_update(activation, loss):
+    """train_step's layer-by-layer update (GEMM accumulating into W) == the book's step."""
+    rng = np.random.default_rng(7)
+    nets = {kind: fastnn.Sequential(11, [9, 7], 4, "he", activation=activation, loss=loss,
+                                    backend=backend, seed=1)
+            for kind, backend in (("book", "numpy"), ("numpy", "numpy"), ("numba", "numba"))}
+    opt = fastnn.SGD(0.2)
+    for _ in range(50):
+        x = rng.standard_normal((17, 11))
+        t = one_hot(rng.integers(0, 4, 17), 4) if loss == "mse" else rng.integers(0, 4, 17)
+        grads = nets["book"].gradient(x, t)
+        for key in nets["book"].params:
+            nets["book"].params[key] -= 0.2 * grads[key]
+        nets["numpy"].train_step(x, t, opt)
+        nets["numba"].train_step(x, t, opt)
+    book = nets["book"].params.flat
+    np.testing.assert_array_equal(nets["numpy"].params.flat, book)  # the same operations
+    np.testing.assert_allclose(nets["numba"].params.flat, book, rtol=1e-9, atol=1e-12)
