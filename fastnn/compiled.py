@@ -44,7 +44,7 @@ def choose_path(net, batch_size, callbacks, compiled) -> str:
 
 
 class CompiledTrainer:
-    """Runs lists of batches for one network and learning rate in one kernel call."""
+    """Runs stretches of batches (``order``/``starts``) for one network in one kernel call."""
 
     def __init__(self, net, lr: float, batch_size: int, blas_min: int = BLAS_MIN):
         from .kernels import train_loop

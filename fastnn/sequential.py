@@ -370,6 +370,10 @@ class Sequential:
         a gradient dict for the caller (what ``fastnn.fit`` runs). When the loss is NaN or
         infinite, nothing is updated and the loss is returned for the caller to act on.
         """
+        from .optim import SGD  # (optim imports this module)
+
+        if not isinstance(optimizer, SGD):
+            raise TypeError(f"optimizer: expected a fastnn.SGD, got {type(optimizer).__name__}")
         x = self._check_x(x)
         t = self._check_t(t, x.shape[0])
         return self._train_step(x, t, optimizer)

@@ -229,6 +229,8 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
             raise TypeError(f"callbacks: expected callables, got {type(cb).__name__}")
     if seed is not None:
         seed = V.check_positive_int(seed + 1, "seed") - 1  # any int >= 0
+    if compiled is not None and not isinstance(compiled, bool):
+        raise TypeError(f"compiled: expected True, False or None, got {compiled!r}")
     rng = np.random.default_rng(seed)
 
     run = _Run(net, optimizer, x_train, t_train, x_test, t_test, total, per_epoch, eval_every,

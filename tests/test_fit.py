@@ -114,6 +114,7 @@ def test_divergence_guard_stops_and_keeps_finite_parameters(backend):
     (dict(sampling="bootstrap"), ValueError, "sampling: expected one of"),
     (dict(optimizer="sgd"), TypeError, "optimizer: expected a fastnn.SGD"),
     (dict(callbacks=[1]), TypeError, "callbacks: expected callables"),
+    (dict(compiled="yes"), TypeError, "compiled: expected True, False or None"),
 ])
 def test_fit_rejects_bad_arguments(kwargs, exc, match):
     x, t = small_problem()

@@ -104,3 +104,10 @@ def test_sgd_rejects_bad_gradients_before_changing_anything(net):
         with pytest.raises(exc, match=match):
             fastnn.SGD(0.1).update(net.params, bad)
         np.testing.assert_array_equal(net.params.flat, before)
+
+
+def test_train_step_rejects_a_non_optimizer(net):
+    before = net.params.flat.copy()
+    with pytest.raises(TypeError, match="optimizer: expected a fastnn.SGD, got float"):
+        net.train_step(X, T, 0.1)
+    np.testing.assert_array_equal(net.params.flat, before)
