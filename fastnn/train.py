@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -228,7 +229,10 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
         if not callable(cb):
             raise TypeError(f"callbacks: expected callables, got {type(cb).__name__}")
     if seed is not None:
-        seed = V.check_positive_int(seed + 1, "seed") - 1  # any int >= 0
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed: expected a non-negative int or None, got {seed!r}")
+        if seed < 0:
+            raise ValueError(f"seed: expected a non-negative int or None, got {seed}")
     if compiled is not None and not isinstance(compiled, bool):
         raise TypeError(f"compiled: expected True, False or None, got {compiled!r}")
     rng = np.random.default_rng(seed)

@@ -115,6 +115,8 @@ def test_divergence_guard_stops_and_keeps_finite_parameters(backend):
     (dict(optimizer="sgd"), TypeError, "optimizer: expected a fastnn.SGD"),
     (dict(callbacks=[1]), TypeError, "callbacks: expected callables"),
     (dict(compiled="yes"), TypeError, "compiled: expected True, False or None"),
+    (dict(seed="0"), TypeError, "seed: expected a non-negative int or None, got '0'"),
+    (dict(seed=-1), ValueError, "seed: expected a non-negative int or None, got -1"),
 ])
 def test_fit_rejects_bad_arguments(kwargs, exc, match):
     x, t = small_problem()
