@@ -279,29 +279,44 @@ class Sequential:
             self._workspaces.move_to_end(N)
         return ws
 
-    def _forward(self, x: np.ndarray, ws: _Workspace, name: str = "x") -> np.ndarray:
+    def _forward(self, x: np.ndarray, ws: _Workspace) -> np.ndarray:
         # first layer: its fused pass also counts non-finite pre-activations, which is
         # how x is checked for NaN/Inf without a pass of its own
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf get a clear error below
             h, n_bad = self._be.affine_act_forward_checked(x, self._W[0], self._b[0],
                                                            self.activation, out=ws.h[0])
         if n_bad:
-            V.raise_if_nonfinite(x, name)  # else: the weights or an overflow, not x
+            V.raise_if_nonfinite(x, "x")  # else: the weights or an overflow, not x
         for i in range(1, self.n):
             h = self._act_forward(h, self._W[i], self._b[i], out=ws.h[i])  # (N, H_i)
         return self._be.affine_forward(h, self._W[-1], self._b[-1], out=ws.scores)  # (N, C)
 
-    def _backward(self, x: np.ndarray, ws: _Workspace, grads: Gradients) -> None:
-        n = self.n
-        W, dW, db = self._W, grads._W, grads._b
-        # output layer: dscores (N, C) -> dh[n-1] (N, H_n)
-        self._be.affine_backward(ws.dscores, ws.h[n - 1], W[n], dx=ws.dh[n - 1],
-                                 dW=dW[n], db=db[n])
-        for i in range(n - 1, -1, -1):
-            inp = ws.h[i - 1] if i > 0 else x
-            self._act_backward(ws.dh[i], inp, W[i], ws.h[i],
-                               dx=ws.dh[i - 1] if i > 0 else None, dW=dW[i], db=db[i],
-                               need_dx=i > 0, overwrite_dout=True)
+    def _backward(self, x: np.ndarray, ws: _Workspace, grads: Gradients | None = None,
+                  lr: float | None = None) -> None:
+        """Backpropagate ws.dscores: into ``grads``, or (grads None) as SGD steps of ``lr``.
+
+        With ``lr`` each layer's step is applied as soon as its input gradient has been
+        computed with the old W (layers below never read W above them), so this equals
+        gradient() followed by the update; the weights' step is one GEMM accumulating
+        into W (``sgd_update_affine``), dW is never materialised.
+        """
+        n, W, be = self.n, self._W, self._be
+        update = grads is None
+        dW = [None] * (n + 1) if update else grads._W
+        db = ws.db if update else grads._b
+        for i in range(n, -1, -1):
+            inp = ws.h[i - 1] if i > 0 else x           # (N, fan_in)
+            dout = ws.dscores if i == n else ws.dh[i]   # (N, fan_out), holds dz afterwards
+            dx = ws.dh[i - 1] if i > 0 else None
+            if i == n:
+                be.affine_backward(dout, inp, W[i], dx=dx, dW=dW[i], db=db[i],
+                                   need_dW=not update)
+            else:
+                self._act_backward(dout, inp, W[i], ws.h[i], dx=dx, dW=dW[i], db=db[i],
+                                   need_dx=i > 0, overwrite_dout=True, need_dW=not update)
+            if update:
+                be.sgd_update_affine(W[i], inp, dout, lr)
+                be.sgd_update(self._b[i], db[i], lr)
 
     def _new_gradients(self) -> Gradients:
         """A gradient dict to fill: a pooled one that nobody references, else a new one.
@@ -382,29 +397,8 @@ class Sequential:
         ws = self._workspace(x.shape[0])
         loss = self._loss_op(self._forward(x, ws), t, ws.dscores)[0]
         if math.isfinite(loss):
-            self._backward_sgd(x, ws, optimizer.lr)
+            self._backward(x, ws, lr=optimizer.lr)
         return loss
-
-    def _backward_sgd(self, x: np.ndarray, ws: _Workspace, lr: float) -> None:
-        """Backward with the SGD step applied layer by layer; dW is never materialised.
-
-        Each layer's input gradient is computed with its old W before W is updated, and
-        layers below never read W above them, so this is exactly gradient() followed by
-        the update. The weights' step is one GEMM that accumulates into W
-        (``sgd_update_affine``) instead of a GEMM into dW and a pass reading it back.
-        """
-        be, n, W, b, db = self._be, self.n, self._W, self._b, ws.db
-        be.affine_backward(ws.dscores, ws.h[n - 1], W[n], dx=ws.dh[n - 1], db=db[n],
-                           need_dW=False)
-        be.sgd_update_affine(W[n], ws.h[n - 1], ws.dscores, lr)
-        be.sgd_update(b[n], db[n], lr)
-        for i in range(n - 1, -1, -1):
-            inp = ws.h[i - 1] if i > 0 else x
-            self._act_backward(ws.dh[i], inp, W[i], ws.h[i],
-                               dx=ws.dh[i - 1] if i > 0 else None, db=db[i],
-                               need_dx=i > 0, overwrite_dout=True, need_dW=False)
-            be.sgd_update_affine(W[i], inp, ws.dh[i], lr)  # dh[i] now holds dz
-            be.sgd_update(b[i], db[i], lr)
 
     def save(self, path) -> None:
         """Write the architecture and parameters to ``path`` (.npz), atomically."""

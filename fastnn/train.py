@@ -237,9 +237,8 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
         raise TypeError(f"compiled: expected True, False or None, got {compiled!r}")
     rng = np.random.default_rng(seed)
 
-    run = _Run(net, optimizer, x_train, t_train, x_test, t_test, total, per_epoch, eval_every,
-               progress, callbacks)
-    run.batch_size = batch_size
+    run = _Run(net, optimizer, x_train, t_train, x_test, t_test, batch_size, total, per_epoch,
+               eval_every, progress, callbacks)
     schedule = BatchSchedule(n, batch_size, shuffle=shuffle, sampling=sampling, rng=rng)
     from .compiled import choose_path
 
@@ -263,9 +262,9 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
 class _Run:
     """The state of one fit() call: history, timing, progress, evaluation, the guard."""
 
-    def __init__(self, net, optimizer, x, t, x_test, t_test, total, per_epoch, eval_every,
-                 progress, callbacks):
-        self.net, self.optimizer = net, optimizer
+    def __init__(self, net, optimizer, x, t, x_test, t_test, batch_size, total, per_epoch,
+                 eval_every, progress, callbacks):
+        self.net, self.optimizer, self.batch_size = net, optimizer, batch_size
         self.x, self.t, self.x_test, self.t_test = x, t, x_test, t_test
         self.total, self.per_epoch, self.eval_every = total, per_epoch, eval_every
         self.callbacks = callbacks
