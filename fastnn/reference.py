@@ -43,7 +43,6 @@ __all__ = [
     "squared_error",
     "sgd_update",
     "sgd_update_affine",
-    "all_finite",
 ]
 
 
@@ -192,7 +191,7 @@ def squared_error(y, t, dy=None):
     return float(loss), _into(dy, (diff / N).astype(y.dtype, copy=False))
 
 
-# --- optimiser and checks ---------------------------------------------------------
+# --- optimiser ---------------------------------------------------------
 
 
 def sgd_update(param, grad, lr):
@@ -206,8 +205,3 @@ def sgd_update_affine(W, x, dz, lr):
     x is (N, D), dz (N, H) the gradient at the layer's output, W (D, H).
     """
     W -= lr * np.dot(x.T, dz)
-
-
-def all_finite(x):
-    """True when no element of x is NaN or +-Inf."""
-    return bool(np.all(np.isfinite(x)))

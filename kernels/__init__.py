@@ -19,7 +19,6 @@ from .affine_relu import (
     sigmoid_backward,
     sigmoid_forward,
 )
-from .checks import all_finite
 from .sgd import sgd_update, sgd_update_affine
 from .softmax_xent import softmax, softmax_cross_entropy, squared_error
 
@@ -40,7 +39,6 @@ __all__ = [
     "squared_error",
     "sgd_update",
     "sgd_update_affine",
-    "all_finite",
     "get_num_threads",
     "set_num_threads",
 ]

@@ -301,17 +301,6 @@ def test_backward_without_dW_and_overwrite_contract(op, module):
     np.testing.assert_allclose(full[1], x.T @ dz, rtol=1e-12)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_all_finite(dtype):
-    x = np.zeros((37, 11), dtype)
-    assert kernels.all_finite(x) and reference.all_finite(x)
-    for bad in (np.nan, np.inf, -np.inf):
-        x[36, 10] = bad
-        assert not kernels.all_finite(x) and not kernels.all_finite(np.asfortranarray(x))
-        x[36, 10] = 0
-    assert kernels.all_finite(np.arange(5))  # integers are always finite
-
-
 # --- threads and parallel variants ------------------------------------------------------
 
 
