@@ -159,7 +159,7 @@ def _gemm_act(x, W, b, out, act, count=False):
 def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act, need_dW=True):
     # dout, out are (N, H); x is (N, D); W is (D, H)
     # the passes read C-contiguous arrays (one compiled layout); copies only for odd inputs
-    dout = np.ascontiguousarray(dout)
+    caller_dout, dout = dout, np.ascontiguousarray(dout)
     N, H = dout.shape
     if db is None:
         db = np.empty(H, dtype=dout.dtype)
@@ -170,6 +170,8 @@ def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act, need_dW
     elif overwrite_dout:
         dz = dout
         act_grad_colsum_.pick(dout.size)(dz, np.ascontiguousarray(out), db, act, partial)
+        if dz is not caller_dout:  # a strided dout was copied: it still gets dz, as promised
+            caller_dout[...] = dz
     else:
         dz = np.empty_like(dout)
         act_grad_colsum_into.pick(dout.size)(dz, dout, np.ascontiguousarray(out), db, act,

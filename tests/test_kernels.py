@@ -295,6 +295,9 @@ def test_backward_without_dW_and_overwrite_contract(op, module):
         part = f(scratch, x, W, out, need_dW=False, overwrite_dout=True)
         dz = getattr(reference, op.split("_")[1] + "_backward")(dout, out)
         np.testing.assert_allclose(scratch, dz, rtol=1e-12)  # dz is left in dout
+        strided = np.asfortranarray(dout)  # also when dout had to be copied internally
+        f(strided, x, W, out, need_dW=False, overwrite_dout=True)
+        np.testing.assert_allclose(strided, dz, rtol=1e-12)
     assert part[1] is None
     np.testing.assert_allclose(part[0], full[0], rtol=1e-12)
     np.testing.assert_allclose(part[2], full[2], rtol=1e-12)
