@@ -24,6 +24,8 @@ Conventions shared by both modules
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 __all__ = [
@@ -38,11 +40,13 @@ __all__ = [
     "affine_sigmoid_forward",
     "affine_sigmoid_backward",
     "affine_act_forward_checked",
+    "affine_act_backward_sgd",
     "softmax",
     "softmax_cross_entropy",
     "squared_error",
     "sgd_update",
     "sgd_update_affine",
+    "sgd_step",
 ]
 
 
@@ -147,6 +151,25 @@ def affine_act_forward_checked(x, W, b, activation, out=None):
     return _into(out, act[activation](z)), n_bad
 
 
+def affine_act_backward_sgd(dout, x, W, b, out, activation, lr, dx=None, need_dx=True):
+    """Backward of out = act(x @ W + b), then the SGD step of W and b; returns dx.
+
+    ``activation`` is "identity" (``out`` unused, may be None), "relu" or "sigmoid".
+    dz = dout * act'(out) is left in ``dout``; dx = dz @ W.T is computed with the old W
+    (None unless ``need_dx``); then W -= lr * x.T @ dz and b -= lr * sum_n dz: the same
+    numbers as the layer's gradients followed by ``sgd_update`` of each.
+    """
+    if activation == "identity":
+        dz = dout
+    else:
+        dz = {"relu": relu_backward, "sigmoid": sigmoid_backward}[activation](dout, out)
+        dout[...] = dz
+    grad_x, _, grad_b = affine_backward(dz, x, W, dx, None, None, need_dx, need_dW=False)
+    sgd_update_affine(W, x, dz, lr)
+    sgd_update(b, grad_b, lr)
+    return grad_x
+
+
 # --- losses -----------------------------------------------------------------------
 
 
@@ -205,3 +228,71 @@ def sgd_update_affine(W, x, dz, lr):
     x is (N, D), dz (N, H) the gradient at the layer's output, W (D, H).
     """
     W -= lr * np.dot(x.T, dz)
+
+
+# --- a whole training step ----------------------------------------------------------
+
+
+def param_views(flat, sizes):
+    """{"W1": (sizes[0], sizes[1]) view, "b1": ..., ...} of a flat parameter buffer.
+
+    The layout of ``Sequential.params.flat``: W1 (row-major), b1, W2, b2, ... back to back.
+    """
+    views, offset = {}, 0
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        views[f"W{i}"] = flat[offset:offset + fan_in * fan_out].reshape(fan_in, fan_out)
+        offset += fan_in * fan_out
+        views[f"b{i}"] = flat[offset:offset + fan_out]
+        offset += fan_out
+    return views
+
+
+def layer_views(flat, N, sizes):
+    """[(N, sizes[1]), (N, sizes[2]), ...] views of a flat buffer of N * sum(sizes[1:])."""
+    views, offset = [], 0
+    for width in sizes[1:]:
+        views.append(flat[offset:offset + N * width].reshape(N, width))
+        offset += N * width
+    return views
+
+
+def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
+    """One SGD step of the network with layer sizes ``sizes``; returns (loss, n_bad).
+
+    The network: (affine -> ``activation``) for each hidden layer, then affine -> ``loss``
+    ("softmax": t holds class indices (N,) or rows (N, C); "mse": t is (N, C)).
+    ``params`` is the flat buffer of ``param_views``, updated in place by lr times the
+    gradient of the mean loss; ``acts`` / ``dacts`` are flat work buffers of
+    N * sum(sizes[1:]) (``layer_views``) for each layer's output and its gradient.
+
+    ``n_bad`` counts the non-finite pre-activations of the first layer (NaN/Inf in x,
+    W1 or b1, or an overflow). When it is not zero the step stops there: nothing is
+    updated and the loss is NaN. When the loss is NaN or infinite nothing is updated.
+    """
+    return sgd_step_with(sys.modules[__name__], x, t, params, sizes, acts, dacts, activation,
+                         loss, lr)
+
+
+def sgd_step_with(ops, x, t, params, sizes, acts, dacts, activation, loss, lr):
+    """``sgd_step`` composed from a backend's per-layer ops (this module's or the kernels')."""
+    p = param_views(params, sizes)
+    h, dh = layer_views(acts, x.shape[0], sizes), layer_views(dacts, x.shape[0], sizes)
+    last = len(sizes) - 2
+    acts_of = [activation] * last + ["identity"]
+    with np.errstate(invalid="ignore", over="ignore"):  # the caller sees NaN/Inf as a result
+        _, n_bad = ops.affine_act_forward_checked(x, p["W1"], p["b1"], acts_of[0], out=h[0])
+        if n_bad:
+            return float("nan"), n_bad
+        for i in range(1, last + 1):
+            forward = {"identity": ops.affine_forward, "relu": ops.affine_relu_forward,
+                       "sigmoid": ops.affine_sigmoid_forward}[acts_of[i]]
+            forward(h[i - 1], p[f"W{i + 1}"], p[f"b{i + 1}"], out=h[i])
+        loss_op = ops.softmax_cross_entropy if loss == "softmax" else ops.squared_error
+        value = loss_op(h[last], t, dh[last])[0]
+    if not np.isfinite(value):
+        return value, 0
+    for i in range(last, -1, -1):
+        ops.affine_act_backward_sgd(dh[i], x if i == 0 else h[i - 1], p[f"W{i + 1}"],
+                                    p[f"b{i + 1}"], None if i == last else h[i], acts_of[i],
+                                    lr, dx=dh[i - 1] if i > 0 else None, need_dx=i > 0)
+    return value, 0

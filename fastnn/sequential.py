@@ -24,6 +24,7 @@ import numpy as np
 from . import _validation as V
 from ._backends import BACKENDS, get_backend
 from .layers import ACTIVATIONS, LOSSES, Affine
+from .reference import layer_views, param_views
 
 _INIT_STD = {"he": 2.0, "relu": 2.0, "xavier": 1.0, "sigmoid": 1.0}  # std = sqrt(k / fan_in)
 _MAX_WORKSPACES = 4  # batch sizes whose work buffers are kept (train, eval, last batch ...)
@@ -109,26 +110,17 @@ class Gradients(dict):
 
 
 class _Workspace:
-    """Buffers for one batch size: activations h[i] and their gradients dh[i]."""
+    """Buffers for one batch size: each layer's output and its gradient.
+
+    ``acts`` and ``dacts`` are flat (the layout of ``reference.layer_views``, which
+    ``sgd_step`` takes); h[i] / dh[i] (hidden layers) and scores / dscores are views.
+    """
 
     def __init__(self, N: int, sizes: list[int], dtype):
-        hidden = sizes[1:-1]
-        self.h = [np.empty((N, H), dtype) for H in hidden]    # outputs of hidden layers
-        self.dh = [np.empty((N, H), dtype) for H in hidden]   # gradients w.r.t. them
-        self.scores = np.empty((N, sizes[-1]), dtype)         # (N, C)
-        self.dscores = np.empty((N, sizes[-1]), dtype)
-        self.db = [np.empty(H, dtype) for H in sizes[1:]]     # bias gradients (train_step)
-
-
-def _views(flat: np.ndarray, sizes: list[int]) -> dict:
-    """Split a flat buffer into W1, b1, W2, b2, ... views for layer sizes ``sizes``."""
-    views, offset = {}, 0
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        views[f"W{i}"] = flat[offset:offset + fan_in * fan_out].reshape(fan_in, fan_out)
-        offset += fan_in * fan_out
-        views[f"b{i}"] = flat[offset:offset + fan_out]
-        offset += fan_out
-    return views
+        self.acts = np.empty(N * sum(sizes[1:]), dtype)
+        self.dacts = np.empty_like(self.acts)
+        *self.h, self.scores = layer_views(self.acts, N, sizes)    # (N, H_i) ..., (N, C)
+        *self.dh, self.dscores = layer_views(self.dacts, N, sizes)
 
 
 def _check_hidden(hidden_size) -> list[int]:
@@ -204,7 +196,7 @@ class Sequential:
         n_params = sum(i * o + o for i, o in zip(self.sizes[:-1], self.sizes[1:]))
         self.params = ParamDict(np.zeros(n_params, self.dtype), {})
         self.params.backend = self._be  # SGD.update uses the network's own sgd_update
-        dict.update(self.params, _views(self.params.flat, self.sizes))
+        dict.update(self.params, param_views(self.params.flat, self.sizes))
         rng = np.random.default_rng(seed) if seed is not None else None
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
             shape = (fan_in, fan_out)
@@ -291,32 +283,18 @@ class Sequential:
             h = self._act_forward(h, self._W[i], self._b[i], out=ws.h[i])  # (N, H_i)
         return self._be.affine_forward(h, self._W[-1], self._b[-1], out=ws.scores)  # (N, C)
 
-    def _backward(self, x: np.ndarray, ws: _Workspace, grads: Gradients | None = None,
-                  lr: float | None = None) -> None:
-        """Backpropagate ws.dscores: into ``grads``, or (grads None) as SGD steps of ``lr``.
-
-        With ``lr`` each layer's step is applied as soon as its input gradient has been
-        computed with the old W (layers below never read W above them), so this equals
-        gradient() followed by the update; the weights' step is one GEMM accumulating
-        into W (``sgd_update_affine``), dW is never materialised.
-        """
+    def _backward(self, x: np.ndarray, ws: _Workspace, grads: Gradients) -> None:
+        """Backpropagate ws.dscores into ``grads`` (dz is left in the work buffers)."""
         n, W, be = self.n, self._W, self._be
-        update = grads is None
-        dW = [None] * (n + 1) if update else grads._W
-        db = ws.db if update else grads._b
         for i in range(n, -1, -1):
             inp = ws.h[i - 1] if i > 0 else x           # (N, fan_in)
             dout = ws.dscores if i == n else ws.dh[i]   # (N, fan_out), holds dz afterwards
             dx = ws.dh[i - 1] if i > 0 else None
             if i == n:
-                be.affine_backward(dout, inp, W[i], dx=dx, dW=dW[i], db=db[i],
-                                   need_dW=not update)
+                be.affine_backward(dout, inp, W[i], dx=dx, dW=grads._W[i], db=grads._b[i])
             else:
-                self._act_backward(dout, inp, W[i], ws.h[i], dx=dx, dW=dW[i], db=db[i],
-                                   need_dx=i > 0, overwrite_dout=True, need_dW=not update)
-            if update:
-                be.sgd_update_affine(W[i], inp, dout, lr)
-                be.sgd_update(self._b[i], db[i], lr)
+                self._act_backward(dout, inp, W[i], ws.h[i], dx=dx, dW=grads._W[i],
+                                   db=grads._b[i], need_dx=i > 0, overwrite_dout=True)
 
     def _new_gradients(self) -> Gradients:
         """A gradient dict to fill: a pooled one that nobody references, else a new one.
@@ -336,7 +314,7 @@ class Sequential:
 
     def _allocate_gradients(self) -> Gradients:
         flat = np.empty(self.n_params, self.dtype)
-        return Gradients(flat, _views(flat, self.sizes))
+        return Gradients(flat, param_views(flat, self.sizes))
 
     def _loss_value(self, x: np.ndarray, t: np.ndarray) -> float:
         ws = self._workspace(x.shape[0])
@@ -382,8 +360,11 @@ class Sequential:
         """One step of training: forward, backward and ``optimizer``'s update; the loss.
 
         The same as ``optimizer.update(net.params, net.gradient(x, t))`` without building
-        a gradient dict for the caller (what ``fastnn.fit`` runs). When the loss is NaN or
-        infinite, nothing is updated and the loss is returned for the caller to act on.
+        a gradient dict for the caller (what ``fastnn.fit`` runs); the backend's
+        ``sgd_step`` runs it (on numba: one compiled call). When the loss is NaN or
+        infinite, or the first layer's pre-activations are (the weights hold NaN/Inf, or
+        ``x @ W1`` overflowed), nothing is updated and the loss (NaN there) is returned
+        for the caller to act on. NaN/Inf in x raise a ValueError, before any change.
         """
         from .optim import SGD  # (optim imports this module)
 
@@ -395,9 +376,10 @@ class Sequential:
 
     def _train_step(self, x: np.ndarray, t: np.ndarray, optimizer) -> float:
         ws = self._workspace(x.shape[0])
-        loss = self._loss_op(self._forward(x, ws), t, ws.dscores)[0]
-        if math.isfinite(loss):
-            self._backward(x, ws, lr=optimizer.lr)
+        loss, n_bad = self._be.sgd_step(x, t, self.params.flat, self.sizes, ws.acts, ws.dacts,
+                                        self.activation, self.loss_name, optimizer.lr)
+        if n_bad:
+            V.raise_if_nonfinite(x, "x")  # else: the weights or an overflow (loss is NaN)
         return loss
 
     def save(self, path) -> None:

@@ -1,17 +1,24 @@
-"""NumPy's own BLAS for the one product NumPy cannot express: W += alpha * x.T @ dz.
+"""NumPy's own BLAS GEMM, callable from compiled kernels: ``gemm(ta, tb, alpha, a, b, beta, c)``.
 
-A training step's update ``W -= lr * (x.T @ dz)`` costs a GEMM into dW plus a pass
-that reads dW back. Right after the GEMM that pass is slow: BLAS's second thread wrote
-half of dW in the other core's cache (measured 3-10x the isolated cost at small
-batches). GEMM itself can apply the update (``C = alpha A B + beta C`` with beta = 1),
-each thread on its own part of W, but ``np.dot`` has no alpha/beta. So this module
-calls ``cblas_?gemm`` of the very library NumPy uses (same thread pool, no second pool
-beside NumPy's) through ctypes.
+Why not ``np.dot``: from Python each product costs a dispatch and leaves the passes
+between GEMMs as separate calls (a dozen per training step: at batch 32 in float32 that
+overhead was a third of the step), and ``np.dot`` has no alpha/beta, so the SGD step
+``W -= lr * x.T @ dz`` needed a GEMM into dW plus a pass reading dW back (slow right
+after the GEMM: BLAS's second thread wrote half of dW into the other core's cache).
+numba's in-kernel ``np.dot`` calls SciPy's OpenBLAS, a second thread pool beside
+NumPy's that fights it for the cores. So this module binds ``cblas_?gemm`` of the very
+library NumPy uses, and kernels call it directly: a layer's pass and its GEMMs become
+one compiled call, and the weight update is one GEMM with beta = 1.
 
-Only ILP64 symbols of a known naming (NumPy >= 2 wheels: ``scipy_cblas_sgemm64_``) are
-used, and only after a numeric self-test against ``np.dot``; anywhere else
-``gemm_update`` is None and the kernels fall back to ``np.dot`` + an update pass.
-``FASTNN_BLAS_UPDATE=0`` turns it off.
+How: the library is located with threadpoolctl, its ILP64 symbols (NumPy >= 2 wheels:
+``scipy_cblas_sgemm64_``) are checked with a numeric self-test through ctypes, then
+registered with LLVM under fastnn's own names (``fastnn_sgemm64``) and declared as
+numba external functions. Compiled code refers to them by name, so numba's on-disk
+cache stays valid across processes (a ctypes pointer would be baked in and uncachable).
+
+``available`` is False where no safe binding exists (other BLAS builds, or
+``FASTNN_BLAS_UPDATE=0``); the kernels then call ``np.dot`` from Python instead. With
+``NUMBA_DISABLE_JIT=1`` ``gemm`` runs as the NumPy code below.
 """
 
 from __future__ import annotations
@@ -19,7 +26,13 @@ from __future__ import annotations
 import ctypes
 import os
 
+import llvmlite.binding as llvm
 import numpy as np
+from numba import types
+from numba.core.errors import TypingError
+from numba.extending import overload
+
+from ._config import COMMON
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _ILP64_NAMES = ("scipy_cblas_{}gemm64_", "cblas_{}gemm64_")
@@ -39,7 +52,7 @@ def _numpy_blas_path():
 
 
 def _bind():
-    """{dtype: cblas gemm function}, or None when no safe binding is found."""
+    """{dtype: ctypes cblas gemm function}, or None when no safe binding is found."""
     if os.environ.get("FASTNN_BLAS_UPDATE", "1").lower() in ("0", "false", "no", "off"):
         return None
     try:
@@ -65,26 +78,68 @@ def _bind():
     return None
 
 
-def _gemm_update(W, x, dz, alpha):
-    """In place: W += alpha * x.T @ dz. W (D, H), x (N, D), dz (N, H), C-contiguous."""
-    N, D = x.shape
-    H = dz.shape[1]
-    _FUNCS[W.dtype](_ROW_MAJOR, _TRANS, _NO_TRANS, D, H, N, alpha, x.ctypes.data, D,
-                    dz.ctypes.data, H, 1.0, W.ctypes.data, H)
-
-
-def _self_test() -> bool:
+def _self_test(funcs) -> bool:
+    """W += alpha * x.T @ dz through ctypes agrees with NumPy, in both dtypes."""
     rng = np.random.default_rng(0)
-    for dtype in (np.float32, np.float64):
+    for dtype, f in funcs.items():
         x = rng.standard_normal((7, 5)).astype(dtype)
         dz = rng.standard_normal((7, 3)).astype(dtype)
         W = rng.standard_normal((5, 3)).astype(dtype)
         expected = W + np.asarray(-0.5, dtype) * np.dot(x.T, dz)
-        _gemm_update(W, x, dz, -0.5)
+        f(_ROW_MAJOR, _TRANS, _NO_TRANS, 5, 3, 7, -0.5, x.ctypes.data, 5, dz.ctypes.data, 3,
+          1.0, W.ctypes.data, 3)
         if not np.allclose(W, expected, rtol=1e-5, atol=1e-6):
             return False
     return True
 
 
+def _externals(funcs) -> dict:
+    """Register the functions with LLVM under fastnn's names; numba declarations of them."""
+    i32, i64, addr = types.intc, types.int64, types.uintp  # pointers passed as addresses
+    declared = {}
+    for dtype, f in funcs.items():
+        name = f"fastnn_{'s' if dtype == np.float32 else 'd'}gemm64"
+        llvm.add_symbol(name, ctypes.cast(f, ctypes.c_void_p).value)
+        real = types.float32 if dtype == np.float32 else types.float64
+        sig = types.void(i32, i32, i32, i64, i64, i64, real, addr, i64, addr, i64, real, addr,
+                         i64)
+        declared[real] = types.ExternalFunction(name, sig)
+    return declared
+
+
 _FUNCS = _bind()
-gemm_update = _gemm_update if _FUNCS is not None and _self_test() else None
+available = _FUNCS is not None and _self_test(_FUNCS)
+_EXTERNAL = _externals(_FUNCS) if available else {}
+
+
+def gemm(trans_a, trans_b, alpha, a, b, beta, c):
+    """c = alpha * op(a) @ op(b) + beta * c, in place; op transposes when trans_* is True.
+
+    a, b, c are C-contiguous 2-D arrays of one dtype (float32 or float64); beta = 0
+    ignores c's old contents. This body is the meaning (and what runs with
+    ``NUMBA_DISABLE_JIT=1``); compiled kernels call NumPy's BLAS instead (below).
+    """
+    with np.errstate(all="ignore"):  # as BLAS: NaN/Inf propagate without warnings
+        product = np.dot(a.T if trans_a else a, b.T if trans_b else b)
+    if beta == 0:
+        c[...] = alpha * product
+    else:
+        c[...] = alpha * product + beta * c
+
+
+@overload(gemm, jit_options=COMMON)
+def _gemm_compiled(trans_a, trans_b, alpha, a, b, beta, c):
+    f = _EXTERNAL.get(c.dtype)
+    if f is None:
+        raise TypingError("fastnn: NumPy's BLAS is not bound here (kernels._blas.available "
+                          f"is False) or dtype {c.dtype} is not float32/float64")
+    real = c.dtype
+
+    def impl(trans_a, trans_b, alpha, a, b, beta, c):
+        M, N = c.shape
+        K = a.shape[0] if trans_a else a.shape[1]
+        f(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
+          M, N, K, real(alpha), a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1],
+          real(beta), c.ctypes.data, N)
+
+    return impl

@@ -70,6 +70,16 @@ def kernel(fn) -> Kernel:
     return Kernel(fn)
 
 
+def inlined(kernel: Kernel):
+    """A kernel's source compiled for inlining into a larger kernel (numba IR level).
+
+    Calls between separately compiled functions pass array structs and touch reference
+    counts on every call; inlined, the kernel's loops become part of the caller (and
+    its ``prange`` loops parallel ones when the caller is compiled with ``parallel``).
+    """
+    return numba.njit(inline="always", **COMMON)(kernel.py_func)
+
+
 def n_chunks(work: int) -> int:
     """How many independent partial reductions a parallel kernel should use."""
     if work >= PARALLEL_MIN_WORK:

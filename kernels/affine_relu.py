@@ -1,12 +1,16 @@
 """Fused affine + activation forward and backward.
 
-The GEMMs stay in BLAS (``np.dot`` with an output buffer, called from Python: NumPy's
-OpenBLAS measured faster here than numba's in-kernel ``np.dot``, which goes through
-SciPy's). Everything between the GEMMs is one pass:
+The GEMMs stay in BLAS: NumPy's own OpenBLAS, called from inside the kernel (see
+``_blas``), so a layer is one compiled call. Everything between the GEMMs is one pass:
 
 * forward: ``out = act(x @ W + b)``: GEMM into ``out``, then bias + activation in place;
 * backward: ``dz = dout * act'(out)`` and ``db = sum_n dz`` in one pass, then
-  ``dW = x.T @ dz`` and (unless the first layer) ``dx = dz @ W.T`` through BLAS.
+  ``dx = dz @ W.T`` (unless the first layer) and ``dW = x.T @ dz`` through BLAS;
+* backward with the SGD step (``affine_act_backward_sgd``): as above, but the weights'
+  GEMM is ``W -= lr * x.T @ dz`` itself (beta = 1) and ``b -= lr * db`` follows.
+
+Where NumPy's BLAS cannot be bound, or for arrays that are not C-contiguous, the same
+passes run as separate kernels with ``np.dot`` called from Python between them.
 
 Activations are coded as integers (IDENTITY, RELU, SIGMOID) so one kernel serves all;
 the branch is loop-invariant and LLVM hoists it. Same names and signatures as
@@ -20,7 +24,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import _blas
+from ._blas import gemm
 from ._config import COMMON, kernel, n_chunks
+from .sgd import sgd_update, sgd_update_affine
 
 IDENTITY, RELU, SIGMOID = 0, 1, 2
 
@@ -48,13 +55,8 @@ def act_grad_value(g, y, act):
     return g
 
 
-@kernel
-def bias_act_(out, b, act, count):
-    """In place: out = act(out + b). out is (N, H) from x @ W, b is (H,).
-
-    With ``count``, returns how many pre-activations (out + b) were NaN or +-Inf: the
-    first layer's count tells the Python layer whether x held any, in the same pass.
-    """
+@njit(inline="always", **COMMON)
+def _bias_act(out, b, act, count):
     N, H = out.shape
     bad = 0
     for n in prange(N):
@@ -64,6 +66,26 @@ def bias_act_(out, b, act, count):
                 bad += not math.isfinite(v)
             out[n, h] = act_value(v, act)
     return bad
+
+
+@kernel
+def bias_act_(out, b, act, count):
+    """In place: out = act(out + b). out is (N, H) from x @ W, b is (H,).
+
+    With ``count``, returns how many pre-activations (out + b) were NaN or +-Inf: the
+    first layer's count tells the Python layer whether x held any, in the same pass.
+    """
+    return _bias_act(out, b, act, count)
+
+
+@kernel
+def dense_forward_(x, W, b, out, act, count):
+    """out = act(x @ W + b): a BLAS GEMM into out, then ``bias_act_``'s pass; its count.
+
+    x (N, D), W (D, H), b (H,), out (N, H): C-contiguous, one dtype (``_blas.gemm``).
+    """
+    gemm(False, False, 1.0, x, W, 0.0, out)
+    return _bias_act(out, b, act, count)
 
 
 @kernel
@@ -126,9 +148,8 @@ def act_grad_colsum_into(dz, dout, out, db, act, partial):
     _grad_colsum(dz, dout, out, db, act, partial)
 
 
-@kernel
-def colsum(db, dout, partial):
-    """db = sum over n of dout; dout is (N, H), db is (H,); partial as above."""
+@njit(inline="always", **COMMON)
+def _colsum(db, dout, partial):
     N, H = dout.shape
     chunks = partial.shape[0]
     partial[...] = 0
@@ -140,6 +161,37 @@ def colsum(db, dout, partial):
 
 
 @kernel
+def colsum(db, dout, partial):
+    """db = sum over n of dout; dout is (N, H), db is (H,); partial as above."""
+    _colsum(db, dout, partial)
+
+
+@kernel
+def dense_backward_(dz, x, W, out, act, db, partial, dx, need_dx, C, need_c, alpha, beta,
+                    b, lr):
+    """A layer's whole backward pass (and optionally its SGD step) in one call.
+
+    In order: dz (the upstream gradient on entry) becomes dz * act'(out) and db its
+    column sums (``act_grad_colsum_``, or ``colsum`` for IDENTITY, where out is unused);
+    dx = dz @ W.T if ``need_dx``; C = alpha * x.T @ dz + beta * C if ``need_c``; and
+    b -= lr * db if lr != 0. Gradients: C = dW, alpha 1, beta 0, lr 0. SGD: C = W,
+    alpha -lr, beta 1: W's step is the GEMM itself, after dx has used the old W.
+    Arrays are C-contiguous of one dtype; unused ones may be any array of that type.
+    """
+    if act == IDENTITY:
+        _colsum(db, dz, partial)
+    else:
+        _grad_colsum(dz, dz, out, db, act, partial)
+    if need_dx:
+        gemm(False, True, 1.0, dz, W, 0.0, dx)
+    if need_c:
+        gemm(True, False, alpha, x, dz, beta, C)
+    if lr != 0:
+        for h in range(b.shape[0]):
+            b[h] -= lr * db[h]
+
+
+@kernel
 def act_grad(dx, dout, out, act):
     """dx = dout * act'(out) for a standalone activation layer."""
     N, H = dout.shape
@@ -148,22 +200,49 @@ def act_grad(dx, dout, out, act):
             dx[n, h] = act_grad_value(dout[n, h], out[n, h], act)
 
 
+def _fusable(dtype, *arrays) -> bool:
+    """Whether one compiled call with NumPy's BLAS inside can take these arrays."""
+    if not _blas.available or dtype.char not in "fd":
+        return False
+    for a in arrays:
+        if a.dtype != dtype or not a.flags.c_contiguous:
+            return False
+    return True
+
+
 def _gemm_act(x, W, b, out, act, count=False):
     # x is (N, D), W is (D, H), b is (H,) -> out (N, H), and the non-finite count
     if out is None:
         out = np.empty((x.shape[0], W.shape[1]), dtype=np.result_type(x, W))
+    if _fusable(out.dtype, x, W, b, out):
+        return out, dense_forward_.pick(out.size)(x, W, b, out, act, count)
     np.dot(x, W, out=out)
     return out, bias_act_.pick(out.size)(out, np.ascontiguousarray(b), act, count)
 
 
 def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act, need_dW=True):
     # dout, out are (N, H); x is (N, D); W is (D, H)
-    # the passes read C-contiguous arrays (one compiled layout); copies only for odd inputs
-    caller_dout, dout = dout, np.ascontiguousarray(dout)
     N, H = dout.shape
-    if db is None:
-        db = np.empty(H, dtype=dout.dtype)
+    dtype = dout.dtype
     partial = np.empty((n_chunks(dout.size), H))  # H floats per thread: scratch for db
+    if ((act == IDENTITY or overwrite_dout)
+            and _fusable(dtype, dout, x, W, *(a for a in (out, dx, dW, db) if a is not None))):
+        # one compiled call: pass, then the GEMMs (dz stays in dout)
+        if db is None:
+            db = np.empty(H, dtype)
+        if need_dx and dx is None:
+            dx = np.empty((N, W.shape[0]), dtype)
+        if need_dW and dW is None:
+            dW = np.empty(W.shape, dtype)
+        dense_backward_.pick(dout.size)(
+            dout, x, W, dout if out is None else out, act, db, partial,
+            dx if need_dx else dout, need_dx, dW if need_dW else W, need_dW, 1.0, 0.0, db, 0.0)
+        return (dx if need_dx else None), (dW if need_dW else None), db
+    # separate passes with np.dot between them; the passes read C-contiguous arrays (one
+    # compiled layout): copies only for odd inputs
+    caller_dout, dout = dout, np.ascontiguousarray(dout)
+    if db is None:
+        db = np.empty(H, dtype=dtype)
     if act == IDENTITY:  # dz is dout itself: only the bias gradient needs a pass
         dz = dout
         colsum.pick(dout.size)(db, dout, partial)
@@ -225,6 +304,32 @@ def affine_sigmoid_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=
     """Gradients of out = sigmoid(x @ W + b), given the forward ``out``."""
     return _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, SIGMOID,
                      need_dW)
+
+
+def affine_act_backward_sgd(dout, x, W, b, out, activation, lr, dx=None, need_dx=True):
+    """Backward of out = act(x @ W + b), then the SGD step of W and b; returns dx.
+
+    dz = dout * act'(out) is left in ``dout``; dx = dz @ W.T uses the old W (None unless
+    ``need_dx``); then W -= lr * x.T @ dz and b -= lr * sum_n dz. ``activation`` is
+    "identity" (``out`` unused, may be None), "relu" or "sigmoid". With NumPy's BLAS
+    bound this is one compiled call and W's step is its GEMM (dW is never stored).
+    """
+    act = _ACTS[activation]
+    N, H = dout.shape
+    dtype = W.dtype
+    if _fusable(dtype, dout, x, W, b, *(a for a in (out, dx) if a is not None)):
+        if need_dx and dx is None:
+            dx = np.empty((N, W.shape[0]), dtype)
+        db = np.empty(H, dtype)
+        lr = dtype.type(lr)  # as NumPy's ``lr * grad`` rounds it for float32 parameters
+        dense_backward_.pick(dout.size)(
+            dout, x, W, dout if out is None else out, act, db, np.empty((n_chunks(dout.size), H)),
+            dx if need_dx else dout, need_dx, W, True, -lr, 1.0, b, lr)
+        return dx if need_dx else None
+    dx, _, db = _backward(dout, x, W, out, dx, None, None, need_dx, True, act, need_dW=False)
+    sgd_update_affine(W, x, dout, lr)
+    sgd_update(b, db, lr)
+    return dx
 
 
 def _activation(x, out, act):

@@ -1,12 +1,13 @@
-"""The SGD update over a flat parameter buffer, in one pass."""
+"""The SGD update: a pass over a flat parameter buffer, and the weights' step as a GEMM."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import prange
 
-from ._blas import gemm_update
-from ._config import kernel
+from . import _blas
+from ._blas import gemm
+from ._config import compile_serial, kernel
 
 
 @kernel
@@ -24,14 +25,21 @@ def sgd_update(param, grad, lr):
         param -= lr * grad
 
 
-def sgd_update_affine(W, x, dz, lr):
-    """In place: W -= lr * (x.T @ dz): one GEMM with beta = 1 in NumPy's own BLAS.
+@compile_serial
+def gemm_update_(W, x, dz, alpha):
+    """In place: W += alpha * x.T @ dz, one GEMM with beta = 1 (NumPy's BLAS, see _blas)."""
+    gemm(True, False, alpha, x, dz, 1.0, W)
 
-    Without a GEMM that can accumulate (see ``_blas``), the product goes into a scratch
-    array and ``sgd_update`` applies it.
+
+def sgd_update_affine(W, x, dz, lr):
+    """In place: W -= lr * (x.T @ dz): one GEMM accumulating into W.
+
+    Without NumPy's BLAS bound (see ``_blas``), or for arrays that are not C-contiguous
+    float32/float64 of one dtype, the product goes into a scratch array and
+    ``sgd_update`` applies it.
     """
-    if (gemm_update is not None and W.dtype == x.dtype == dz.dtype
+    if (_blas.available and W.dtype.char in "fd" and W.dtype == x.dtype == dz.dtype
             and W.flags.c_contiguous and x.flags.c_contiguous and dz.flags.c_contiguous):
-        gemm_update(W, x, dz, -float(lr))
+        gemm_update_(W, x, dz, -W.dtype.type(lr))
     else:
         sgd_update(W, np.dot(x.T, dz), lr)

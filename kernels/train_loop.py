@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._config import COMMON, compile_serial
+from ._config import COMMON, compile_serial, inlined
 from .affine_relu import IDENTITY, act_grad_colsum_, act_grad_value, act_value, bias_act_, colsum
 from .sgd import axpy_
 from .softmax_xent import (
@@ -29,23 +29,14 @@ from .softmax_xent import (
 SOFTMAX_LABELS, SOFTMAX_ROWS, MSE = 0, 1, 2
 
 
-def _inlined(kernel):
-    """The kernel's source compiled for inlining into the loop (numba IR level).
-
-    Calls between separately compiled functions pass array structs and touch reference
-    counts on every call; for a 1-3-1 network that overhead was most of a step.
-    """
-    return njit(inline="always", **COMMON)(kernel.py_func)
-
-
 # the same kernels the step path runs, as globals numba can resolve in the loop
-_bias_act = _inlined(bias_act_)
-_act_grad_colsum = _inlined(act_grad_colsum_)
-_colsum = _inlined(colsum)
-_xent_labels = _inlined(softmax_xent_labels)
-_xent_rows = _inlined(softmax_xent_onehot)
-_squared_error = _inlined(squared_error_)
-_axpy = _inlined(axpy_)
+_bias_act = inlined(bias_act_)
+_act_grad_colsum = inlined(act_grad_colsum_)
+_colsum = inlined(colsum)
+_xent_labels = inlined(softmax_xent_labels)
+_xent_rows = inlined(softmax_xent_onehot)
+_squared_error = inlined(squared_error_)
+_axpy = inlined(axpy_)
 
 
 @njit(inline="always", **COMMON)

@@ -58,7 +58,7 @@ def test_kernels_expose_the_reference_names_and_signatures():
 @pytest.mark.parametrize("N, D, H", SHAPES)
 @pytest.mark.parametrize("op", ["affine_forward", "affine_relu_forward", "affine_sigmoid_forward"])
 @pytest.mark.parametrize("kind", LAYOUTS)
-def test_affine_act_forward(op, N, D, H, dtype, kind):
+def test_affine_act_forward(op, N, D, H, dtype, kind, blas_path):
     x, W, b = random_problem(N, D, H, dtype, seed=N + D + H)
     ref = getattr(reference, op)(x, W, b)
     comp = getattr(kernels, op)(layout(x, kind), layout(W, kind), b)
@@ -128,7 +128,7 @@ def test_affine_act_backward(act, N, D, H, dtype, kind):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ["relu", "sigmoid"])
-def test_backward_into_buffers_without_dx_and_overwriting_dout(act, dtype):
+def test_backward_into_buffers_without_dx_and_overwriting_dout(act, dtype, blas_path):
     N, D, H = 9, 6, 5
     x, W, b = random_problem(N, D, H, dtype, seed=3)
     out = getattr(reference, f"affine_{act}_forward")(x, W, b)
@@ -144,7 +144,7 @@ def test_backward_into_buffers_without_dx_and_overwriting_dout(act, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, D, H", SHAPES)
-def test_affine_backward(N, D, H, dtype):
+def test_affine_backward(N, D, H, dtype, blas_path):
     x, W, _ = random_problem(N, D, H, dtype, seed=N + 2 * D)
     dout = upstream(N, H, dtype, seed=D)
     for c, r in zip(kernels.affine_backward(dout, x, W), reference.affine_backward(dout, x, W)):
@@ -251,12 +251,7 @@ def test_sgd_update(shape, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, D, H", SHAPES)
-@pytest.mark.parametrize("blas", ["gemm", "fallback"])
-def test_sgd_update_affine(N, D, H, dtype, blas, monkeypatch):
-    from fastnn.kernels import sgd
-
-    if blas == "fallback":
-        monkeypatch.setattr(sgd, "gemm_update", None)
+def test_sgd_update_affine(N, D, H, dtype, blas_path):
     x, W, _ = random_problem(N, D, H, dtype, seed=N + H)
     dz = upstream(N, H, dtype, seed=D)
     ref, comp = W.copy(), W.copy()
@@ -268,14 +263,62 @@ def test_sgd_update_affine(N, D, H, dtype, blas, monkeypatch):
     assert_close(strided, ref, dtype, reduce_len=N)
 
 
-def test_blas_update_binding_is_active_on_numpy_wheels():
-    """The accumulate-in-place GEMM binds to NumPy's own OpenBLAS (ILP64 wheels)."""
+def test_blas_binding_is_active_on_numpy_wheels():
+    """The kernels' GEMM binds to NumPy's own OpenBLAS (ILP64 wheels)."""
     import numpy
     from fastnn.kernels import _blas
 
     if not _blas._numpy_blas_path():
         pytest.skip(f"NumPy {numpy.__version__} here does not bundle its own OpenBLAS")
-    assert _blas.gemm_update is not None
+    assert _blas.available
+
+
+@pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_in_kernels_matches_its_numpy_meaning(trans, beta, dtype):
+    """``_blas.gemm`` compiled (NumPy's BLAS) == its Python body, for every use it has."""
+    from fastnn.kernels import _blas
+    from numba import njit
+
+    if not _blas.available:
+        pytest.skip("NumPy's BLAS cannot be bound here")
+    rng = np.random.default_rng(5)
+    ta, tb = trans
+    a = rng.standard_normal((13, 7) if ta else (7, 13)).astype(dtype)
+    b = rng.standard_normal((3, 13) if tb else (13, 3)).astype(dtype)
+    c = rng.standard_normal((7, 3)).astype(dtype)
+    expected = c.copy()
+    _blas.gemm(ta, tb, -0.5, a, b, beta, expected)
+    njit(lambda a, b, c: _blas.gemm(ta, tb, -0.5, a, b, beta, c))(a, b, c)
+    assert_close(c, expected, dtype, reduce_len=13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, D, H", SHAPES)
+@pytest.mark.parametrize("act", ["identity", "relu", "sigmoid"])
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_affine_act_backward_sgd(act, N, D, H, dtype, kind, blas_path):
+    """A layer's backward + SGD step == the reference's, for every layout and both paths."""
+    x, W, b = random_problem(N, D, H, dtype, seed=N + 3 * D + H)
+    b += dtype(0.5)
+    out = None if act == "identity" else getattr(reference, f"affine_{act}_forward")(x, W, b)
+    dout = upstream(N, H, dtype, seed=H + 1)
+    ref_W, ref_b, ref_dout = W.copy(), b.copy(), dout.copy()
+    ref_dx = reference.affine_act_backward_sgd(ref_dout, x, ref_W, ref_b, out, act, 0.05)
+    comp_W, comp_b, comp_dout = W.copy(), b.copy(), layout(dout, kind)
+    dx = np.empty((N, D), dtype)
+    got = kernels.affine_act_backward_sgd(comp_dout, layout(x, kind), comp_W, comp_b,
+                                          None if out is None else layout(out, kind), act,
+                                          0.05, dx=dx)
+    assert got is dx
+    assert_close(comp_dout, ref_dout, dtype)  # dz is left in dout, whatever its layout
+    assert_close(dx, ref_dx, dtype, reduce_len=H)
+    assert_close(comp_W, ref_W, dtype, reduce_len=N, scale=np.sqrt(N))
+    assert_close(comp_b, ref_b, dtype, reduce_len=N, scale=np.sqrt(N))
+    no_dx = kernels.affine_act_backward_sgd(dout.copy(), x, W.copy(), b.copy(), out, act,
+                                            0.05, need_dx=False)
+    assert no_dx is None
 
 
 @pytest.mark.parametrize("op", ["affine", "affine_relu", "affine_sigmoid"])
@@ -302,6 +345,94 @@ def test_backward_without_dW_and_overwrite_contract(op, module):
     np.testing.assert_allclose(part[0], full[0], rtol=1e-12)
     np.testing.assert_allclose(part[2], full[2], rtol=1e-12)
     np.testing.assert_allclose(full[1], x.T @ dz, rtol=1e-12)
+
+
+# --- a whole training step ---------------------------------------------------------------
+
+
+def step_problem(N, sizes, dtype, loss, target_kind, seed=0):
+    rng = np.random.default_rng(seed)
+    params = np.concatenate([np.concatenate([(rng.standard_normal(i * o) / np.sqrt(i)),
+                                             0.1 * rng.standard_normal(o)])
+                             for i, o in zip(sizes[:-1], sizes[1:])]).astype(dtype)
+    x = rng.standard_normal((N, sizes[0])).astype(dtype)
+    labels = rng.integers(0, sizes[-1], N)
+    if loss == "mse":
+        t = rng.standard_normal((N, sizes[-1])).astype(dtype)
+    else:
+        t = labels if target_kind == "labels" else one_hot(labels, sizes[-1], dtype)
+    return x, t, params
+
+
+def run_step(module, x, t, params, sizes, activation, loss, lr=0.1):
+    params = params.copy()
+    acts = np.empty(x.shape[0] * sum(sizes[1:]), params.dtype)
+    dacts = np.empty_like(acts)
+    value, n_bad = module.sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr)
+    return value, n_bad, params, dacts
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, sizes", [(1, [3, 1, 2]), (7, [5, 13, 3]), (13, [4, 7, 5, 9, 3]),
+                                      (300, [17, 11, 10])])  # 300 x 10: the split softmax
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("loss, target_kind", [("softmax", "labels"), ("softmax", "onehot"),
+                                               ("mse", "rows")])
+def test_sgd_step(N, sizes, activation, loss, target_kind, dtype, blas_path):
+    """One compiled step (or its per-layer fallback) == the reference's composed step."""
+    x, t, params = step_problem(N, sizes, dtype, loss, target_kind, seed=N)
+    ref_loss, ref_bad, ref_params, ref_dacts = run_step(reference, x, t, params, sizes,
+                                                        activation, loss)
+    comp_loss, bad, comp_params, comp_dacts = run_step(kernels, x, t, params, sizes,
+                                                       activation, loss)
+    assert ref_bad == bad == 0
+    assert isinstance(comp_loss, float) and isinstance(bad, int)
+    assert comp_loss == approx_loss(ref_loss, dtype, sizes[-1], max(1.0, abs(ref_loss)))
+    assert_close(comp_params, ref_params, dtype, reduce_len=N * max(sizes), scale=3)
+    assert_close(comp_dacts[:N * sizes[1]], ref_dacts[:N * sizes[1]], dtype,
+                 reduce_len=max(sizes), scale=3)  # dz of the first layer is left there
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("where", ["x", "W1", "overflow"])
+def test_sgd_step_stops_on_non_finite_first_layer(where, dtype, blas_path):
+    """NaN/Inf reaching the first layer: counted, nothing updated, the loss is NaN."""
+    sizes = [4, 6, 3]
+    x, t, params = step_problem(5, sizes, dtype, "softmax", "labels")
+    if where == "x":
+        x[2, 1] = -np.inf  # ReLU would zero it: only the count catches it
+    elif where == "W1":
+        params[3] = np.nan
+    else:
+        x[0] = np.finfo(dtype).max
+    for module in (reference, kernels):
+        value, n_bad, after, _ = run_step(module, x, t, params, sizes, "relu", "softmax")
+        assert np.isnan(value) and n_bad > 0, module.__name__
+        np.testing.assert_array_equal(after, params)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "mse"])
+def test_sgd_step_skips_the_update_on_a_non_finite_loss(loss):
+    sizes = [3, 4, 2]
+    x, t, params = step_problem(6, sizes, np.float64, loss, "onehot")
+    if loss == "mse":
+        t[1, 0] = np.inf
+    else:
+        t[1] = [np.nan, 1.0]
+    for module in (reference, kernels):
+        value, n_bad, after, _ = run_step(module, x, t, params, sizes, "relu", loss)
+        assert not np.isfinite(value) and n_bad == 0, module.__name__
+        np.testing.assert_array_equal(after, params)
+
+
+def test_sgd_step_takes_any_layout_through_its_fallback():
+    sizes = [6, 5, 3]
+    x, t, params = step_problem(9, sizes, np.float64, "softmax", "labels", seed=4)
+    ref = run_step(reference, x, t, params, sizes, "sigmoid", "softmax")
+    comp = run_step(kernels, np.asfortranarray(x), t[::-1][::-1], params, sizes, "sigmoid",
+                    "softmax")
+    assert comp[0] == pytest.approx(ref[0], rel=1e-12)
+    np.testing.assert_allclose(comp[2], ref[2], rtol=1e-12, atol=1e-13)
 
 
 # --- threads and parallel variants ------------------------------------------------------

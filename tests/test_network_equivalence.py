@@ -25,7 +25,7 @@ def train(backend, hidden, activation, loss, dtype=np.float64, steps=50, seed=0)
 @pytest.mark.parametrize("hidden", [[13], [9, 7], [8, 6, 5], [7, 6, 5, 9]], ids=lambda h: f"depth{len(h)}")
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 @pytest.mark.parametrize("loss", ["softmax", "mse"])
-def test_50_steps_same_parameters_float64(hidden, activation, loss):
+def test_50_steps_same_parameters_float64(hidden, activation, loss, blas_path):
     ref = train("numpy", hidden, activation, loss)
     comp = train("numba", hidden, activation, loss)
     for key in ref.params:
@@ -62,7 +62,7 @@ def test_thread_count_does_not_change_results(monkeypatch):
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 @pytest.mark.parametrize("loss", ["softmax", "mse"])
-def test_train_step_equals_gradient_then_update(activation, loss):
+def test_train_step_equals_gradient_then_update(activation, loss, blas_path):
     """train_step's layer-by-layer update (GEMM accumulating into W) == the book's step."""
     rng = np.random.default_rng(7)
     nets = {kind: fastnn.Sequential(11, [9, 7], 4, "he", activation=activation, loss=loss,

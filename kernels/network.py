@@ -1,0 +1,199 @@
+"""A whole training step of a network in one compiled call: ``sgd_step``.
+
+Per layer, the step path makes one kernel call for the forward pass and one for the
+backward pass with the SGD update (``affine_relu``), each of which calls NumPy's BLAS
+from inside (``_blas``). That still leaves Python between the layers: a dozen calls of
+~1-3 us each (numba's argument checks, the wrappers), a fifth of a float32 step at batch
+32. Here the layers' loop itself is compiled: forward, loss, and backward with the
+update, one call per step, running the same inlined passes and GEMMs as the per-layer
+kernels in the same order.
+
+The network is described by flat buffers, as ``fastnn.reference.sgd_step`` specifies:
+the parameters W1, b1, W2, ... back to back, and one buffer each for the layers'
+outputs and their gradients; a (L, 4) int64 ``layout`` gives each layer's W offset,
+fan-in, fan-out and b offset.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from numba import njit
+
+from . import _blas
+from ._blas import gemm
+from ._config import COMMON, kernel, n_chunks
+from .affine_relu import (
+    _ACTS,
+    IDENTITY,
+    _bias_act,
+    _colsum,
+    _grad_colsum,
+)
+from .softmax_xent import NUMPY_EXP_MIN, softmax_cross_entropy
+from .train_loop import MSE, SOFTMAX_LABELS, SOFTMAX_ROWS, _squared_error, _xent_labels, _xent_rows
+
+
+@njit(inline="always", **COMMON)
+def _weights(params, layout, i):
+    w, fan_in, fan_out, b = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
+    return params[w:w + fan_in * fan_out].reshape((fan_in, fan_out)), params[b:b + fan_out]
+
+
+@njit(inline="always", **COMMON)
+def _forward(x, params, layout, acts, act):
+    """Each layer's act(inp @ W + b) into its block of acts; the last one is the identity.
+
+    Returns the first layer's count of non-finite pre-activations, and stops there when
+    it is not zero.
+    """
+    N = x.shape[0]
+    last = layout.shape[0] - 1
+    inp = x
+    off = 0
+    for i in range(last + 1):
+        W, b = _weights(params, layout, i)
+        fan_out = layout[i, 2]
+        out = acts[off:off + N * fan_out].reshape((N, fan_out))
+        gemm(False, False, 1.0, inp, W, 0.0, out)
+        bad = _bias_act(out, b, act if i < last else IDENTITY, i == 0)
+        if bad:
+            return bad
+        inp = out
+        off += N * fan_out
+    return 0
+
+
+@njit(inline="always", **COMMON)
+def _backward_sgd(x, params, layout, acts, dacts, partial, db, act, lr):
+    """From the scores' gradient (the last block of dacts) down, each layer's backward
+    pass and its SGD step, as ``affine_relu.dense_backward_`` does it for one layer.
+
+    partial: float64 scratch of chunks * (widest layer) (the column sums' partial rows,
+    ``act_grad_colsum_``), chunks = len(partial) // len(db); db: (widest layer,).
+    """
+    N = x.shape[0]
+    chunks = partial.shape[0] // db.shape[0]
+    last = layout.shape[0] - 1
+    off = acts.shape[0]  # the end of layer i's block
+    for i in range(last, -1, -1):
+        W, b = _weights(params, layout, i)
+        fan_in, fan_out = layout[i, 1], layout[i, 2]
+        start = off - N * fan_out
+        out = acts[start:off].reshape((N, fan_out))
+        dz = dacts[start:off].reshape((N, fan_out))
+        # C-contiguous (chunks, fan_out) scratch: a column slice of a wider one would be
+        # strided, and the pass's column sums would not vectorise
+        scratch = partial[:chunks * fan_out].reshape((chunks, fan_out))
+        dbias = db[:fan_out]
+        if i == last:
+            _colsum(dbias, dz, scratch)
+        else:
+            _grad_colsum(dz, dz, out, dbias, act, scratch)
+        if i > 0:  # dx = dz @ W.T with the old W; the first layer's is never needed
+            dx = dacts[start - N * fan_in:start].reshape((N, fan_in))
+            gemm(False, True, 1.0, dz, W, 0.0, dx)
+            inp = acts[start - N * fan_in:start].reshape((N, fan_in))
+            gemm(True, False, -lr, inp, dz, 1.0, W)
+        else:
+            gemm(True, False, -lr, x, dz, 1.0, W)
+        for h in range(fan_out):
+            b[h] -= lr * dbias[h]
+        off = start
+
+
+@kernel
+def network_forward_(x, params, layout, acts, act):
+    """``_forward`` as a kernel: the split-softmax step runs its loss from Python."""
+    return _forward(x, params, layout, acts, act)
+
+
+@kernel
+def network_backward_sgd_(x, params, layout, acts, dacts, partial, db, act, lr):
+    """``_backward_sgd`` as a kernel (after a loss computed from Python)."""
+    _backward_sgd(x, params, layout, acts, dacts, partial, db, act, lr)
+
+
+@kernel
+def sgd_step_(x, labels, targets, params, layout, acts, dacts, partial, db, act, loss_kind,
+              lr):
+    """Forward, the fused loss rows, backward with the update: (loss, n_bad)."""
+    bad = _forward(x, params, layout, acts, act)
+    if bad:
+        return math.nan, bad
+    N = x.shape[0]
+    C = layout[layout.shape[0] - 1, 2]
+    start = acts.shape[0] - N * C
+    scores = acts[start:].reshape((N, C))
+    dscores = dacts[start:].reshape((N, C))
+    if loss_kind == SOFTMAX_LABELS:
+        loss = _xent_labels(dscores, scores, labels)
+    elif loss_kind == SOFTMAX_ROWS:
+        loss = _xent_rows(dscores, scores, targets)
+    else:
+        loss = _squared_error(dscores, scores, targets)
+    if not math.isfinite(loss):
+        return loss, 0
+    _backward_sgd(x, params, layout, acts, dacts, partial, db, act, lr)
+    return loss, 0
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(sizes: tuple) -> np.ndarray:
+    rows, offset = [], 0
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        rows.append((offset, fan_in, fan_out, offset + fan_in * fan_out))
+        offset += fan_in * fan_out + fan_out
+    return np.array(rows, dtype=np.int64)
+
+
+_NO_LABELS = np.empty(0, np.intp)
+
+
+def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
+    """One SGD step of the network with layer sizes ``sizes``; returns (loss, n_bad).
+
+    See ``fastnn.reference.sgd_step``. One compiled call (three when the softmax takes
+    NumPy's vectorised exp, from ``NUMPY_EXP_MIN`` scores on). Where NumPy's BLAS is not
+    bound, or for arrays that are not C-contiguous, the step is composed of the
+    per-layer kernels instead.
+    """
+    from fastnn.reference import sgd_step_with
+
+    dtype = params.dtype
+    if not (_blas.available and dtype.char in "fd" and x.dtype == dtype == acts.dtype
+            == dacts.dtype and x.flags.c_contiguous and params.flags.c_contiguous
+            and acts.flags.c_contiguous and dacts.flags.c_contiguous):
+        import fastnn.kernels as ops
+
+        return sgd_step_with(ops, x, t, params, sizes, acts, dacts, activation, loss, lr)
+    layout = _layout(tuple(sizes))
+    N = x.shape[0]
+    widest = max(sizes[1:])
+    work = N * widest
+    partial = np.empty(n_chunks(work) * widest)  # float64 column-sum scratch
+    db = np.empty(widest, dtype)
+    act, lr = _ACTS[activation], dtype.type(lr)
+    if loss == "softmax" and t.ndim == 1 and N * sizes[-1] >= NUMPY_EXP_MIN:
+        n_bad = network_forward_.pick(work)(x, params, layout, acts, act)
+        if n_bad:
+            return math.nan, n_bad
+        C = sizes[-1]
+        scores = acts[acts.shape[0] - N * C:].reshape(N, C)
+        value = softmax_cross_entropy(scores, t, dacts[dacts.shape[0] - N * C:].reshape(N, C))[0]
+        if math.isfinite(value):
+            network_backward_sgd_.pick(work)(x, params, layout, acts, dacts, partial, db, act,
+                                             lr)
+        return value, 0
+    if loss == "mse":
+        kind, labels, targets = MSE, _NO_LABELS, t
+    elif t.ndim == 1:
+        kind, labels, targets = SOFTMAX_LABELS, t, x[:0]
+    else:
+        kind, labels, targets = SOFTMAX_ROWS, _NO_LABELS, t
+    value, n_bad = sgd_step_.pick(work)(x, labels, targets, params, layout, acts, dacts,
+                                        partial, db, act, kind, lr)
+    return float(value), int(n_bad)
+
