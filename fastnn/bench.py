@@ -31,8 +31,15 @@ import numpy as np
 SIZES = (784, 128, 128, 10)
 
 
-def interleaved(cases: dict, rounds: int = 7, budget: float = 0.04) -> dict[str, float]:
-    """Median seconds per call of each case, timed in alternating rounds."""
+def interleaved(cases: dict, rounds: int = 7, budget: float = 0.04,
+                slices: int = 8) -> dict[str, float]:
+    """Median seconds per call of each case, timed in alternating rounds.
+
+    Each round gives every case about ``budget`` seconds, in ``slices`` short blocks
+    that take turns with the other cases' blocks. Short turns matter on a shared
+    machine: a burst of stolen CPU time lasting a tenth of a second would otherwise
+    land in one case's block and move its median alone.
+    """
     for fn in cases.values():  # warm up: compile, allocate work buffers
         fn()
         fn()
@@ -40,10 +47,10 @@ def interleaved(cases: dict, rounds: int = 7, budget: float = 0.04) -> dict[str,
     for name, fn in cases.items():
         t0 = time.perf_counter()
         fn()
-        reps[name] = max(3, int(budget / max(time.perf_counter() - t0, 1e-7)))
+        reps[name] = max(2, int(budget / slices / max(time.perf_counter() - t0, 1e-7)))
     samples = {name: [] for name in cases}
     names = list(cases)
-    for r in range(rounds):
+    for r in range(rounds * slices):
         for name in names[r % len(names):] + names[:r % len(names)]:
             fn, out = cases[name], samples[name]
             for _ in range(reps[name]):
@@ -276,42 +283,37 @@ def report_compiled(quick: bool = False) -> None:
 
 
 def report_breakdown(batches, dtypes, rounds: int) -> None:
-    """Where a numba step's time goes beyond the GEMMs: cumulative stages, 10th percentiles.
+    """Where a numba step's time goes beyond the GEMMs: stages, 10th percentiles.
 
     Low percentiles of interleaved reps, for attribution on a noisy machine (medians
-    are in the main table): GEMM-only; + fused passes (forward, loss, backward on
-    validated arrays); + input validation; + the gradient dict; + the SGD update.
+    are in the main table): GEMM-only; the compiled step (``kernels.sgd_step``) on
+    validated arrays; + input validation (``train_step``, the full step); and for
+    comparison ``loss_and_gradient`` (per-layer kernels, gradients into a dict).
     """
-    from . import SGD, Sequential
+    from . import SGD, Sequential, kernels
 
-    print("## Step breakdown (numba), 10th percentile us, cumulative\n")
-    print("| dtype | batch | GEMM-only | + fused passes | + validation | + grad dict | "
-          "+ update (full step) | full / GEMM |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("## Step breakdown (numba), 10th percentile us\n")
+    print("| dtype | batch | GEMM-only | sgd_step kernel | + validation (full step) | "
+          "full / GEMM | loss_and_gradient |")
+    print("|---|---|---|---|---|---|---|")
     for dtype in dtypes:
         for N in batches:
             x, t = problem(N, dtype)
             net = Sequential(*SIZES[:1], list(SIZES[1:-1]), SIZES[-1], dtype=dtype, seed=0)
             opt = SGD(1e-3)
-            g = net._allocate_gradients()
             ws, xv, tv = net._workspace(N), net._check_x(x), net._check_t(t, N)
 
-            def passes(xv=xv, tv=tv, ws=ws, g=g, net=net):
-                net._loss_op(net._forward(xv, ws), tv, ws.dscores)
-                net._backward(xv, ws, g)
+            def kernel(xv=xv, tv=tv, ws=ws, net=net):
+                kernels.sgd_step(xv, tv, net.params.flat, net.sizes, ws.acts, ws.dacts,
+                                 net.activation, net.loss_name, 1e-3)
 
-            def validated(x=x, t=t, ws=ws, g=g, net=net, N=N):
-                xv2, tv2 = net._check_x(x), net._check_t(t, N)
-                net._loss_op(net._forward(xv2, ws), tv2, ws.dscores)
-                net._backward(xv2, ws, g)
-
-            cases = {"gemm": step_cases(N, dtype)["gemm"], "passes": passes,
-                     "validated": validated,
-                     "grads": lambda x=x, t=t, net=net: net.loss_and_gradient(x, t),
-                     "full": lambda x=x, t=t, net=net, opt=opt: net.train_step(x, t, opt)}
+            cases = {"gemm": step_cases(N, dtype)["gemm"], "kernel": kernel,
+                     "full": lambda x=x, t=t, net=net, opt=opt: net.train_step(x, t, opt),
+                     "grads": lambda x=x, t=t, net=net: net.loss_and_gradient(x, t)}
             r = _percentile_times(cases, rounds, 10)
-            print(f"| {np.dtype(dtype).name} | {N} | " + " | ".join(
-                f"{r[k] * 1e6:.1f}" for k in cases) + f" | {r['full'] / r['gemm']:.3f} |")
+            print(f"| {np.dtype(dtype).name} | {N} | {r['gemm'] * 1e6:.1f} | "
+                  f"{r['kernel'] * 1e6:.1f} | {r['full'] * 1e6:.1f} | "
+                  f"{r['full'] / r['gemm']:.3f} | {r['grads'] * 1e6:.1f} |")
     print()
 
 
