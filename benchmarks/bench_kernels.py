@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .common import BACKENDS, GRID, GRID_NAMES, SIZES, layer
+from .common import BACKENDS, GRID, GRID_NAMES, SIZES, batch, layer
 
 
 class AffineReluForward:
@@ -81,3 +81,54 @@ class SGDUpdate:
 
     def time_sgd_update(self, backend, batch, dtype):
         self.f(self.p, self.g, 1e-9)
+
+
+class AffineActBackwardSGD:
+    """The second layer's backward with its SGD step: mask, db, dh1, W2 -= lr * h1.T @ dz.
+
+    On numba one compiled call whose weight step is the GEMM itself (beta = 1).
+    """
+
+    params = GRID
+    param_names = GRID_NAMES
+
+    def setup(self, backend, batch, dtype):
+        self.h, self.W, self.b = layer(batch, SIZES[1], SIZES[2], dtype)
+        self.out = BACKENDS["numpy"].affine_relu_forward(self.h, self.W, self.b)
+        self.dout = np.random.default_rng(1).standard_normal(self.out.shape).astype(dtype)
+        self.dx = np.empty_like(self.h)
+        self.f = BACKENDS[backend].affine_act_backward_sgd
+        self.call()
+
+    def call(self):
+        # dout is overwritten with dz (the mask is idempotent); lr tiny: W barely moves
+        self.f(self.dout, self.h, self.W, self.b, self.out, "relu", 1e-9, dx=self.dx)
+
+    def time_affine_act_backward_sgd(self, backend, batch, dtype):
+        self.call()
+
+
+class SGDStep:
+    """A whole training step of 784-128-128-10 (forward, loss, backward, update), as the
+    backend's ``sgd_step`` runs it for ``Sequential.train_step`` (validated arrays)."""
+
+    params = GRID
+    param_names = GRID_NAMES
+
+    def setup(self, backend, batch_size, dtype):
+        from fastnn import Sequential
+
+        self.x, self.t = batch(batch_size, dtype)
+        net = Sequential(SIZES[0], list(SIZES[1:-1]), SIZES[-1], "he", dtype=dtype, seed=0)
+        self.flat, self.sizes = net.params.flat, net.sizes
+        self.acts = np.empty(batch_size * sum(SIZES[1:]), dtype)
+        self.dacts = np.empty_like(self.acts)
+        self.f = BACKENDS[backend].sgd_step
+        self.call()
+
+    def call(self):
+        self.f(self.x, self.t, self.flat, self.sizes, self.acts, self.dacts, "relu", "softmax",
+               1e-9)
+
+    def time_sgd_step(self, backend, batch_size, dtype):
+        self.call()
