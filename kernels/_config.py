@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import types
 import warnings
 
 import numba
@@ -35,8 +36,24 @@ COMMON = {"nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
 PARALLEL_MIN_WORK = int(os.environ.get("FASTNN_PARALLEL_MIN_WORK", 1 << 20))
 
 
+def _variant(fn, suffix: str):
+    """A copy of ``fn`` under its own qualified name, hence its own cache index.
+
+    numba's cache files are named by the function's qualified name, and the index key
+    does not include ``parallel``: compiled serially and in parallel from one function,
+    one variant would load the other's machine code from the cache in the next process.
+    """
+    clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__,
+                               fn.__closure__)
+    clone.__qualname__ = f"{fn.__qualname__}__{suffix}"
+    clone.__module__, clone.__doc__ = fn.__module__, fn.__doc__
+    return clone
+
+
 def _compile(fn, parallel: bool):
     opts = dict(COMMON, parallel=parallel)
+    if parallel:
+        fn = _variant(fn, "parallel")
     if CACHE:
         try:
             return numba.njit(cache=True, **opts)(fn)

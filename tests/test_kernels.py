@@ -505,3 +505,22 @@ def test_property_softmax_cross_entropy(N, C, dtype, magnitude, seed):
     assert np.isfinite(loss) and np.all(np.isfinite(grad))
     assert loss == approx_loss(ref_loss, dtype, C, max(1.0, abs(ref_loss)))
     assert_close(grad, ref_grad, dtype, scale=1.0 / N)
+
+
+def test_serial_and_parallel_variants_keep_separate_cache_entries(tmp_path):
+    """numba's cache index ignores ``parallel``: the variants must not load each other."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from fastnn.kernels.sgd import axpy_\n"
+            "f = getattr(axpy_, sys.argv[1])\n"
+            "f(np.zeros(3), np.ones(3), 1.0)\n"
+            "print(sum(f.stats.cache_hits.values()))\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path),
+           "FASTNN_NUMBA_CACHE": "1"}
+    hits = [subprocess.run([sys.executable, "-c", code, variant], env=env, check=True,
+                           capture_output=True, text=True).stdout.strip()
+            for variant in ("parallel", "serial", "serial")]
+    assert hits == ["0", "0", "1"]  # serial compiles its own, then loads it
