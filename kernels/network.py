@@ -116,28 +116,35 @@ def network_backward_sgd_(x, params, layout, acts, dacts, partial, db, act, lr):
     _backward_sgd(x, params, layout, acts, dacts, partial, db, act, lr)
 
 
-@kernel
-def sgd_step_(x, labels, targets, params, layout, acts, dacts, partial, db, act, loss_kind,
-              lr):
-    """Forward, the fused loss rows, backward with the update: (loss, n_bad)."""
-    bad = _forward(x, params, layout, acts, act)
-    if bad:
-        return math.nan, bad
-    N = x.shape[0]
-    C = layout[layout.shape[0] - 1, 2]
-    start = acts.shape[0] - N * C
-    scores = acts[start:].reshape((N, C))
-    dscores = dacts[start:].reshape((N, C))
-    if loss_kind == SOFTMAX_LABELS:
-        loss = _xent_labels(dscores, scores, labels)
-    elif loss_kind == SOFTMAX_ROWS:
-        loss = _xent_rows(dscores, scores, targets)
-    else:
-        loss = _squared_error(dscores, scores, targets)
-    if not math.isfinite(loss):
+def _sgd_step_kernel(loss_kind: int):
+    """The whole-step kernel for one loss; each is compiled only when first used."""
+
+    def sgd_step_(x, labels, targets, params, layout, acts, dacts, partial, db, act, lr):
+        """Forward, the fused loss rows, backward with the update: (loss, n_bad)."""
+        bad = _forward(x, params, layout, acts, act)
+        if bad:
+            return math.nan, bad
+        N = x.shape[0]
+        C = layout[layout.shape[0] - 1, 2]
+        start = acts.shape[0] - N * C
+        scores = acts[start:].reshape((N, C))
+        dscores = dacts[start:].reshape((N, C))
+        # loss_kind is a constant of this closure: numba prunes the other branches
+        if loss_kind == SOFTMAX_LABELS:
+            loss = _xent_labels(dscores, scores, labels)
+        elif loss_kind == SOFTMAX_ROWS:
+            loss = _xent_rows(dscores, scores, targets)
+        else:
+            loss = _squared_error(dscores, scores, targets)
+        if not math.isfinite(loss):
+            return loss, 0
+        _backward_sgd(x, params, layout, acts, dacts, partial, db, act, lr)
         return loss, 0
-    _backward_sgd(x, params, layout, acts, dacts, partial, db, act, lr)
-    return loss, 0
+
+    return kernel(sgd_step_)
+
+
+_SGD_STEP = {kind: _sgd_step_kernel(kind) for kind in (SOFTMAX_LABELS, SOFTMAX_ROWS, MSE)}
 
 
 @functools.lru_cache(maxsize=64)
@@ -193,7 +200,7 @@ def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
         kind, labels, targets = SOFTMAX_LABELS, t, x[:0]
     else:
         kind, labels, targets = SOFTMAX_ROWS, _NO_LABELS, t
-    value, n_bad = sgd_step_.pick(work)(x, labels, targets, params, layout, acts, dacts,
-                                        partial, db, act, kind, lr)
+    value, n_bad = _SGD_STEP[kind].pick(work)(x, labels, targets, params, layout, acts, dacts,
+                                              partial, db, act, lr)
     return float(value), int(n_bad)
 
