@@ -11,13 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 # Up to this many multiply-adds per step (batch * sum(fan_in * fan_out)) fit() takes the
-# compiled path. Above roughly a million the step path wins: NumPy's BLAS called from
-# Python beat the SciPy BLAS that numba's np.dot calls (a second thread pool that
-# competes with NumPy's). Measured, ms per iteration, step / compiled, float64:
-#   784-128-128-10: batch 8 (0.94 M) 0.155 / 0.120; batch 12 (1.41 M) 0.254 / 0.385
-#   64-128-128-10:  batch 16 (0.42 M) 0.086 / 0.057; batch 32 (0.84 M) 0.134 / 0.180
-# so the bound sits below both crossovers. `python benchmarks/compare.py --only
-# compiled` prints the 784-wide table.
+# compiled path. Above it the step path (one compiled call per step with NumPy's BLAS
+# inside, ``kernels.sgd_step``) wins: the compiled path's products go through numba's
+# np.dot, i.e. SciPy's BLAS, a second thread pool that competes with NumPy's. Measured,
+# ms per iteration of fit(), step / compiled, float64:
+#   64-128-128-10:  batch 16 (0.41 M) 0.085 / 0.070; batch 32 (0.83 M) 0.127 / 0.187
+#   784-128-128-10: batch 4 (0.47 M) 0.074 / 0.086;  batch 8 (0.94 M) 0.124 / 0.141
+#   64-32-10:       batch 128 (0.30 M) 0.055 / 0.039
+# so the bound sits at the crossover. `python benchmarks/compare.py --only compiled`
+# prints the 784-wide table.
 COMPILED_MAX_WORK = 500_000
 # Products smaller than this many multiply-adds run as loops inside the compiled path.
 BLAS_MIN = 16_384

@@ -1,10 +1,12 @@
 """Whole stretches of training inside one compiled function.
 
-For small networks and batches the time of a step goes to Python (a dozen calls that
-each do a few dozen flops), not arithmetic. ``train_batches`` runs forward, backward
-and the SGD update for a list of batches without returning to Python, calling the same
-fused passes as the step-by-step path (``bias_act_``, ``act_grad_colsum_``, the losses,
-``axpy_``), so both paths compute the same numbers. Only two things are new here: the
+For small networks and batches the time of a step goes to the calls, not arithmetic:
+even one compiled call per step (``network.sgd_step``) costs microseconds of argument
+handling, more than a 1-3-1 network's whole step. ``train_batches`` runs forward,
+backward and the SGD update for a list of batches without returning to Python, calling
+the same fused passes as the step path (``bias_act_``, ``act_grad_colsum_``, the
+losses), so both paths compute the same numbers to rounding (here the update is dW
+then one ``axpy_`` pass; the step path folds W's step into its GEMM). New here: the
 batch gather, and ``matmul_`` which sends small products to a plain loop (a BLAS call
 costs more than multiplying a 1x3 by a 3x1) and the rest to BLAS via ``np.dot``.
 """
