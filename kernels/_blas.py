@@ -17,7 +17,7 @@ numba external functions. Compiled code refers to them by name, so numba's on-di
 cache stays valid across processes (a ctypes pointer would be baked in and uncachable).
 
 ``available`` is False where no safe binding exists (other BLAS builds, or
-``FASTNN_BLAS_UPDATE=0``); the kernels then call ``np.dot`` from Python instead. With
+``FASTNN_KERNEL_BLAS=0``); the kernels then call ``np.dot`` from Python instead. With
 ``NUMBA_DISABLE_JIT=1`` ``gemm`` runs as the NumPy code below.
 """
 
@@ -53,7 +53,7 @@ def _numpy_blas_path():
 
 def _bind():
     """{dtype: ctypes cblas gemm function}, or None when no safe binding is found."""
-    if os.environ.get("FASTNN_BLAS_UPDATE", "1").lower() in ("0", "false", "no", "off"):
+    if os.environ.get("FASTNN_KERNEL_BLAS", "1").lower() in ("0", "false", "no", "off"):
         return None
     try:
         path = _numpy_blas_path()

@@ -524,3 +524,26 @@ def test_serial_and_parallel_variants_keep_separate_cache_entries(tmp_path):
                            capture_output=True, text=True).stdout.strip()
             for variant in ("parallel", "serial", "serial")]
     assert hits == ["0", "0", "1"]  # serial compiles its own, then loads it
+
+
+def test_kernel_blas_can_be_switched_off():
+    """FASTNN_KERNEL_BLAS=0: no binding, and training runs on the np.dot fallback."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, fastnn\n"
+            "from fastnn.kernels import _blas\n"
+            "assert not _blas.available\n"
+            "net = fastnn.Sequential(5, [4], 3, seed=0)\n"
+            "loss = net.train_step(np.ones((2, 5)), np.array([0, 2]), fastnn.SGD(0.1))\n"
+            "print(round(loss, 6))\n")
+    env = {**os.environ, "FASTNN_KERNEL_BLAS": "0"}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    import fastnn
+
+    net = fastnn.Sequential(5, [4], 3, seed=0)
+    expected = net.train_step(np.ones((2, 5)), np.array([0, 2]), fastnn.SGD(0.1))
+    assert float(out) == pytest.approx(expected, abs=1e-6)
