@@ -22,6 +22,8 @@ import math
 import numpy as np
 from numba import njit
 
+from fastnn.reference import sgd_step_with
+
 from . import _blas
 from ._blas import gemm
 from ._config import COMMON, kernel, n_chunks
@@ -167,13 +169,11 @@ def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
     bound, or for arrays that are not C-contiguous, the step is composed of the
     per-layer kernels instead.
     """
-    from fastnn.reference import sgd_step_with
-
     dtype = params.dtype
     if not (_blas.available and dtype.char in "fd" and x.dtype == dtype == acts.dtype
             == dacts.dtype and x.flags.c_contiguous and params.flags.c_contiguous
             and acts.flags.c_contiguous and dacts.flags.c_contiguous):
-        import fastnn.kernels as ops
+        import fastnn.kernels as ops  # (the package imports this module)
 
         return sgd_step_with(ops, x, t, params, sizes, acts, dacts, activation, loss, lr)
     layout = _layout(tuple(sizes))
@@ -197,7 +197,7 @@ def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
     if loss == "mse":
         kind, labels, targets = MSE, _NO_LABELS, t
     elif t.ndim == 1:
-        kind, labels, targets = SOFTMAX_LABELS, t, x[:0]
+        kind, labels, targets = SOFTMAX_LABELS, t, x[:0]  # (unused: any 2-D of the dtype)
     else:
         kind, labels, targets = SOFTMAX_ROWS, _NO_LABELS, t
     value, n_bad = _SGD_STEP[kind].pick(work)(x, labels, targets, params, layout, acts, dacts,
