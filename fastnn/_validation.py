@@ -43,6 +43,12 @@ def check_features(value, name: str, n_features: int, dtype) -> np.ndarray:
     ``raise_if_nonfinite`` when the count is not zero (a separate pass over x would cost
     more than every other non-GEMM part of a training step).
     """
+    if (type(value) is np.ndarray and value.ndim == 2 and value.dtype == dtype
+            and value.shape[1] == n_features and value.shape[0] > 0
+            and value.flags.c_contiguous):
+        # already what the kernels take (a training batch, usually): no NumPy calls,
+        # which right after a step's GEMMs cost ~10x their idle time (caches are cold)
+        return value
     a = as_real_array(value, name)
     if a.ndim < 2:
         hint = (f"use {name}.reshape(1, -1) for a single sample or {name}.reshape(-1, 1) "
@@ -70,13 +76,20 @@ def raise_if_nonfinite(a: np.ndarray, name: str) -> None:
                          f"at sample {n}, feature {d}: {a[n, d]}); remove or impute them")
 
 
-def check_targets(value, name: str, n_samples: int, n_outputs: int, loss: str, dtype):
+def check_targets(value, name: str, n_samples: int, n_outputs: int, loss: str, dtype,
+                  label_range: bool = True):
     """Validate training targets for ``loss`` and return them ready for the kernels.
 
     softmax: integer class indices (N,) in [0, n_outputs), returned as intp; or one-hot /
     probability rows (N, n_outputs) that sum to 1, returned as ``dtype``.
     mse: real targets (N, n_outputs), or (N,) when n_outputs == 1, returned as ``dtype``.
+    ``label_range=False`` leaves the range of class indices to the caller: ``sgd_step``
+    checks it inside its kernel (two NumPy reductions between training steps cost
+    ~30 us, cold caches after the GEMMs) and raises this module's error.
     """
+    if (type(value) is np.ndarray and value.ndim == 1 and loss == "softmax"
+            and value.shape[0] == n_samples and value.dtype.kind in "iu"):
+        return _class_indices(value, name, n_outputs, label_range)  # the common case, fast
     t = as_real_array(value, name)
     if t.ndim == 0 or t.shape[0] != n_samples:
         got = "a scalar" if t.ndim == 0 else f"{t.shape[0]} samples (shape {t.shape})"
@@ -92,9 +105,9 @@ def check_targets(value, name: str, n_samples: int, n_outputs: int, loss: str, d
             raise ValueError(f"{name}: contains NaN or infinity")
         return t
     if t.ndim == 1:
-        return _class_indices(t, name, n_outputs)
+        return _class_indices(t, name, n_outputs, label_range)
     if t.ndim == 2 and t.shape[1] == 1 and n_outputs != 1:
-        return _class_indices(t.reshape(-1), name, n_outputs)
+        return _class_indices(t.reshape(-1), name, n_outputs, label_range)
     if t.ndim != 2 or t.shape[1] != n_outputs:
         raise ValueError(f"{name}: expected integer labels of shape ({n_samples},) or one-hot "
                          f"rows of shape ({n_samples}, {n_outputs}), got shape {t.shape}")
@@ -108,17 +121,25 @@ def check_targets(value, name: str, n_samples: int, n_outputs: int, loss: str, d
     return t
 
 
-def _class_indices(t, name: str, n_classes: int) -> np.ndarray:
+def _class_indices(t, name: str, n_classes: int, check_range: bool = True) -> np.ndarray:
     if t.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer class labels, got dtype {t.dtype}; "
                         f"use {name}.astype(np.int64) (or pass one-hot rows of shape "
                         f"(N, {n_classes}))")
+    if check_range or t.dtype == np.uint64:  # (huge uint64 would wrap around in intp)
+        check_label_range(t, name, n_classes)
+    if t.dtype == np.intp and t.flags.c_contiguous:
+        return t
+    return np.ascontiguousarray(t, dtype=np.intp)
+
+
+def check_label_range(t, name: str, n_classes: int) -> None:
+    """Raise a ValueError naming the first integer label outside [0, n_classes)."""
     lo, hi = int(t.min()), int(t.max())
     if lo < 0 or hi >= n_classes:
         n = int(np.flatnonzero((t < 0) | (t >= n_classes))[0])
         raise ValueError(f"{name}: class labels must lie in [0, {n_classes - 1}]; label "
                          f"{int(t[n])} at index {n} is out of range")
-    return np.ascontiguousarray(t, dtype=np.intp)
 
 
 def check_positive_int(value, name: str) -> int:

@@ -256,8 +256,9 @@ class Sequential:
     def _check_x(self, x, name="x") -> np.ndarray:
         return V.check_features(x, name, self.input_size, self.dtype)
 
-    def _check_t(self, t, N, name="t", loss=None) -> np.ndarray:
-        return V.check_targets(t, name, N, self.output_size, loss or self.loss_name, self.dtype)
+    def _check_t(self, t, N, name="t", loss=None, label_range=True) -> np.ndarray:
+        return V.check_targets(t, name, N, self.output_size, loss or self.loss_name, self.dtype,
+                               label_range)
 
     # --- the engine: both backends, fused ops, reused buffers ---------------------------
 
@@ -371,7 +372,7 @@ class Sequential:
         if not isinstance(optimizer, SGD):
             raise TypeError(f"optimizer: expected a fastnn.SGD, got {type(optimizer).__name__}")
         x = self._check_x(x)
-        t = self._check_t(t, x.shape[0])
+        t = self._check_t(t, x.shape[0], label_range=False)  # sgd_step checks the range
         return self._train_step(x, t, optimizer)
 
     def _train_step(self, x: np.ndarray, t: np.ndarray, optimizer) -> float:

@@ -22,6 +22,7 @@ import math
 import numpy as np
 from numba import njit
 
+from fastnn._validation import check_label_range
 from fastnn.reference import sgd_step_with
 
 from . import _blas
@@ -42,6 +43,15 @@ from .train_loop import MSE, SOFTMAX_LABELS, SOFTMAX_ROWS, _squared_error, _xent
 def _weights(params, layout, i):
     w, fan_in, fan_out, b = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
     return params[w:w + fan_in * fan_out].reshape((fan_in, fan_out)), params[b:b + fan_out]
+
+
+@njit(inline="always", **COMMON)
+def _first_bad_label(labels, C):
+    """Index of the first class index outside [0, C), or -1 (labels may be empty)."""
+    for n in range(labels.shape[0]):
+        if labels[n] < 0 or labels[n] >= C:
+            return n
+    return -1
 
 
 @njit(inline="always", **COMMON)
@@ -69,15 +79,15 @@ def _forward(x, params, layout, acts, act):
 
 
 @njit(inline="always", **COMMON)
-def _backward_sgd(x, params, layout, acts, dacts, partial, db, act, lr):
+def _backward_sgd(x, params, layout, acts, dacts, chunks, act, lr):
     """From the scores' gradient (the last block of dacts) down, each layer's backward
     pass and its SGD step, as ``affine_relu.dense_backward_`` does it for one layer.
 
-    partial: float64 scratch of chunks * (widest layer) (the column sums' partial rows,
-    ``act_grad_colsum_``), chunks = len(partial) // len(db); db: (widest layer,).
+    ``chunks``: how many partial column sums the bias gradient is split into (one per
+    thread, ``act_grad_colsum_``). The scratch is allocated here: from Python each
+    allocation would cost microseconds, inside it is a few dozen nanoseconds.
     """
     N = x.shape[0]
-    chunks = partial.shape[0] // db.shape[0]
     last = layout.shape[0] - 1
     off = acts.shape[0]  # the end of layer i's block
     for i in range(last, -1, -1):
@@ -86,10 +96,8 @@ def _backward_sgd(x, params, layout, acts, dacts, partial, db, act, lr):
         start = off - N * fan_out
         out = acts[start:off].reshape((N, fan_out))
         dz = dacts[start:off].reshape((N, fan_out))
-        # C-contiguous (chunks, fan_out) scratch: a column slice of a wider one would be
-        # strided, and the pass's column sums would not vectorise
-        scratch = partial[:chunks * fan_out].reshape((chunks, fan_out))
-        dbias = db[:fan_out]
+        scratch = np.empty((chunks, fan_out))  # float64 partial column sums
+        dbias = np.empty(fan_out, params.dtype)
         if i == last:
             _colsum(dbias, dz, scratch)
         else:
@@ -107,27 +115,41 @@ def _backward_sgd(x, params, layout, acts, dacts, partial, db, act, lr):
 
 
 @kernel
-def network_forward_(x, params, layout, acts, act):
-    """``_forward`` as a kernel: the split-softmax step runs its loss from Python."""
-    return _forward(x, params, layout, acts, act)
+def network_forward_(x, labels, params, layout, acts, act):
+    """``_forward`` as a kernel, after checking the labels: (n_bad, first bad label).
+
+    For the split-softmax step, which runs its loss from Python. Nothing is computed
+    when a label is out of range (its index is returned, n_bad is 0).
+    """
+    at = _first_bad_label(labels, layout[layout.shape[0] - 1, 2])
+    if at >= 0:
+        return 0, at
+    return _forward(x, params, layout, acts, act), -1
 
 
 @kernel
-def network_backward_sgd_(x, params, layout, acts, dacts, partial, db, act, lr):
+def network_backward_sgd_(x, params, layout, acts, dacts, chunks, act, lr):
     """``_backward_sgd`` as a kernel (after a loss computed from Python)."""
-    _backward_sgd(x, params, layout, acts, dacts, partial, db, act, lr)
+    _backward_sgd(x, params, layout, acts, dacts, chunks, act, lr)
 
 
 def _sgd_step_kernel(loss_kind: int):
     """The whole-step kernel for one loss; each is compiled only when first used."""
 
-    def sgd_step_(x, labels, targets, params, layout, acts, dacts, partial, db, act, lr):
-        """Forward, the fused loss rows, backward with the update: (loss, n_bad)."""
-        bad = _forward(x, params, layout, acts, act)
-        if bad:
-            return math.nan, bad
+    def sgd_step_(x, labels, targets, params, layout, acts, dacts, chunks, act, lr):
+        """Forward, the fused loss rows, backward with the update.
+
+        Returns (loss, n_bad, the index of the first label out of range or -1); with a
+        bad label nothing is computed.
+        """
         N = x.shape[0]
         C = layout[layout.shape[0] - 1, 2]
+        at = _first_bad_label(labels, C)
+        if at >= 0:
+            return math.nan, 0, at
+        bad = _forward(x, params, layout, acts, act)
+        if bad:
+            return math.nan, bad, -1
         start = acts.shape[0] - N * C
         scores = acts[start:].reshape((N, C))
         dscores = dacts[start:].reshape((N, C))
@@ -139,9 +161,9 @@ def _sgd_step_kernel(loss_kind: int):
         else:
             loss = _squared_error(dscores, scores, targets)
         if not math.isfinite(loss):
-            return loss, 0
-        _backward_sgd(x, params, layout, acts, dacts, partial, db, act, lr)
-        return loss, 0
+            return loss, 0, -1
+        _backward_sgd(x, params, layout, acts, dacts, chunks, act, lr)
+        return loss, 0, -1
 
     return kernel(sgd_step_)
 
@@ -180,19 +202,19 @@ def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
     N = x.shape[0]
     widest = max(sizes[1:])
     work = N * widest
-    partial = np.empty(n_chunks(work) * widest)  # float64 column-sum scratch
-    db = np.empty(widest, dtype)
+    chunks = n_chunks(work)
     act, lr = _ACTS[activation], dtype.type(lr)
     if loss == "softmax" and t.ndim == 1 and N * sizes[-1] >= NUMPY_EXP_MIN:
-        n_bad = network_forward_.pick(work)(x, params, layout, acts, act)
+        n_bad, at = network_forward_.pick(work)(x, t, params, layout, acts, act)
+        if at >= 0:
+            check_label_range(t, "t", sizes[-1])  # raises
         if n_bad:
-            return math.nan, n_bad
+            return math.nan, int(n_bad)
         C = sizes[-1]
         scores = acts[acts.shape[0] - N * C:].reshape(N, C)
         value = softmax_cross_entropy(scores, t, dacts[dacts.shape[0] - N * C:].reshape(N, C))[0]
         if math.isfinite(value):
-            network_backward_sgd_.pick(work)(x, params, layout, acts, dacts, partial, db, act,
-                                             lr)
+            network_backward_sgd_.pick(work)(x, params, layout, acts, dacts, chunks, act, lr)
         return value, 0
     if loss == "mse":
         kind, labels, targets = MSE, _NO_LABELS, t
@@ -200,7 +222,8 @@ def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
         kind, labels, targets = SOFTMAX_LABELS, t, x[:0]  # (unused: any 2-D of the dtype)
     else:
         kind, labels, targets = SOFTMAX_ROWS, _NO_LABELS, t
-    value, n_bad = _SGD_STEP[kind].pick(work)(x, labels, targets, params, layout, acts, dacts,
-                                              partial, db, act, lr)
+    value, n_bad, at = _SGD_STEP[kind].pick(work)(x, labels, targets, params, layout, acts,
+                                                  dacts, chunks, act, lr)
+    if at >= 0:
+        check_label_range(t, "t", sizes[-1])  # raises
     return float(value), int(n_bad)
-

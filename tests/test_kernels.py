@@ -411,6 +411,23 @@ def test_sgd_step_stops_on_non_finite_first_layer(where, dtype, blas_path):
         np.testing.assert_array_equal(after, params)
 
 
+@pytest.mark.parametrize("N", [5, 300])  # 300 x 10 scores: the split-softmax step
+@pytest.mark.parametrize("label", [-1, 10])
+def test_sgd_step_checks_the_labels_range_itself(N, label, blas_path):
+    """The one check sgd_step makes: the same ValueError on both backends, no change."""
+    sizes = [4, 6, 10]
+    x, t, params = step_problem(N, sizes, np.float64, "softmax", "labels")
+    t[N // 2] = label
+    for module in (reference, kernels):
+        before = params.copy()
+        with pytest.raises(ValueError, match=rf"t: class labels must lie in \[0, 9\]; "
+                                             rf"label {label} at index {N // 2} is out"):
+            acts = np.empty(N * 16)
+            module.sgd_step(x, t, params, sizes, acts, np.empty_like(acts), "relu",
+                            "softmax", 0.1)
+        np.testing.assert_array_equal(params, before)
+
+
 @pytest.mark.parametrize("loss", ["softmax", "mse"])
 def test_sgd_step_skips_the_update_on_a_non_finite_loss(loss):
     sizes = [3, 4, 2]

@@ -15,7 +15,18 @@ X = np.ones((2, 4))
 T = np.array([0, 2])
 
 
-@pytest.mark.parametrize("method", ["predict", "loss", "accuracy", "gradient"])
+def call(net, method, *args):
+    """net.<method>(*args); train_step also gets an optimizer and must change nothing."""
+    if method != "train_step":
+        return getattr(net, method)(*args)
+    before = net.params.flat.copy()
+    try:
+        return net.train_step(*args, fastnn.SGD(0.1))
+    finally:
+        np.testing.assert_array_equal(net.params.flat, before)
+
+
+@pytest.mark.parametrize("method", ["predict", "loss", "accuracy", "gradient", "train_step"])
 @pytest.mark.parametrize("x, exc, match", [
     (np.ones((2, 5)), ValueError, r"x: has 5 features per sample \(shape \(2, 5\)\), but the network expects 4"),
     (np.ones(4), ValueError, r"x: expected a 2-D array .*got a 1-D array.*reshape\(1, -1\)"),
@@ -29,13 +40,14 @@ T = np.array([0, 2])
 def test_bad_x(net, method, x, exc, match):
     args = (x,) if method == "predict" else (x, T[: len(x)] if len(x) else T)
     with pytest.raises(exc, match=match):
-        getattr(net, method)(*args)
+        call(net, method, *args)
 
 
-@pytest.mark.parametrize("method", ["loss", "accuracy", "gradient"])
+@pytest.mark.parametrize("method", ["loss", "accuracy", "gradient", "train_step"])
 @pytest.mark.parametrize("t, exc, match", [
     (np.array([0, 3]), ValueError, r"t: class labels must lie in \[0, 2\]; label 3 at index 1"),
     (np.array([-1, 0]), ValueError, r"t: class labels must lie in \[0, 2\]; label -1 at index 0"),
+    (np.array([0, 2**63], dtype=np.uint64), ValueError, r"label 9223372036854775808 at index 1"),
     (np.array([0.0, 1.0]), TypeError, r"t: expected integer class labels, got dtype float64"),
     (np.array([0, 1, 2]), ValueError, r"t: expected one target per sample of x \(2\), got 3"),
     (np.eye(4)[:2], ValueError, r"t: expected integer labels of shape \(2,\) or one-hot rows of shape \(2, 3\), got shape \(2, 4\)"),
@@ -43,7 +55,7 @@ def test_bad_x(net, method, x, exc, match):
 ])
 def test_bad_labels(net, method, t, exc, match):
     with pytest.raises(exc, match=match):
-        getattr(net, method)(X, t)
+        call(net, method, X, t)
 
 
 def test_one_hot_rows_must_be_distributions(net):
