@@ -6,7 +6,9 @@ from inside (``_blas``). That still leaves Python between the layers: a dozen ca
 ~1-3 us each (numba's argument checks, the wrappers), a fifth of a float32 step at batch
 32. Here the layers' loop itself is compiled: forward, loss, and backward with the
 update, one call per step, running the same inlined passes and GEMMs as the per-layer
-kernels in the same order.
+kernels in the same order. (Python between kernels is dearer than it looks in
+isolation: right after a step's GEMMs the interpreter runs on cold caches, and a
+NumPy call that takes 0.2 us alone took ~5 us there.)
 
 The network is described by flat buffers, as ``fastnn.reference.sgd_step`` specifies:
 the parameters W1, b1, W2, ... back to back, and one buffer each for the layers'
@@ -35,7 +37,6 @@ from .affine_relu import (
     _colsum,
     _grad_colsum,
 )
-from .softmax_xent import NUMPY_EXP_MIN, softmax_cross_entropy
 from .train_loop import MSE, SOFTMAX_LABELS, SOFTMAX_ROWS, _squared_error, _xent_labels, _xent_rows
 
 
@@ -114,25 +115,6 @@ def _backward_sgd(x, params, layout, acts, dacts, chunks, act, lr):
         off = start
 
 
-@kernel
-def network_forward_(x, labels, params, layout, acts, act):
-    """``_forward`` as a kernel, after checking the labels: (n_bad, first bad label).
-
-    For the split-softmax step, which runs its loss from Python. Nothing is computed
-    when a label is out of range (its index is returned, n_bad is 0).
-    """
-    at = _first_bad_label(labels, layout[layout.shape[0] - 1, 2])
-    if at >= 0:
-        return 0, at
-    return _forward(x, params, layout, acts, act), -1
-
-
-@kernel
-def network_backward_sgd_(x, params, layout, acts, dacts, chunks, act, lr):
-    """``_backward_sgd`` as a kernel (after a loss computed from Python)."""
-    _backward_sgd(x, params, layout, acts, dacts, chunks, act, lr)
-
-
 def _sgd_step_kernel(loss_kind: int):
     """The whole-step kernel for one loss; each is compiled only when first used."""
 
@@ -186,10 +168,12 @@ _NO_LABELS = np.empty(0, np.intp)
 def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
     """One SGD step of the network with layer sizes ``sizes``; returns (loss, n_bad).
 
-    See ``fastnn.reference.sgd_step``. One compiled call (three when the softmax takes
-    NumPy's vectorised exp, from ``NUMPY_EXP_MIN`` scores on). Where NumPy's BLAS is not
-    bound, or for arrays that are not C-contiguous, the step is composed of the
-    per-layer kernels instead.
+    See ``fastnn.reference.sgd_step``. One compiled call. (Its softmax takes a scalar exp
+    per score; ``softmax_cross_entropy`` alone switches to NumPy's vectorised exp from
+    ``NUMPY_EXP_MIN`` scores on, but inside a step the Python between the extra calls
+    cost more: at batch 1000 x 10 the one call was 91 us faster in float32, 70 us in
+    float64.) Where NumPy's BLAS is not bound, or for arrays that are not C-contiguous,
+    the step is composed of the per-layer kernels instead.
     """
     dtype = params.dtype
     if not (_blas.available and dtype.char in "fd" and x.dtype == dtype == acts.dtype
@@ -204,18 +188,6 @@ def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
     work = N * widest
     chunks = n_chunks(work)
     act, lr = _ACTS[activation], dtype.type(lr)
-    if loss == "softmax" and t.ndim == 1 and N * sizes[-1] >= NUMPY_EXP_MIN:
-        n_bad, at = network_forward_.pick(work)(x, t, params, layout, acts, act)
-        if at >= 0:
-            check_label_range(t, "t", sizes[-1])  # raises
-        if n_bad:
-            return math.nan, int(n_bad)
-        C = sizes[-1]
-        scores = acts[acts.shape[0] - N * C:].reshape(N, C)
-        value = softmax_cross_entropy(scores, t, dacts[dacts.shape[0] - N * C:].reshape(N, C))[0]
-        if math.isfinite(value):
-            network_backward_sgd_.pick(work)(x, params, layout, acts, dacts, chunks, act, lr)
-        return value, 0
     if loss == "mse":
         kind, labels, targets = MSE, _NO_LABELS, t
     elif t.ndim == 1:

@@ -374,7 +374,7 @@ def run_step(module, x, t, params, sizes, activation, loss, lr=0.1):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, sizes", [(1, [3, 1, 2]), (7, [5, 13, 3]), (13, [4, 7, 5, 9, 3]),
-                                      (300, [17, 11, 10])])  # 300 x 10: the split softmax
+                                      (300, [17, 11, 10])])
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 @pytest.mark.parametrize("loss, target_kind", [("softmax", "labels"), ("softmax", "onehot"),
                                                ("mse", "rows")])
@@ -411,7 +411,7 @@ def test_sgd_step_stops_on_non_finite_first_layer(where, dtype, blas_path):
         np.testing.assert_array_equal(after, params)
 
 
-@pytest.mark.parametrize("N", [5, 300])  # 300 x 10 scores: the split-softmax step
+@pytest.mark.parametrize("N", [5, 300])
 @pytest.mark.parametrize("label", [-1, 10])
 def test_sgd_step_checks_the_labels_range_itself(N, label, blas_path):
     """The one check sgd_step makes: the same ValueError on both backends, no change."""
