@@ -9,7 +9,9 @@ it (gradients likewise), so an optimiser updates everything in one pass. The for
 backward passes call the backend's fused ops (``affine_relu_forward`` ...) once per
 layer, writing into work buffers that are allocated once per batch size and reused, so a
 steady-state step allocates nothing that grows with the batch. The first layer's input
-gradient is never computed. Both backends run this same plan; only the ops differ.
+gradient is never computed. A training step (``train_step``, what ``fit`` runs) is the
+backend's ``sgd_step`` over the flat parameter and work buffers: on numba one compiled
+call for the whole network. Both backends run the same plan; only the ops differ.
 """
 
 from __future__ import annotations
