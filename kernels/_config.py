@@ -30,9 +30,10 @@ FASTMATH = frozenset({"contract", "arcp", "nsz"})
 CACHE = os.environ.get("FASTNN_NUMBA_CACHE", "1").lower() not in ("0", "false", "no", "off")
 COMMON = {"nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
 
-# Below this many elements of work a kernel runs serially. Measured with
-# `python benchmarks/compare.py --only thresholds` (README, "Threads"): on the 2-core
-# machine no pass of the 784-128-128-10 step won from threads.
+# Below this many elements of work a kernel runs serially (README, "Threads"). On the
+# 2-core machine a pass alone gained from two threads from ~128k elements
+# (`python benchmarks/compare.py --only thresholds`), but inside a 784-128-128-10
+# training step the parallel passes cost 100-200 us more than the serial ones.
 PARALLEL_MIN_WORK = int(os.environ.get("FASTNN_PARALLEL_MIN_WORK", 1 << 20))
 
 
