@@ -21,6 +21,14 @@ class AffineReluForward:
         self.f(self.x, self.W, self.b, out=self.out)
 
 
+def second_layer_backward(bench, batch, dtype):
+    """Set h (N, 128), W, b, out (forward output), dout and dx of layer 2 on ``bench``."""
+    bench.h, bench.W, bench.b = layer(batch, SIZES[1], SIZES[2], dtype)
+    bench.out = BACKENDS["numpy"].affine_relu_forward(bench.h, bench.W, bench.b)
+    bench.dout = np.random.default_rng(1).standard_normal(bench.out.shape).astype(dtype)
+    bench.dx = np.empty_like(bench.h)
+
+
 class AffineReluBackward:
     """The second layer's backward: mask, db, dW = h1.T @ dz and dh1 = dz @ W2.T."""
 
@@ -28,10 +36,7 @@ class AffineReluBackward:
     param_names = GRID_NAMES
 
     def setup(self, backend, batch, dtype):
-        self.h, self.W, self.b = layer(batch, SIZES[1], SIZES[2], dtype)
-        self.out = BACKENDS["numpy"].affine_relu_forward(self.h, self.W, self.b)
-        self.dout = np.random.default_rng(1).standard_normal(self.out.shape).astype(dtype)
-        self.dx = np.empty_like(self.h)
+        second_layer_backward(self, batch, dtype)
         self.dW, self.db = np.empty_like(self.W), np.empty_like(self.b)
         self.f = BACKENDS[backend].affine_relu_backward
         self.call()
@@ -93,10 +98,7 @@ class AffineActBackwardSGD:
     param_names = GRID_NAMES
 
     def setup(self, backend, batch, dtype):
-        self.h, self.W, self.b = layer(batch, SIZES[1], SIZES[2], dtype)
-        self.out = BACKENDS["numpy"].affine_relu_forward(self.h, self.W, self.b)
-        self.dout = np.random.default_rng(1).standard_normal(self.out.shape).astype(dtype)
-        self.dx = np.empty_like(self.h)
+        second_layer_backward(self, batch, dtype)
         self.f = BACKENDS[backend].affine_act_backward_sgd
         self.call()
 
