@@ -60,12 +60,14 @@ def test_thread_count_does_not_change_results(monkeypatch):
     np.testing.assert_allclose(results[1], ref.params.flat, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("hidden", [[13], [9, 7], [8, 6, 5], [7, 6, 5, 9]], ids=lambda h: f"depth{len(h)}")
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 @pytest.mark.parametrize("loss", ["softmax", "mse"])
-def test_train_step_equals_gradient_then_update(activation, loss, blas_path):
-    """train_step's layer-by-layer update (GEMM accumulating into W) == the book's step."""
+def test_train_step_equals_gradient_then_update(hidden, activation, loss, blas_path):
+    """train_step (sgd_step: one compiled call on numba, W's step inside its GEMM) ==
+    the book's step, gradients then ``params[key] -= lr * grad[key]``, for 50 steps."""
     rng = np.random.default_rng(7)
-    nets = {kind: fastnn.Sequential(11, [9, 7], 4, "he", activation=activation, loss=loss,
+    nets = {kind: fastnn.Sequential(11, hidden, 4, "he", activation=activation, loss=loss,
                                     backend=backend, seed=1)
             for kind, backend in (("book", "numpy"), ("numpy", "numpy"), ("numba", "numba"))}
     opt = fastnn.SGD(0.2)
