@@ -112,6 +112,17 @@ available = _FUNCS is not None and _self_test(_FUNCS)
 _EXTERNAL = _externals(_FUNCS) if available else {}
 
 
+def takes(dtype, *arrays) -> bool:
+    """Whether compiled code with ``gemm`` inside can take these arrays: the binding is
+    there, and they are C-contiguous of ``dtype``, float32 or float64."""
+    if not available or dtype.char not in "fd":
+        return False
+    for a in arrays:
+        if a.dtype != dtype or not a.flags.c_contiguous:
+            return False
+    return True
+
+
 def gemm(trans_a, trans_b, alpha, a, b, beta, c):
     """c = alpha * op(a) @ op(b) + beta * c, in place; op transposes when trans_* is True.
 

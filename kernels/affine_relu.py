@@ -200,21 +200,11 @@ def act_grad(dx, dout, out, act):
             dx[n, h] = act_grad_value(dout[n, h], out[n, h], act)
 
 
-def _fusable(dtype, *arrays) -> bool:
-    """Whether one compiled call with NumPy's BLAS inside can take these arrays."""
-    if not _blas.available or dtype.char not in "fd":
-        return False
-    for a in arrays:
-        if a.dtype != dtype or not a.flags.c_contiguous:
-            return False
-    return True
-
-
 def _gemm_act(x, W, b, out, act, count=False):
     # x is (N, D), W is (D, H), b is (H,) -> out (N, H), and the non-finite count
     if out is None:
         out = np.empty((x.shape[0], W.shape[1]), dtype=np.result_type(x, W))
-    if _fusable(out.dtype, x, W, b, out):
+    if _blas.takes(out.dtype, x, W, b, out):
         return out, dense_forward_.pick(out.size)(x, W, b, out, act, count)
     np.dot(x, W, out=out)
     return out, bias_act_.pick(out.size)(out, np.ascontiguousarray(b), act, count)
@@ -226,7 +216,7 @@ def _backward(dout, x, W, out, dx, dW, db, need_dx, overwrite_dout, act, need_dW
     dtype = dout.dtype
     partial = np.empty((n_chunks(dout.size), H))  # H floats per thread: scratch for db
     if ((act == IDENTITY or overwrite_dout)
-            and _fusable(dtype, dout, x, W, *(a for a in (out, dx, dW, db) if a is not None))):
+            and _blas.takes(dtype, dout, x, W, *(a for a in (out, dx, dW, db) if a is not None))):
         # one compiled call: pass, then the GEMMs (dz stays in dout)
         if db is None:
             db = np.empty(H, dtype)
@@ -317,7 +307,7 @@ def affine_act_backward_sgd(dout, x, W, b, out, activation, lr, dx=None, need_dx
     act = _ACTS[activation]
     N, H = dout.shape
     dtype = W.dtype
-    if _fusable(dtype, dout, x, W, b, *(a for a in (out, dx) if a is not None)):
+    if _blas.takes(dtype, dout, x, W, b, *(a for a in (out, dx) if a is not None)):
         if need_dx and dx is None:
             dx = np.empty((N, W.shape[0]), dtype)
         db = np.empty(H, dtype)

@@ -182,9 +182,7 @@ def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
     the step is composed of the per-layer kernels instead.
     """
     dtype = params.dtype
-    if not (_blas.available and dtype.char in "fd" and x.dtype == dtype == acts.dtype
-            == dacts.dtype and x.flags.c_contiguous and params.flags.c_contiguous
-            and acts.flags.c_contiguous and dacts.flags.c_contiguous):
+    if not _blas.takes(dtype, x, params, acts, dacts):
         import fastnn.kernels as ops  # (the package imports this module)
 
         return sgd_step_with(ops, x, t, params, sizes, acts, dacts, activation, loss, lr)

@@ -38,8 +38,7 @@ def sgd_update_affine(W, x, dz, lr):
     float32/float64 of one dtype, the product goes into a scratch array and
     ``sgd_update`` applies it.
     """
-    if (_blas.available and W.dtype.char in "fd" and W.dtype == x.dtype == dz.dtype
-            and W.flags.c_contiguous and x.flags.c_contiguous and dz.flags.c_contiguous):
+    if _blas.takes(W.dtype, W, x, dz):
         gemm_update_(W, x, dz, -W.dtype.type(lr))
     else:
         sgd_update(W, np.dot(x.T, dz), lr)
