@@ -49,7 +49,7 @@ class CompiledTrainer:
     """Runs stretches of batches (``order``/``starts``) for one network in one kernel call."""
 
     def __init__(self, net, lr: float, batch_size: int, blas_min: int = BLAS_MIN):
-        from .kernels import train_loop
+        from .kernels import network, train_loop
 
         self.kinds = train_loop
         self.small = all(fan_in * fan_out * batch_size < blas_min
@@ -57,11 +57,7 @@ class CompiledTrainer:
         self.net = net
         self.lr = net.dtype.type(lr)
         self.blas_min = int(blas_min)
-        rows, offset = [], 0
-        for fan_in, fan_out in zip(net.sizes[:-1], net.sizes[1:]):
-            rows.append((offset, fan_in, fan_out, offset + fan_in * fan_out))
-            offset += fan_in * fan_out + fan_out
-        self.layout = np.array(rows, dtype=np.int64)
+        self.layout = network.layout_of(tuple(net.sizes))
         self.act = 1 if net.activation == "relu" else 2  # kernels.affine_relu.RELU / SIGMOID
 
     def run(self, x: np.ndarray, t: np.ndarray, order: np.ndarray,

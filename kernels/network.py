@@ -160,7 +160,8 @@ _SGD_STEP = {(kind, act): _sgd_step_kernel(kind, act)
 
 
 @functools.lru_cache(maxsize=64)
-def _layout(sizes: tuple) -> np.ndarray:
+def layout_of(sizes: tuple) -> np.ndarray:
+    """(L, 4) int64 rows (W offset, fan-in, fan-out, b offset) of ``param_views``' layout."""
     rows, offset = [], 0
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         rows.append((offset, fan_in, fan_out, offset + fan_in * fan_out))
@@ -186,7 +187,7 @@ def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
         import fastnn.kernels as ops  # (the package imports this module)
 
         return sgd_step_with(ops, x, t, params, sizes, acts, dacts, activation, loss, lr)
-    layout = _layout(tuple(sizes))
+    layout = layout_of(tuple(sizes))
     N = x.shape[0]
     widest = max(sizes[1:])
     work = N * widest
