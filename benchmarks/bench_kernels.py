@@ -122,15 +122,15 @@ class SGDStep:
 
         self.x, self.t = batch(batch_size, dtype)
         net = Sequential(SIZES[0], list(SIZES[1:-1]), SIZES[-1], "he", dtype=dtype, seed=0)
-        self.flat, self.sizes = net.params.flat, net.sizes
+        self.flat, self.layout = net.params.flat, net.params.layout
         self.acts = np.empty(batch_size * sum(SIZES[1:]), dtype)
         self.dacts = np.empty_like(self.acts)
         self.f = BACKENDS[backend].sgd_step
         self.call()
 
     def call(self):
-        self.f(self.x, self.t, self.flat, self.sizes, self.acts, self.dacts, "relu", "softmax",
-               1e-9)
+        self.f(self.x, self.t, self.flat, self.layout, self.acts, self.dacts, "relu",
+               "softmax", 1e-9)
 
     def time_sgd_step(self, backend, batch_size, dtype):
         self.call()

@@ -4,13 +4,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-
-import numpy as np
 
 import fastnn
 
 from .common import GRID, GRID_NAMES, SIZES, batch
+from .timing import interleaved
 
 
 def make_step(backend, N, dtype):
@@ -57,15 +55,8 @@ class TrainingStepSpeedup:
             step()
 
     def track_speedup(self, batch, dtype):
-        samples = {b: [] for b in self.steps}
-        reps = 40 if batch <= 100 else 8
-        for _ in range(5):  # interleaved rounds: noise hits both sides alike
-            for name, step in self.steps.items():
-                for _ in range(reps):
-                    t0 = time.perf_counter()
-                    step()
-                    samples[name].append(time.perf_counter() - t0)
-        return float(np.median(samples["numpy"]) / np.median(samples["numba"]))
+        r = interleaved(self.steps, rounds=5)  # noise hits both sides alike
+        return float(r["numpy"] / r["numba"])
 
 
 _COLD = """

@@ -1,15 +1,458 @@
-"""Print fastnn's side-by-side timings and ratios (the same as `fastnn bench`).
+"""Side-by-side timings: ``python benchmarks/compare.py`` (``fastnn bench`` in a checkout).
 
-    python benchmarks/compare.py            # full tables (a few minutes)
-    python benchmarks/compare.py --quick    # a smoke run
-    python benchmarks/compare.py --peers    # also PyTorch / scikit-learn, when installed
+Everything that is compared is timed in one process, interleaved round by round (so a
+noisy neighbour slows all contenders alike), and reported as medians and ratios:
 
-Not an asv benchmark: asv imports this module but finds no benchmarks in it.
+* the training step (forward, backward, SGD update: ``net.train_step``, as fit() runs
+  it) of 784-128-128-10 at batch 32, 100 and 1000, float32 and float64: numpy backend,
+  numba backend, and the GEMM-only lower bound (the same step's eight matrix products
+  into preallocated outputs);
+* the seed article's loop (its ``gradient()`` + ``params[key] -= lr * grad[key]``) with
+  the article's class against the same loop with ``fastnn.Sequential``;
+* steady-state memory: the peak allocated inside one step (tracemalloc), per batch size;
+* first use: the compile time of a training step, cold and from numba's cache;
+* with ``--peers``: PyTorch eager CPU and scikit-learn's MLPClassifier, each in its own
+  block (their thread pools and OpenBLAS's slow each other when interleaved).
 """
 
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+import numpy as np
+
+if __package__:  # imported by asv's discovery as benchmarks.compare
+    from .book import BookSequential
+    from .timing import interleaved
+else:  # run as a script: benchmarks/ is on sys.path
+    from book import BookSequential
+    from timing import interleaved
+
+SIZES = (784, 128, 128, 10)
+
+
+def problem(N: int, dtype, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((N, SIZES[0])).astype(dtype)
+    t = rng.integers(0, SIZES[-1], N)
+    return x, t
+
+
+def step_cases(N: int, dtype) -> dict:
+    """numpy step, numba step and the GEMM-only bound for one batch size and dtype."""
+    from fastnn import SGD, Sequential
+
+    x, t = problem(N, dtype)
+    opt = SGD(lr=1e-3)  # small: thousands of steps on one batch must not drive it to ~0 loss
+    cases = {}
+    for backend in ("numpy", "numba"):
+        net = Sequential(*SIZES[:1], list(SIZES[1:-1]), SIZES[-1], backend=backend,
+                         dtype=dtype, seed=0)
+
+        def step(net=net):  # one training step as fit() runs it
+            net.train_step(x, t, opt)
+
+        cases[backend] = step
+    W = [net.params[f"W{i}"].copy() for i in (1, 2, 3)]
+    h1, h2 = np.empty((N, SIZES[1]), dtype), np.empty((N, SIZES[2]), dtype)
+    dh1, dh2 = np.empty_like(h1), np.empty_like(h2)
+    s = np.empty((N, SIZES[3]), dtype)
+    dW = [np.empty_like(w) for w in W]
+
+    def gemm_only():  # forward 3, backward 5 (the first layer's dx is never needed)
+        np.dot(x, W[0], out=h1)
+        np.dot(h1, W[1], out=h2)
+        np.dot(h2, W[2], out=s)
+        np.dot(h2.T, s, out=dW[2])
+        np.dot(s, W[2].T, out=dh2)
+        np.dot(h1.T, dh2, out=dW[1])
+        np.dot(dh2, W[1].T, out=dh1)
+        np.dot(x.T, dh1, out=dW[0])
+
+    cases["gemm"] = gemm_only
+    return cases
+
+
+def article_cases(N: int = 1000) -> dict:
+    """The article's own loop body with its class and with fastnn's Sequential."""
+    from fastnn import Sequential
+
+    x, t = problem(N, np.float64)
+    lr = 0.1
+
+    def loop_body(net):
+        grad = net.gradient(x, t)
+        for key in net.params.keys():
+            net.params[key] -= lr * grad[key]
+
+    np.random.seed(0)
+    book = BookSequential(SIZES[0], list(SIZES[1:-1]), SIZES[-1])
+    np.random.seed(0)
+    fast = Sequential(SIZES[0], list(SIZES[1:-1]), SIZES[-1])
+    return {"article class": lambda: loop_body(book), "fastnn.Sequential": lambda: loop_body(fast)}
+
+
+def peak_step_memory(N: int, dtype, backend: str = "numba") -> int:
+    """Peak bytes allocated during one steady-state training step (tracemalloc)."""
+    cases = step_cases(N, dtype)
+    step = cases[backend]
+    step()
+    step()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    step()
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return peak
+
+
+_COMPILE_SNIPPET = """
+import time, numpy as np, fastnn
+net = fastnn.Sequential(784, [128, 128], 10, dtype=np.{dtype}, seed=0)
+x = np.random.default_rng(0).random((100, 784)).astype(np.{dtype}); t = np.arange(100) % 10
+opt = fastnn.SGD(0.01)
+def step():  # both ways to train: fit()'s train_step, and the article's loop body
+    t0 = time.perf_counter()
+    net.train_step(x, t, opt)
+    opt.update(net.params, net.gradient(x, t))
+    return time.perf_counter() - t0
+first = step()
+print(first - step())
+"""
+
+
+def compile_times(dtype: str = "float64") -> tuple[float, float]:
+    """Seconds the first training step spends compiling: cold cache, then warm cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, FASTNN_NUMBA_CACHE="1")
+        code = _COMPILE_SNIPPET.format(dtype=dtype)
+        run = [sys.executable, "-c", code]
+        cold = float(subprocess.run(run, env=env, check=True, capture_output=True,
+                                    text=True).stdout)
+        cached = float(subprocess.run(run, env=env, check=True, capture_output=True,
+                                      text=True).stdout)
+    return cold, cached
+
+
+def torch_step_times(batches, rounds: int) -> dict[int, float] | None:
+    """Median seconds of the same float32 step in PyTorch eager mode, if installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(),
+                                torch.nn.Linear(128, 128), torch.nn.ReLU(),
+                                torch.nn.Linear(128, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    cases = {}
+    for N in batches:
+        x, t = problem(N, np.float32)
+        xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+        def step(xt=xt, tt=tt):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(xt), tt).backward()
+            opt.step()
+
+        cases[N] = step
+    return interleaved(cases, rounds)
+
+
+def sklearn_step_times(batches, rounds: int) -> dict[int, float] | None:
+    """Median seconds of one MLPClassifier SGD step (partial_fit on one batch), float64."""
+    try:
+        import warnings
+
+        from sklearn.neural_network import MLPClassifier
+    except ImportError:
+        return None
+    cases = {}
+    for N in batches:
+        x, t = problem(N, np.float64)
+        clf = MLPClassifier(hidden_layer_sizes=SIZES[1:-1], solver="sgd", batch_size=N,
+                            learning_rate_init=0.01, momentum=0.0, alpha=0.0, shuffle=False,
+                            random_state=0)
+        classes = np.arange(SIZES[-1])
+
+        def step(clf=clf, x=x, t=t, classes=classes):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf.partial_fit(x, t, classes=classes)
+
+        cases[N] = step
+    return interleaved(cases, rounds)
+
+
+def _fit_seconds(make_net, x, t, repeat: int = 3, **kw) -> float:
+    """Best training time (History.train_seconds) of ``repeat`` fits after a warm-up fit."""
+    from fastnn import fit
+
+    warm = dict(kw, epochs=1) if "epochs" in kw else dict(kw, iters=2)
+    fit(make_net(), x, t, progress=False, **warm)  # compile outside the timing
+    return min(fit(make_net(), x, t, progress=False, **kw).train_seconds
+               for _ in range(repeat))
+
+
+def report_compiled(quick: bool = False) -> None:
+    """The compiled path against the numpy backend and the step path (fit() timings)."""
+    from fastnn import SGD, Sequential
+    from fastnn.compiled import choose_path
+    from fastnn.datasets import make_regression, make_sine
+
+    print("## Small networks: whole stretches of training in one kernel (fit timings)\n")
+    x, t = make_sine()
+
+    def sine_net(backend):
+        return lambda: Sequential(1, [3], 1, 0.01, activation="sigmoid", loss="mse",
+                                  backend=backend, seed=0)
+
+    epochs, numpy_epochs = (201, 10) if quick else (2001, 100)
+    common = dict(batch_size=1, eval_every=200 * 63, seed=0)
+    compiled = _fit_seconds(sine_net("numba"), x, t, epochs=epochs, **common)
+    numpy = _fit_seconds(sine_net("numpy"), x, t, repeat=1, epochs=numpy_epochs, **common)
+    numpy_scaled = numpy * epochs / numpy_epochs
+    print("| workload | numpy backend | numba (compiled path) | speed-up |\n|---|---|---|---|")
+    print(f"| sine 1-3-1, batch 1, {epochs} epochs x 63 | {numpy_scaled:.2f} s (measured "
+          f"{numpy_epochs} epochs: {numpy:.3f} s, scaled) | {compiled * 1e3:.1f} ms | "
+          f"{numpy_scaled / compiled:.0f} |")
+
+    # PyTorch's NumPy warm-up: 64 x 1000 -> 100 -> 10, ReLU, sum of squared errors,
+    # lr 1e-6, 500 full-batch steps; fastnn's loss is 0.5 * mean, so lr * 2 * 64.
+    xr, tr = make_regression(64, 1000, 10, seed=0)
+    steps = 50 if quick else 500
+
+    def warmup_net(backend):
+        return lambda: Sequential(1000, [100], 10, 1.0, loss="mse", backend=backend, seed=0)
+
+    kw = dict(batch_size=64, iters=steps, eval_every=steps, optimizer=SGD(1e-6 * 2 * 64))
+    w_numba = _fit_seconds(warmup_net("numba"), xr, tr, **kw)
+    w_numpy = _fit_seconds(warmup_net("numpy"), xr, tr, **kw)
+    path = choose_path(warmup_net("numba")(), 64, (), None)
+    print(f"| PyTorch warm-up 1000-100-10, batch 64, {steps} steps | {w_numpy * 1e3:.1f} ms | "
+          f"{w_numba * 1e3:.1f} ms ({path} path) | {w_numpy / w_numba:.2f} |\n")
+
+    print("784-128-128-10, float64, random data; ms per iteration of fit() on each path:\n")
+    print("| batch | step path | compiled path | faster | fit() picks |\n|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    xs, ts = rng.random((2000, 784)), rng.integers(0, 10, 2000)
+    for B in (8, 32, 100) if not quick else (32,):
+        iters = 60 if quick else 300
+
+        def net():
+            return Sequential(784, [128, 128], 10, "he", seed=0)
+
+        kw = dict(batch_size=B, iters=iters, eval_every=iters, seed=0)
+        step = _fit_seconds(net, xs, ts, compiled=False, **kw) / iters
+        comp = _fit_seconds(net, xs, ts, compiled=True, **kw) / iters
+        faster = "compiled" if comp < step else "step"
+        print(f"| {B} | {step * 1e3:.3f} | {comp * 1e3:.3f} | {faster} | "
+              f"{choose_path(net(), B, (), None)} |")
+    print()
+
+
+def report_breakdown(batches, dtypes, rounds: int) -> None:
+    """Where a numba step's time goes beyond the GEMMs: stages, 10th percentiles.
+
+    Low percentiles of interleaved reps, for attribution on a noisy machine (medians
+    are in the main table): GEMM-only; the compiled step (``kernels.sgd_step``) on
+    validated arrays; + input validation (``train_step``, the full step); and for
+    comparison ``loss_and_gradient`` (per-layer kernels, gradients into a dict).
+    """
+    from fastnn import SGD, Sequential, kernels
+
+    print("## Step breakdown (numba), 10th percentile us\n")
+    print("| dtype | batch | GEMM-only | sgd_step kernel | + validation (full step) | "
+          "full / GEMM | loss_and_gradient |")
+    print("|---|---|---|---|---|---|---|")
+    for dtype in dtypes:
+        for N in batches:
+            x, t = problem(N, dtype)
+            net = Sequential(*SIZES[:1], list(SIZES[1:-1]), SIZES[-1], dtype=dtype, seed=0)
+            opt = SGD(1e-3)
+            xv, tv = net.validate(x, t)
+            ws, layout = net.engine.workspace(N), net.params.layout
+
+            def kernel(xv=xv, tv=tv, ws=ws, net=net, layout=layout):
+                kernels.sgd_step(xv, tv, net.params.flat, layout, ws.acts, ws.dacts,
+                                 net.activation, net.loss_name, 1e-3)
+
+            cases = {"gemm": step_cases(N, dtype)["gemm"], "kernel": kernel,
+                     "full": lambda x=x, t=t, net=net, opt=opt: net.train_step(x, t, opt),
+                     "grads": lambda x=x, t=t, net=net: net.loss_and_gradient(x, t)}
+            r = _percentile_times(cases, rounds, 10)
+            print(f"| {np.dtype(dtype).name} | {N} | {r['gemm'] * 1e6:.1f} | "
+                  f"{r['kernel'] * 1e6:.1f} | {r['full'] * 1e6:.1f} | "
+                  f"{r['full'] / r['gemm']:.3f} | {r['grads'] * 1e6:.1f} |")
+    print()
+
+
+def _percentile_times(cases: dict, rounds: int, q: float, reps: int = 40) -> dict:
+    samples = {k: [] for k in cases}
+    for fn in cases.values():
+        fn()
+        fn()
+    for _ in range(rounds):
+        for k, fn in cases.items():
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                fn()
+                samples[k].append(time.perf_counter() - t0)
+    return {k: float(np.percentile(v, q)) for k, v in samples.items()}
+
+
+def report_thresholds(rounds: int) -> None:
+    """Serial vs parallel variant of the fused passes by work size (PARALLEL_MIN_WORK)."""
+    import numba
+    from fastnn.kernels import affine_act, losses
+
+    print(f"## Serial vs parallel fused passes ({numba.get_num_threads()} threads, "
+          f"layer {numba.threading_layer() if _parallel_ran() else 'omp/tbb/workqueue'}), "
+          "median us, float32\n")
+    print("| elements | ReLU pass (H = 128) serial | parallel | softmax loss rows (C = 10) "
+          "serial | parallel |")
+    print("|---|---|---|---|---|")
+
+    def cases(N):
+        rng = np.random.default_rng(0)
+        h = rng.standard_normal((N, 128)).astype(np.float32)
+        out = np.empty_like(h)
+        s = rng.standard_normal((N * 128 // 10, 10)).astype(np.float32)
+        ds, labels = np.empty_like(s), rng.integers(0, 10, s.shape[0])
+        partial = np.empty((max(1, (s.shape[0] + 255) // 256), 1))
+        act, loss = affine_act._act_forward_kernel, losses._loss_kernel
+        return {
+            "as": lambda: act.serial(out, h, affine_act.RELU),
+            "ap": lambda: act.parallel(out, h, affine_act.RELU),
+            "ls": lambda: loss.serial(ds, s, labels, s, losses.SOFTMAX_LABELS, partial),
+            "lp": lambda: loss.parallel(ds, s, labels, s, losses.SOFTMAX_LABELS, partial),
+        }
+
+    for N in (32, 256, 1000, 4096, 16384):
+        r = interleaved(cases(N), rounds, budget=0.02)
+        print(f"| {N * 128} | {r['as'] * 1e6:.1f} | {r['ap'] * 1e6:.1f} | {r['ls'] * 1e6:.1f} | "
+              f"{r['lp'] * 1e6:.1f} |")
+    print()
+
+
+def _parallel_ran() -> bool:
+    import numba
+
+    try:
+        numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        return False
+    return True
+
+
+def _peer_table(name, label, dtype, times, steps, batches) -> None:
+    """One peer's step times beside fastnn's numba step of the same dtype."""
+    if times is None:
+        print(f"{name}: not installed, skipped.\n")
+        return
+    print(f"| batch | {label} {dtype} | fastnn numba {dtype} | {name} / fastnn |")
+    print("|---|---|---|---|")
+    for N in batches:
+        ours = steps.get((dtype, N), {}).get("numba")
+        ratio = f"{times[N] / ours:.2f}" if ours else "n/a"
+        print(f"| {N} | {_ms(times[N])} | {_ms(ours) if ours else 'n/a'} | {ratio} |")
+    print()
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}"
+
+
+def report_steps(batches, dtypes, rounds: int) -> dict:
+    print("## Training step, 784-128-128-10 (forward + backward + SGD update), median ms\n")
+    print("| dtype | batch | numpy | numba | GEMM-only | numba / GEMM | numpy / numba |")
+    print("|---|---|---|---|---|---|---|")
+    results = {}
+    for dtype in dtypes:
+        for N in batches:
+            r = interleaved(step_cases(N, dtype), rounds)
+            results[(np.dtype(dtype).name, N)] = r
+            print(f"| {np.dtype(dtype).name} | {N} | {_ms(r['numpy'])} | {_ms(r['numba'])} | "
+                  f"{_ms(r['gemm'])} | {r['numba'] / r['gemm']:.3f} | "
+                  f"{r['numpy'] / r['numba']:.2f} |", flush=True)
+    print()
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="compare.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", default="32,100,1000",
+                        help="comma-separated batch sizes (default 32,100,1000)")
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per table")
+    parser.add_argument("--quick", action="store_true", help="one batch, few rounds: a smoke run")
+    parser.add_argument("--peers", action="store_true",
+                        help="also time PyTorch and scikit-learn when installed")
+    parser.add_argument("--no-compile", action="store_true", help="skip the compile-time run")
+    parser.add_argument("--only", choices=("steps", "breakdown", "compiled", "thresholds"),
+                        help="only the training-step tables, or only the compiled-path tables")
+    args = parser.parse_args(argv)
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+        dtypes = [np.dtype(d) for d in args.dtypes.split(",")]
+    except (ValueError, TypeError) as exc:
+        parser.error(f"--batches/--dtypes: {exc}")
+    if args.quick:
+        batches, dtypes, args.rounds = batches[:1], dtypes[:1], 2
+
+    import numba
+
+    print(f"# fastnn bench: numba {numba.__version__}, numpy {np.__version__}, "
+          f"{os.cpu_count()} CPUs, numba threads {numba.get_num_threads()}\n")
+    if args.only == "compiled":
+        report_compiled(args.quick)
+        return 0
+    if args.only == "breakdown":
+        report_breakdown(batches, dtypes, args.rounds)
+        return 0
+    if args.only == "thresholds":
+        report_thresholds(args.rounds)
+        return 0
+    steps = report_steps(batches, dtypes, args.rounds)
+    if args.only == "steps":
+        return 0
+
+    r = interleaved(article_cases(), args.rounds)
+    print("## The seed article's loop, 784-128-128-10, batch 1000, float64, median ms\n")
+    print("| article class | fastnn.Sequential | speed-up |\n|---|---|---|")
+    print(f"| {_ms(r['article class'])} | {_ms(r['fastnn.Sequential'])} | "
+          f"{r['article class'] / r['fastnn.Sequential']:.2f} |\n")
+
+    print("## Peak memory allocated inside one steady-state step (numba, float32)\n")
+    print("| batch | peak bytes |\n|---|---|")
+    for N in sorted({*batches, 1000}):
+        print(f"| {N} | {peak_step_memory(N, np.float32)} |")
+    print("\n(gradient and work buffers are reused: nothing allocated grows with the batch)\n")
+
+    report_compiled(args.quick)
+
+    if not args.no_compile and not args.quick:
+        cold, cached = compile_times()
+        print("## First use: compile time of a training step (train_step, and gradient() + "
+              "SGD.update), float64\n")
+        print(f"| cold | from cache |\n|---|---|\n| {cold:.2f} s | {cached:.2f} s |\n")
+
+    if args.peers:
+        print("## Peers, each timed in its own block, median ms\n")
+        _peer_table("PyTorch", "PyTorch eager", "float32",
+                    torch_step_times(batches, args.rounds), steps, batches)
+        _peer_table("scikit-learn", "MLPClassifier", "float64",
+                    sklearn_step_times(batches, args.rounds), steps, batches)
+    return 0
+
+
 if __name__ == "__main__":
-    import sys
-
-    from fastnn.bench import main
-
     sys.exit(main())

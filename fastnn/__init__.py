@@ -20,8 +20,7 @@ from . import reference  # noqa: E402
 from .gradcheck import gradient_check  # noqa: E402
 from .layers import Affine, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss  # noqa: E402
 from .optim import SGD  # noqa: E402
-from .sequential import Sequential  # noqa: E402
-from .serialize import load  # noqa: E402
+from .sequential import Sequential, load  # noqa: E402
 from .train import History, TrainingDiverged, evaluate, fit  # noqa: E402
 
 __version__ = "0.1.0"

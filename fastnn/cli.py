@@ -1,4 +1,4 @@
-"""The ``fastnn`` command: train, evaluate, bench."""
+"""The ``fastnn`` command: train, evaluate (and ``bench``, a launcher for a checkout)."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--backend", choices=("numba", "numpy"), default="numba")
     evaluate.add_argument("--json", action="store_true")
 
-    sub.add_parser("bench", help="side-by-side timings (see benchmarks/compare.py)",
+    sub.add_parser("bench", help="run benchmarks/compare.py of a source checkout",
                    add_help=False)
     return parser
 
@@ -145,8 +145,6 @@ def _format(summary: dict) -> str:
 def cmd_train(args) -> int:
     import fastnn
 
-    from .train import _evaluate
-
     d = DEFAULTS[args.dataset]
     for option, path in (("--save", args.save), ("--plot", args.plot)):
         if path and not Path(path).resolve().parent.is_dir():  # fail before training
@@ -171,7 +169,7 @@ def cmd_train(args) -> int:
                          progress=not (args.quiet or args.json))
     summary = history.summary()
     if d["loss"] == "mse":
-        summary["train_loss"], _ = _evaluate(net, net._check_x(x), net._check_t(t, len(x)))
+        summary["train_loss"], _ = fastnn.evaluate(net, x, t)
     summary.update(dataset=args.dataset, hidden=hidden, activation=activation,
                    backend=args.backend, dtype=args.dtype, seed=args.seed)
     if args.save:
@@ -207,15 +205,27 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def run_bench(argv) -> int:
+    """``fastnn bench ARGS``: ``python benchmarks/compare.py ARGS`` of the checkout this
+    fastnn was installed from (editable installs); the benchmarks are not installed."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
+    if not script.is_file():
+        print("fastnn: error: bench: the benchmarks are part of a source checkout, not of the "
+              "installed package; run `python benchmarks/compare.py` in a fastnn checkout "
+              "(or install one with `pip install -e .`)", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(script), *argv])
+
+
 def main(argv=None) -> int:
     from .datasets import DatasetError
     from .train import TrainingDiverged
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
-        from .bench import main as bench_main
-
-        return bench_main(argv[1:])
+        return run_bench(argv[1:])
     try:
         args = build_parser().parse_args(argv)
         if args.command == "train":

@@ -5,7 +5,7 @@ Each layer calls the ops of a backend module (``fastnn.reference`` or
 ``dout`` it is given (the book's ``Relu.backward`` does; that is a trap, not a feature).
 
 ``Sequential`` keeps these layers in ``net.layers`` for users who chain them by hand; its
-own forward/backward calls the fused backend ops directly (one call per layer pair).
+own methods run the backend's whole-network loop instead (``fastnn.engine``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _validation as V
 from . import reference
-from .sequential import Gradients, ParamDict
+from .params import Gradients, ParamDict
 
 
 def _check_pair(params, grads) -> None:
@@ -37,6 +37,8 @@ def _flat_pair(params, grads):
         return None
     pf, gf = params.flat, grads.flat
     if pf.shape != gf.shape or pf.dtype != gf.dtype or list(params) != list(grads):
+        return None
+    if not np.array_equal(params.layout, getattr(grads, "layout", params.layout)):
         return None
     for key, p in params.items():  # the user may have put other arrays into grads
         g = dict.__getitem__(grads, key)

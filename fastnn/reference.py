@@ -20,15 +20,17 @@ Conventions shared by both modules
   ``mean_n(logsumexp(scores[n]) - scores[n, t[n]])``; squared error is
   ``mean_n(0.5 * sum_c (y[n, c] - t[n, c])**2)``.
 * Inputs are assumed valid (the public API in ``fastnn.sequential`` validates them).
+* Whole networks (``forward``, ``evaluate``, ``gradient``, ``sgd_step``,
+  ``train_batches``) take flat buffers described by a ``layout`` (see
+  ``fastnn.kernels.network``) and return status instead of raising: ``n_bad`` counts
+  the first layer's non-finite pre-activations, ``bad_label`` is the index of the first
+  class index out of range or -1. This module runs them with its own plain loop over
+  the per-layer functions above; it shares no code with the kernels.
 """
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
-
-from ._validation import check_label_range
 
 __all__ = [
     "affine_forward",
@@ -48,7 +50,11 @@ __all__ = [
     "squared_error",
     "sgd_update",
     "sgd_update_affine",
+    "forward",
+    "evaluate",
+    "gradient",
     "sgd_step",
+    "train_batches",
 ]
 
 
@@ -232,75 +238,153 @@ def sgd_update_affine(W, x, dz, lr):
     W -= lr * np.dot(x.T, dz)
 
 
-# --- a whole training step ----------------------------------------------------------
+# --- whole networks ------------------------------------------------------------------
+
+_FORWARD = {"identity": affine_forward, "relu": affine_relu_forward,
+            "sigmoid": affine_sigmoid_forward}
+_BACKWARD = {"relu": relu_backward, "sigmoid": sigmoid_backward}
 
 
-def param_views(flat, sizes):
-    """{"W1": (sizes[0], sizes[1]) view, "b1": ..., ...} of a flat parameter buffer.
-
-    The layout of ``Sequential.params.flat``: W1 (row-major), b1, W2, b2, ... back to back.
-    """
-    views, offset = {}, 0
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        views[f"W{i}"] = flat[offset:offset + fan_in * fan_out].reshape(fan_in, fan_out)
-        offset += fan_in * fan_out
-        views[f"b{i}"] = flat[offset:offset + fan_out]
-        offset += fan_out
-    return views
+def _layers(flat, layout):
+    """[(W, b), ...]: each layer's parameters, sliced from the flat buffer as layout says."""
+    out = []
+    for w, fan_in, fan_out, b, _ in layout.tolist():
+        out.append((flat[w:w + fan_in * fan_out].reshape(fan_in, fan_out), flat[b:b + fan_out]))
+    return out
 
 
-def layer_views(flat, N, sizes):
-    """[(N, sizes[1]), (N, sizes[2]), ...] views of a flat buffer of N * sum(sizes[1:])."""
-    views, offset = [], 0
-    for width in sizes[1:]:
-        views.append(flat[offset:offset + N * width].reshape(N, width))
-        offset += N * width
-    return views
+def _blocks(buf, layout, N):
+    """[(N, fan_out), ...]: each layer's block of an activation buffer."""
+    return [buf[N * a:N * (a + fan_out)].reshape(N, fan_out)
+            for _, _, fan_out, _, a in layout.tolist()]
 
 
-def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
-    """One SGD step of the network with layer sizes ``sizes``; returns (loss, n_bad).
-
-    The network: (affine -> ``activation``) for each hidden layer, then affine -> ``loss``
-    ("softmax": t holds class indices (N,) or rows (N, C); "mse": t is (N, C)).
-    ``params`` is the flat buffer of ``param_views``, updated in place by lr times the
-    gradient of the mean loss; ``acts`` / ``dacts`` are flat work buffers of
-    N * sum(sizes[1:]) (``layer_views``) for each layer's output and its gradient.
-
-    ``n_bad`` counts the non-finite pre-activations of the first layer (NaN/Inf in x,
-    W1 or b1, or an overflow). When it is not zero the step stops there: nothing is
-    updated and the loss is NaN. When the loss is NaN or infinite nothing is updated.
-
-    Unlike the other functions here, this one checks one thing itself: class indices
-    outside [0, C) raise a ValueError before anything changes. (Its numba twin does it
-    inside the kernel for free; between steps, from Python, it cost ~30 us.)
-    """
-    return sgd_step_with(sys.modules[__name__], x, t, params, sizes, acts, dacts, activation,
-                         loss, lr)
+def _first_bad_label(t, loss, C):
+    if loss != "softmax" or t.ndim != 1:
+        return -1
+    bad = np.flatnonzero((t < 0) | (t >= C))
+    return int(bad[0]) if bad.size else -1
 
 
-def sgd_step_with(ops, x, t, params, sizes, acts, dacts, activation, loss, lr):
-    """``sgd_step`` composed from a backend's per-layer ops (this module's or the kernels')."""
-    if loss == "softmax" and t.ndim == 1:
-        check_label_range(t, "t", sizes[-1])
-    p = param_views(params, sizes)
-    h, dh = layer_views(acts, x.shape[0], sizes), layer_views(dacts, x.shape[0], sizes)
-    last = len(sizes) - 2
-    acts_of = [activation] * last + ["identity"]
-    with np.errstate(invalid="ignore", over="ignore"):  # the caller sees NaN/Inf as a result
-        _, n_bad = ops.affine_act_forward_checked(x, p["W1"], p["b1"], acts_of[0], out=h[0])
-        if n_bad:
-            return float("nan"), n_bad
-        for i in range(1, last + 1):
-            forward = {"identity": ops.affine_forward, "relu": ops.affine_relu_forward,
-                       "sigmoid": ops.affine_sigmoid_forward}[acts_of[i]]
-            forward(h[i - 1], p[f"W{i + 1}"], p[f"b{i + 1}"], out=h[i])
-        loss_op = ops.softmax_cross_entropy if loss == "softmax" else ops.squared_error
-        value = loss_op(h[last], t, dh[last])[0]
-    if not np.isfinite(value):
-        return value, 0
+def _forward_pass(x, params, layout, acts, activation):
+    """Each layer's output into its block of acts; the first layer's non-finite count."""
+    layers, h = _layers(params, layout), _blocks(acts, layout, x.shape[0])
+    kinds = [activation] * (len(layers) - 1) + ["identity"]
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf are results here
+        _, n_bad = affine_act_forward_checked(x, *layers[0], kinds[0], out=h[0])
+        for i in range(1, len(layers)):
+            _FORWARD[kinds[i]](h[i - 1], *layers[i], out=h[i])
+    return n_bad
+
+
+def _scores_loss(x, t, params, layout, acts, dacts, activation, loss):
+    """Forward and the loss: (loss, n_bad, bad_label), the loss's gradient in dacts."""
+    at = _first_bad_label(t, loss, int(layout[-1, 2]))
+    if at >= 0:
+        return float("nan"), 0, at
+    n_bad = _forward_pass(x, params, layout, acts, activation)
+    if n_bad:
+        return float("nan"), n_bad, -1
+    N = x.shape[0]
+    scores, dscores = _blocks(acts, layout, N)[-1], _blocks(dacts, layout, N)[-1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        if loss == "softmax":
+            value = softmax_cross_entropy(scores, t, dscores)[0]
+        else:
+            value = squared_error(scores, t, dscores)[0]
+    return value, 0, -1
+
+
+def _backward_pass(x, params, layout, acts, dacts, activation, lr, grads):
+    """Backpropagate dacts' last block; gradients into grads, or (grads None) SGD steps."""
+    N = x.shape[0]
+    layers, h, dh = _layers(params, layout), _blocks(acts, layout, N), _blocks(dacts, layout, N)
+    sinks = None if grads is None else _layers(grads, layout)
+    last = len(layers) - 1
     for i in range(last, -1, -1):
-        ops.affine_act_backward_sgd(dh[i], x if i == 0 else h[i - 1], p[f"W{i + 1}"],
-                                    p[f"b{i + 1}"], None if i == last else h[i], acts_of[i],
-                                    lr, dx=dh[i - 1] if i > 0 else None, need_dx=i > 0)
-    return value, 0
+        W, b = layers[i]
+        inp = x if i == 0 else h[i - 1]
+        dz = dh[i] if i == last else _BACKWARD[activation](dh[i], h[i])
+        dh[i][...] = dz
+        dx, dW, db = affine_backward(dz, inp, W, need_dx=i > 0, need_dW=grads is not None)
+        if i > 0:
+            dh[i - 1][...] = dx  # computed with the old W
+        if grads is None:
+            sgd_update_affine(W, inp, dz, lr)
+            sgd_update(b, db, lr)
+        else:
+            sinks[i][0][...] = dW
+            sinks[i][1][...] = db
+
+
+def forward(x, params, layout, acts, activation):
+    """Every layer's output for x into acts; returns the first layer's non-finite count.
+
+    The network: (affine -> ``activation``) per hidden layer, then affine; the scores are
+    the last (N, C) block of acts (NaN where the count is not zero, usually).
+    """
+    return _forward_pass(x, params, layout, acts, activation)
+
+
+def evaluate(x, t, params, layout, acts, dacts, activation, loss):
+    """(mean loss, number of correct rows, n_bad, bad_label) of the network on x, t.
+
+    A row is correct when its highest score is its class (the label, or the argmax of
+    its target row); always 0 for ``loss="mse"``. dacts receives the loss's gradient.
+    """
+    value, n_bad, at = _scores_loss(x, t, params, layout, acts, dacts, activation, loss)
+    correct = 0
+    if loss == "softmax" and not n_bad and at < 0:
+        scores = _blocks(acts, layout, x.shape[0])[-1]
+        labels = t if t.ndim == 1 else np.argmax(t, axis=1)
+        correct = int(np.count_nonzero(np.argmax(scores, axis=1) == labels))
+    return value, correct, n_bad, at
+
+
+def gradient(x, t, params, layout, acts, dacts, grads, activation, loss):
+    """(mean loss, n_bad, bad_label); every parameter's gradient into the flat ``grads``.
+
+    ``loss`` is "softmax" (t: class indices (N,) or rows (N, C)) or "mse" (t: (N, C)).
+    dz, the gradient at each layer's affine output, is left in dacts. Nothing is written
+    to grads when the pass stopped (n_bad > 0 or bad_label >= 0).
+    """
+    value, n_bad, at = _scores_loss(x, t, params, layout, acts, dacts, activation, loss)
+    if not n_bad and at < 0:
+        _backward_pass(x, params, layout, acts, dacts, activation, None, grads)
+    return value, n_bad, at
+
+
+def sgd_step(x, t, params, layout, acts, dacts, activation, loss, lr):
+    """One SGD step of the network on the batch x, t: (loss, n_bad, bad_label).
+
+    ``params`` is updated in place by lr times the gradient of the mean loss (per layer
+    ``sgd_update_affine`` and ``sgd_update``: the numbers of ``gradient`` followed by
+    ``params -= lr * grads``). Nothing changes when a label is out of range
+    (bad_label >= 0), the first layer's pre-activations are not finite (n_bad > 0; the
+    loss is NaN) or the loss is NaN or infinite.
+    """
+    value, n_bad, at = _scores_loss(x, t, params, layout, acts, dacts, activation, loss)
+    if n_bad or at >= 0 or not np.isfinite(value):
+        return value, n_bad, at
+    _backward_pass(x, params, layout, acts, dacts, activation, lr, None)
+    return value, 0, -1
+
+
+def train_batches(x, t, order, starts, params, layout, activation, loss, lr, losses):
+    """``sgd_step`` on the batches ``order[starts[i]:starts[i + 1]]`` in turn.
+
+    Each batch's loss goes to ``losses[i]``. Returns -1, or the index of the first batch
+    that was not applied (the step changed nothing); later ones are not run and their
+    losses are NaN. Labels must be in range.
+    """
+    width = int(layout[-1, 4] + layout[-1, 2])
+    for i in range(starts.shape[0] - 1):
+        idx = order[starts[i]:starts[i + 1]]
+        acts = np.empty(idx.shape[0] * width, params.dtype)
+        value, n_bad, at = sgd_step(x[idx], t[idx], params, layout, acts, np.empty_like(acts),
+                                    activation, loss, lr)
+        losses[i] = value
+        if n_bad or at >= 0 or not np.isfinite(value):
+            losses[i + 1:] = np.nan
+            return i
+    return -1

@@ -13,8 +13,6 @@ from . import _validation as V
 from .optim import SGD
 from .sequential import Sequential
 
-_EVAL_CHUNK = 8192  # rows per forward pass when evaluating a whole data set
-
 
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite; ``history`` holds what was recorded until then."""
@@ -69,24 +67,11 @@ class History:
 
 def evaluate(net: Sequential, x, t, *, name: str = "x") -> tuple[float, float | None]:
     """Mean loss and accuracy (None for regression) of ``net`` on a whole data set."""
-    x = net._check_x(x, name)
-    t = net._check_t(t, x.shape[0], "t" if name == "x" else name.replace("x", "t", 1))
-    return _evaluate(net, x, t)
-
-
-def _evaluate(net: Sequential, x: np.ndarray, t: np.ndarray):
-    # x, t validated; evaluated in chunks so the work buffers stay bounded
-    loss_sum, correct = 0.0, 0
-    for start in range(0, x.shape[0], _EVAL_CHUNK):
-        xs, ts = x[start:start + _EVAL_CHUNK], t[start:start + _EVAL_CHUNK]
-        ws = net._workspace(xs.shape[0])
-        scores = net._forward(xs, ws)
-        loss_sum += net._loss_op(scores, ts, ws.dscores)[0] * xs.shape[0]
-        if net.loss_name == "softmax":
-            labels = ts if ts.ndim == 1 else np.argmax(ts, axis=1)
-            correct += int(np.count_nonzero(np.argmax(scores, axis=1) == labels))
-    acc = correct / x.shape[0] if net.loss_name == "softmax" else None
-    return loss_sum / x.shape[0], acc
+    if not isinstance(net, Sequential):
+        raise TypeError(f"net: expected a fastnn.Sequential, got {type(net).__name__}")
+    names = (name, "t" if name == "x" else name.replace("x", "t", 1))
+    x, t = net.validate(x, t, names=names)
+    return net.engine.evaluate(x, t, names)
 
 
 class BatchSchedule:
@@ -198,15 +183,13 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
     """
     if not isinstance(net, Sequential):
         raise TypeError(f"net: expected a fastnn.Sequential, got {type(net).__name__}")
-    x_train = net._check_x(x_train, "x_train")
+    x_train, t_train = net.validate(x_train, t_train, names=("x_train", "t_train"))
     V.raise_if_nonfinite(x_train, "x_train")
-    t_train = net._check_t(t_train, x_train.shape[0], "t_train")
     if (x_test is None) != (t_test is None):
         raise ValueError("x_test, t_test: pass both or neither")
     if x_test is not None:
-        x_test = net._check_x(x_test, "x_test")
+        x_test, t_test = net.validate(x_test, t_test, names=("x_test", "t_test"))
         V.raise_if_nonfinite(x_test, "x_test")
-        t_test = net._check_t(t_test, x_test.shape[0], "t_test")
     optimizer = SGD(lr=0.1) if optimizer is None else optimizer
     if not isinstance(optimizer, SGD):
         raise TypeError(f"optimizer: expected a fastnn.SGD, got {type(optimizer).__name__}")
@@ -292,50 +275,50 @@ class _Run:
         One batch on a copy of the network: the real run is untouched, and its timings
         (``train_seconds``, ``seconds_per_iter``) measure training, not compilation.
         """
-        from .compiled import CompiledTrainer
-
         t0 = time.perf_counter()
-        scratch = self.net.copy()
+        engine = self.net.copy().engine
         B = min(self.batch_size, self.x.shape[0])
         if path == "compiled":
-            idx = np.arange(B, dtype=np.int64)
-            CompiledTrainer(scratch, self.optimizer.lr, self.batch_size).run(
-                self.x, self.t, idx, np.array([0, B], dtype=np.int64))
+            engine.train_batches(self.x, self.t, np.arange(B, dtype=np.int64),
+                                 np.array([0, B], dtype=np.int64), self.optimizer.lr)
         else:
-            scratch._train_step(self.x[:B], self.t[:B], self.optimizer)
-        _evaluate(scratch, self.x[:1], self.t[:1])
+            engine.sgd_step(self.x[:B], self.t[:B], self.optimizer.lr)
+        engine.evaluate(self.x[:1], self.t[:1])
         self.history.compile_seconds = time.perf_counter() - t0
 
     # --- step-by-step ---------------------------------------------------------------
 
     def train_steps(self, schedule) -> None:
-        net = self.net
+        engine, lr = self.net.engine, self.optimizer.lr
         D = self.x.shape[1]
+        names = ("x_train", "t_train")
         gather = {}  # batch size -> buffers for the gathered batch (reused)
         while self.iteration < self.total:
             order, starts = schedule.take(self.until_next_eval())
+            losses = np.empty(starts.shape[0] - 1)  # summed as the compiled path sums them
             t0 = time.perf_counter()
             for i in range(starts.shape[0] - 1):
                 idx = order[starts[i]:starts[i + 1]]
                 B = idx.shape[0]
                 if B not in gather:
-                    gather[B] = (np.empty((B, D), net.dtype),
+                    gather[B] = (np.empty((B, D), self.x.dtype),
                                  np.empty((B, *self.t.shape[1:]), self.t.dtype))
                 xb, tb = gather[B]
                 np.take(self.x, idx, axis=0, out=xb)
                 np.take(self.t, idx, axis=0, out=tb)
-                loss = net._train_step(xb, tb, self.optimizer)
+                loss = engine.sgd_step(xb, tb, lr, names)
                 if not math.isfinite(loss):
                     self.period_seconds += time.perf_counter() - t0
                     self.diverged(loss, self.optimizer.lr)
                 self.iteration += 1
-                self.loss_sum += loss
-                self.loss_count += 1
+                losses[i] = loss
                 for on_step in self.step_callbacks:
                     on_step(self.iteration, loss)
                 if self.bar is not None and self.iteration % self.bar_every == 0:
                     self.bar.update(self.bar_every)
             self.period_seconds += time.perf_counter() - t0
+            self.loss_sum += float(losses.sum())
+            self.loss_count += losses.shape[0]
             if self.evaluate():
                 return
 
@@ -347,20 +330,19 @@ class _Run:
     # --- compiled epochs --------------------------------------------------------------
 
     def train_compiled(self, schedule) -> None:
-        from .compiled import CompiledTrainer
-
-        trainer = CompiledTrainer(self.net, self.optimizer.lr, self.batch_size)
+        engine, lr = self.net.engine, self.optimizer.lr
         while self.iteration < self.total:
             # the batches up to the next evaluation run inside one kernel call
             k = self.until_next_eval()
             order, starts = schedule.take(k)
             t0 = time.perf_counter()
-            losses = trainer.run(self.x, self.t, order, starts)
+            losses, stop = engine.train_batches(self.x, self.t, order, starts, lr)
             self.period_seconds += time.perf_counter() - t0
-            bad = np.flatnonzero(~np.isfinite(losses))
-            if bad.size:  # the kernel stopped before applying the first non-finite batch
-                self.iteration += int(bad[0])
-                self.diverged(float(losses[bad[0]]), self.optimizer.lr)
+            if stop >= 0:  # the kernel stopped before applying batch `stop`
+                self.loss_sum += float(losses[:stop].sum())
+                self.loss_count += stop
+                self.iteration += stop
+                self.diverged(float(losses[stop]), lr)
             self.loss_sum += float(losses.sum())
             self.loss_count += k
             self.iteration += k
@@ -375,10 +357,11 @@ class _Run:
         """Record one evaluation; True when a callback asks to stop."""
         net, h = self.net, self.history
         loss = self.loss_sum / self.loss_count if self.loss_count else float("nan")
-        _, train_acc = _evaluate(net, self.x, self.t)
+        _, train_acc = net.engine.evaluate(self.x, self.t, ("x_train", "t_train"))
         test_loss, test_acc = (None, None)
         if self.x_test is not None:
-            test_loss, test_acc = _evaluate(net, self.x_test, self.t_test)
+            test_loss, test_acc = net.engine.evaluate(self.x_test, self.t_test,
+                                                      ("x_test", "t_test"))
         done_in_period = self.iteration - (h.iteration[-1] if h.iteration else 0)
         h.iteration.append(self.iteration)
         h.epoch.append(self.iteration / self.per_epoch)

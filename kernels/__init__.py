@@ -1,13 +1,24 @@
 """fastnn.kernels: numba kernels with the names and signatures of ``fastnn.reference``.
 
-Installed as ``fastnn.kernels`` from the top-level folder ``kernels/``. GEMMs go through
-NumPy's own BLAS, called from inside the kernels (see ``_blas``); the passes between
-them are fused numba loops, each compiled serially and in parallel (see ``_config``).
-Kernels assume valid input: ``fastnn.Sequential`` validates.
+Installed as ``fastnn.kernels`` from the top-level folder ``kernels/``; imports nothing
+from ``fastnn``. The modules, each with one concern:
+
+* ``_config``: every numba option, the serial/parallel kernel pairs, the row blocks of
+  the reductions;
+* ``_blas``: ``gemm``, NumPy's own BLAS called from compiled code (numba's ``np.dot``
+  where it cannot be bound), small products as a loop;
+* ``affine_act``: an affine layer with any activation, forward and backward bodies;
+* ``losses``: softmax cross-entropy and squared error, and the one loss dispatch;
+* ``optim``: the optimizer stage (SGD's update; its fused form);
+* ``network``: the one network loop and the whole-network kernels built on it
+  (prediction, evaluation, gradients, a training step, the compiled training loop).
+
+Kernels assume valid input (``fastnn.Sequential`` validates) and return status instead
+of raising.
 """
 
 from ._config import get_num_threads, set_num_threads
-from .affine_relu import (
+from .affine_act import (
     affine_act_backward_sgd,
     affine_act_forward_checked,
     affine_backward,
@@ -21,9 +32,9 @@ from .affine_relu import (
     sigmoid_backward,
     sigmoid_forward,
 )
-from .network import sgd_step
-from .sgd import sgd_update, sgd_update_affine
-from .softmax_xent import softmax, softmax_cross_entropy, squared_error
+from .losses import softmax, softmax_cross_entropy, squared_error
+from .network import evaluate, forward, gradient, sgd_step, train_batches
+from .optim import sgd_update, sgd_update_affine
 
 __all__ = [
     "affine_forward",
@@ -43,7 +54,11 @@ __all__ = [
     "squared_error",
     "sgd_update",
     "sgd_update_affine",
+    "forward",
+    "evaluate",
+    "gradient",
     "sgd_step",
+    "train_batches",
     "get_num_threads",
     "set_num_threads",
 ]

@@ -16,9 +16,12 @@ registered with LLVM under fastnn's own names (``fastnn_sgemm64``) and declared 
 numba external functions. Compiled code refers to them by name, so numba's on-disk
 cache stays valid across processes (a ctypes pointer would be baked in and uncachable).
 
-``available`` is False where no safe binding exists (other BLAS builds, or
-``FASTNN_KERNEL_BLAS=0``); the kernels then call ``np.dot`` from Python instead. With
-``NUMBA_DISABLE_JIT=1`` ``gemm`` runs as the NumPy code below.
+``gemm`` always compiles, so every kernel has one code path: where no safe binding
+exists (other BLAS builds, or ``FASTNN_KERNEL_BLAS=0``; ``available`` is then False) it
+compiles to numba's ``np.dot`` (SciPy's BLAS) plus the alpha/beta pass, chosen once at
+import. Products smaller than ``SMALL_GEMM`` multiply-adds run as a plain loop instead
+of a library call either way (a BLAS call costs more than multiplying a 1x3 by a 3x1).
+With ``NUMBA_DISABLE_JIT=1`` ``gemm`` runs as the NumPy code below.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ import os
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import types
+from numba import njit, types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
-from ._config import COMMON
+from ._config import COMMON, SMALL_GEMM
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _ILP64_NAMES = ("scipy_cblas_{}gemm64_", "cblas_{}gemm64_")
@@ -112,15 +115,23 @@ available = _FUNCS is not None and _self_test(_FUNCS)
 _EXTERNAL = _externals(_FUNCS) if available else {}
 
 
-def takes(dtype, *arrays) -> bool:
-    """Whether compiled code with ``gemm`` inside can take these arrays: the binding is
-    there, and they are C-contiguous of ``dtype``, float32 or float64."""
-    if not available or dtype.char not in "fd":
-        return False
-    for a in arrays:
-        if a.dtype != dtype or not a.flags.c_contiguous:
-            return False
-    return True
+@njit(inline="always", cache=True, **COMMON)
+def gemm_loop(trans_a, trans_b, alpha, a, b, beta, c):
+    """``gemm`` as a plain loop, for products too small to be worth a library call.
+
+    c[i, j] = alpha * sum_k op(a)[i, k] op(b)[k, j] + beta * c[i, j], the sum in k order
+    in float64 (beta = 0 ignores c's old contents).
+    """
+    M, N = c.shape
+    K = a.shape[0] if trans_a else a.shape[1]
+    for i in range(M):
+        for j in range(N):
+            acc = 0.0
+            for k in range(K):
+                av = a[k, i] if trans_a else a[i, k]
+                bv = b[j, k] if trans_b else b[k, j]
+                acc += av * bv
+            c[i, j] = alpha * acc + (beta * c[i, j] if beta != 0 else 0.0)
 
 
 def gemm(trans_a, trans_b, alpha, a, b, beta, c):
@@ -140,17 +151,35 @@ def gemm(trans_a, trans_b, alpha, a, b, beta, c):
 
 @overload(gemm, jit_options=COMMON)
 def _gemm_compiled(trans_a, trans_b, alpha, a, b, beta, c):
-    f = _EXTERNAL.get(c.dtype)
-    if f is None:
-        raise TypingError("fastnn: NumPy's BLAS is not bound here (kernels._blas.available "
-                          f"is False) or dtype {c.dtype} is not float32/float64")
+    if c.dtype not in (types.float32, types.float64):
+        raise TypingError(f"fastnn gemm: dtype {c.dtype} is not float32/float64")
     real = c.dtype
+    f = _EXTERNAL.get(real)
 
-    def impl(trans_a, trans_b, alpha, a, b, beta, c):
-        M, N = c.shape
-        K = a.shape[0] if trans_a else a.shape[1]
-        f(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
-          M, N, K, real(alpha), a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1],
-          real(beta), c.ctypes.data, N)
+    if f is not None:
+        def impl(trans_a, trans_b, alpha, a, b, beta, c):
+            M, N = c.shape
+            K = a.shape[0] if trans_a else a.shape[1]
+            if M * N * K < SMALL_GEMM:
+                gemm_loop(trans_a, trans_b, alpha, a, b, beta, c)
+                return
+            f(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
+              M, N, K, real(alpha), a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1],
+              real(beta), c.ctypes.data, N)
+    else:  # numba's np.dot (SciPy's BLAS), then the alpha/beta pass
+        def impl(trans_a, trans_b, alpha, a, b, beta, c):
+            M, N = c.shape
+            K = a.shape[0] if trans_a else a.shape[1]
+            if M * N * K < SMALL_GEMM:
+                gemm_loop(trans_a, trans_b, alpha, a, b, beta, c)
+                return
+            if trans_a:
+                p = np.dot(a.T, b.T) if trans_b else np.dot(a.T, b)
+            else:
+                p = np.dot(a, b.T) if trans_b else np.dot(a, b)
+            for i in range(M):
+                for j in range(N):
+                    v = real(alpha) * p[i, j]
+                    c[i, j] = v + real(beta) * c[i, j] if beta != 0 else v
 
     return impl

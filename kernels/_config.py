@@ -2,111 +2,67 @@
 
 * fastmath: ``contract`` (FMA), ``arcp`` (x/y as x*(1/y)) and ``nsz`` only. ``nnan`` and
   ``ninf`` stay off so NaN/Inf checks and NaN propagation remain correct; ``reassoc``
-  stays off so sums keep their order (kernels are written so the vectorised loop is not
-  the reduced one).
+  stays off so sums keep their order.
 * cache: on by default (``FASTNN_NUMBA_CACHE=0`` turns it off). numba writes next to the
   sources, or under ``NUMBA_CACHE_DIR``; where no cache location is writable the kernels
   are compiled without caching instead of failing.
-* serial and parallel variants: every kernel is compiled twice from one source, once
-  with ``parallel=True`` (``prange`` loops) and once without, and ``pick`` chooses per
-  call. On small work the parallel launch costs more than it saves, and on machines with
-  few cores numba's worker threads compete with the BLAS threads: see README ("Threads").
+* ``inline``: the decorator of the math bodies (a layer's forward and backward, a loss,
+  an update, the network loop). numba inlines them at its IR level into each compiled
+  function that calls them, so one source serves the per-op API, the whole-network
+  kernels and the compiled training loop, with no call overhead between them. (Called
+  as separate compiled functions instead, a 1-3-1 training step took 0.69 us instead of
+  about 0.2: every call passes and reference-counts each array argument.)
+* ``compiled``: the decorator of the entry points that Python calls (kernels).
+* No ``parallel=True``: every loop is serial, so results never depend on numba's thread
+  count. On the 2-core machines fastnn is built on, the fused passes between GEMMs
+  gained nothing from threads inside a training step (measured: a parallel step was
+  100-200 us slower at batch 100-1000, numba's workers and OpenBLAS's threads taking
+  turns on the same cores); the GEMMs, where the time is, run in OpenBLAS's threads.
 """
 
 from __future__ import annotations
 
 import os
-import types
 import warnings
 
 import numba
-
-# Passive waiting: a numba OpenMP worker that spins after a parallel region steals the
-# core an OpenBLAS thread needs for the next GEMM (and vice versa). Only a default: the
-# user's own setting wins, and it must be in place before the OpenMP runtime starts.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 FASTMATH = frozenset({"contract", "arcp", "nsz"})
 CACHE = os.environ.get("FASTNN_NUMBA_CACHE", "1").lower() not in ("0", "false", "no", "off")
 COMMON = {"nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
 
-# Below this many elements of work a kernel runs serially (README, "Threads"). On the
-# 2-core machine a pass alone gained from two threads from ~128k elements
-# (`python benchmarks/compare.py --only thresholds`), but inside a 784-128-128-10
-# training step the parallel passes cost 100-200 us more than the serial ones.
-PARALLEL_MIN_WORK = int(os.environ.get("FASTNN_PARALLEL_MIN_WORK", 1 << 20))
+# Products of fewer multiply-adds than this run as a plain loop inside ``_blas.gemm``
+# instead of a BLAS call. Measured (one thread, ns per call, loop / cblas): 3 madds
+# 10-20 / 24-64, 512 madds 160-210 / 45-200, 4096 madds 1200-1600 / 110-540.
+SMALL_GEMM = int(os.environ.get("FASTNN_SMALL_GEMM", 256))
 
 
-def _variant(fn, suffix: str):
-    """A copy of ``fn`` under its own qualified name, hence its own cache index.
+def compiled(fn, **options):
+    """Decorator: compile ``fn`` (lazily, per argument types), cached where possible."""
+    from . import _blas  # (initialised before any kernel module decorates a function)
 
-    numba's cache files are named by the function's qualified name, and the index key
-    does not include ``parallel``: compiled serially and in parallel from one function,
-    one variant would load the other's machine code from the cache in the next process.
-    """
-    clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__,
-                               fn.__closure__)
-    clone.__qualname__ = f"{fn.__qualname__}__{suffix}"
-    clone.__module__, clone.__doc__ = fn.__module__, fn.__doc__
-    return clone
-
-
-def _compile(fn, parallel: bool):
-    opts = dict(COMMON, parallel=parallel)
-    if parallel:
-        fn = _variant(fn, "parallel")
-    if CACHE:
+    options = dict(COMMON, **options)
+    # Compiled code calls NumPy's BLAS by symbol name only where it is bound; a cache entry
+    # made with the binding must never load without it (or vice versa), and numba's cache
+    # key cannot tell: without the binding nothing is cached.
+    if CACHE and _blas.available:
         try:
-            return numba.njit(cache=True, **opts)(fn)
+            return numba.njit(cache=True, **options)(fn)
         except RuntimeError:  # "cannot cache function ...: no locator available"
             pass
-    return numba.njit(**opts)(fn)
+    return numba.njit(**options)(fn)
 
 
-def compile_serial(fn):
-    """Compile ``fn`` once, without ``parallel`` (for functions that are loops of kernels)."""
-    return _compile(fn, parallel=False)
+def inline(fn):
+    """Decorator: a body that numba inlines into each compiled function calling it.
 
-
-class Kernel:
-    """A Python function compiled serially and in parallel; call ``pick(work)`` to choose."""
-
-    def __init__(self, fn):
-        self.py_func = fn
-        self.serial = _compile(fn, parallel=False)
-        self.parallel = _compile(fn, parallel=True)
-        self.__doc__ = fn.__doc__
-
-    def pick(self, work: int):
-        if work >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1:
-            return self.parallel
-        return self.serial
-
-
-def kernel(fn) -> Kernel:
-    """Decorator: compile ``fn`` (which uses ``prange``) as a serial/parallel pair."""
-    return Kernel(fn)
-
-
-def inlined(kernel: Kernel):
-    """A kernel's source compiled for inlining into a larger kernel (numba IR level).
-
-    Calls between separately compiled functions pass array structs and touch reference
-    counts on every call; inlined, the kernel's loops become part of the caller (and
-    its ``prange`` loops parallel ones when the caller is compiled with ``parallel``).
+    Called from Python it is a compiled function of its own (the per-op API does that).
     """
-    return numba.njit(inline="always", **COMMON)(kernel.py_func)
-
-
-def n_chunks(work: int) -> int:
-    """How many independent partial reductions a parallel kernel should use."""
-    if work >= PARALLEL_MIN_WORK:
-        return max(1, numba.get_num_threads())
-    return 1
+    return compiled(fn, inline="always")
 
 
 def set_num_threads(n: int) -> None:
-    """Threads for fastnn's numba kernels and for the BLAS libraries (GEMMs)."""
+    """Threads for the BLAS library's GEMMs (and numba's pool, which fastnn leaves idle)."""
     from threadpoolctl import threadpool_limits
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -122,5 +78,5 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """Threads the numba kernels use (``set_num_threads`` also limits BLAS to this)."""
+    """The thread count last set with ``set_num_threads`` (numba's; BLAS follows it)."""
     return numba.get_num_threads()

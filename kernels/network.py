@@ -1,19 +1,40 @@
-"""A whole training step of a network in one compiled call: ``sgd_step``.
+"""The one network loop: every path that runs a whole network runs this code.
 
-Per layer, the step path makes one kernel call for the forward pass and one for the
-backward pass with the SGD update (``affine_relu``), each of which calls NumPy's BLAS
-from inside (``_blas``). That still leaves Python between the layers: a dozen calls of
-~1-3 us each (numba's argument checks, the wrappers), a fifth of a float32 step at batch
-32. Here the layers' loop itself is compiled: forward, loss, and backward with the
-update, one call per step, running the same inlined passes and GEMMs as the per-layer
-kernels in the same order. (Python between kernels is dearer than it looks in
-isolation: right after a step's GEMMs the interpreter runs on cold caches, and a
-NumPy call that takes 0.2 us alone took ~5 us there.)
+A network is described by flat buffers: ``params`` holds W1, b1, W2, b2, ... back to
+back (row-major), and ``layout`` is an (L, 5) int64 array with one row per affine layer:
+(offset of W, fan-in, fan-out, offset of b, offset of the layer's outputs per row).
+``acts`` and ``dacts`` hold each layer's outputs and their gradients for a batch of N
+rows: layer i's block is ``buf[N * a : N * (a + fan_out)]`` viewed as (N, fan_out), a
+being the last layout column. (``fastnn.params.layout_of`` writes layouts.)
 
-The network is described by flat buffers, as ``fastnn.reference.sgd_step`` specifies:
-the parameters W1, b1, W2, ... back to back, and one buffer each for the layers'
-outputs and their gradients; a (L, 4) int64 ``layout`` gives each layer's W offset,
-fan-in, fan-out and b offset.
+The bodies, inlined where they are used (layer i's W, b and blocks are views made where
+they are needed, ``layer_params_`` and ``layer_block_``, free with ``_views.view2d``):
+
+* ``forward_``: each layer's ``affine_act_forward_`` (the last one's activation is the
+  identity); the first layer counts non-finite pre-activations (NaN/Inf in x or W1, or an
+  overflow): then the pass's result is not used and nothing is updated;
+* ``loss_`` (``losses.py``): the output loss and its gradient into the last dacts block;
+* ``backward_``: from that gradient down, each layer's ``affine_act_backward_``: into a
+  gradient buffer of the params' layout, or, for SGD, fused with its step (the weight
+  GEMM accumulates into W with beta = 1, then ``sgd_bias_``).
+
+``run_`` is the loop over batches that composes them, and the one kernel (compiled per
+loss kind and activation, both constants of a closure). Its ``mode`` says what a pass
+does: FORWARD (prediction), EVALUATE (loss and correct rows), GRADIENT, SGD_STEP (one
+step on the given batch, what ``Sequential.train_step`` runs) or TRAIN (the compiled
+path of ``fit``: for each batch of a schedule, gather its rows, then the SGD step). The
+step path and the compiled path thus run the same instructions on the same batches
+and give the same bits. (One kernel instead of one per use: numba compiles a kernel's
+inlined bodies anew for each kernel, and four kernels took four times as long.)
+
+Kernels return status, never raise: ``n_bad`` (the first layer's non-finite count: then
+nothing changed and the loss is NaN) and ``bad_label`` (the index of the first class
+index outside [0, C), or -1: then nothing was computed). ``fastnn`` raises the messages.
+
+Adding a layer kind (e.g. BatchNorm): its forward/backward bodies in a module of their
+own, a kind column in ``layout`` (and its parameters' offsets), and a branch per kind in
+``forward_`` and ``backward_``; every mode picks it up. Adding an optimizer: see
+``optim.py``.
 """
 
 from __future__ import annotations
@@ -22,185 +43,257 @@ import functools
 import math
 
 import numpy as np
-from numba import njit
 
-from fastnn._validation import check_label_range
-from fastnn.reference import sgd_step_with
+from ._config import compiled, inline
+from ._views import view2d
+from .affine_act import ACTIVATIONS, IDENTITY, affine_act_backward_, affine_act_forward_
+from .losses import SOFTMAX_LABELS, correct_, kind_of, loss_
+from .optim import sgd_bias_
 
-from . import _blas
-from ._blas import gemm
-from ._config import COMMON, kernel, n_chunks
-from .affine_relu import (
-    _ACTS,
-    IDENTITY,
-    _bias_act,
-    _colsum,
-    _grad_colsum,
-)
-from .train_loop import MSE, SOFTMAX_LABELS, SOFTMAX_ROWS, _squared_error, _xent_labels, _xent_rows
+# --- views of the flat buffers ----------------------------------------------------------
 
 
-@njit(inline="always", **COMMON)
-def _weights(params, layout, i):
+@inline
+def layer_params_(params, layout, i):
+    """Layer i's W (fan_in, fan_out) and b (fan_out,): views of the flat buffer."""
     w, fan_in, fan_out, b = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
-    return params[w:w + fan_in * fan_out].reshape((fan_in, fan_out)), params[b:b + fan_out]
+    return view2d(params, w, fan_in, fan_out), params[b:b + fan_out]
 
 
-@njit(inline="always", **COMMON)
-def _first_bad_label(labels, C):
-    """Index of the first class index outside [0, C), or -1 (labels may be empty)."""
+@inline
+def layer_block_(buf, layout, i, N):
+    """Layer i's (N, fan_out) block of a flat acts/dacts buffer."""
+    return view2d(buf, N * layout[i, 4], N, layout[i, 2])
+
+
+@compiled
+def scratch_(layout, params):
+    """Float64 accumulators and a bias-gradient vector, as wide as the widest layer."""
+    widest = 1
+    for i in range(layout.shape[0]):
+        widest = max(widest, layout[i, 2])
+    return np.empty(widest), np.empty(widest, params.dtype)
+
+
+@compiled
+def first_bad_label_(labels, C):
+    """Index of the first class index outside [0, C), or -1."""
     for n in range(labels.shape[0]):
         if labels[n] < 0 or labels[n] >= C:
             return n
     return -1
 
 
-@njit(inline="always", **COMMON)
-def _forward(x, params, layout, acts, act):
-    """Each layer's act(inp @ W + b) into its block of acts; the last one is the identity.
+# --- the loop -----------------------------------------------------------------------------
 
-    Returns the first layer's count of non-finite pre-activations, and stops there when
-    it is not zero.
-    """
+
+@inline
+def forward_(acts, x, params, layout, act):
+    """acts = every layer's output for x (N, D); returns the first layer's non-finite count."""
     N = x.shape[0]
     last = layout.shape[0] - 1
+    bad = 0
     inp = x
-    off = 0
     for i in range(last + 1):
-        W, b = _weights(params, layout, i)
-        fan_out = layout[i, 2]
-        out = acts[off:off + N * fan_out].reshape((N, fan_out))
-        gemm(False, False, 1.0, inp, W, 0.0, out)
-        bad = _bias_act(out, b, act if i < last else IDENTITY, i == 0)
-        if bad:
-            return bad
+        W, b = layer_params_(params, layout, i)
+        out = layer_block_(acts, layout, i, N)
+        bad += affine_act_forward_(out, inp, W, b, act if i < last else IDENTITY, i == 0)
         inp = out
-        off += N * fan_out
-    return 0
+    return bad
 
 
-@njit(inline="always", **COMMON)
-def _backward_sgd(x, params, layout, acts, dacts, chunks, act, lr):
-    """From the scores' gradient (the last block of dacts) down, each layer's backward
-    pass and its SGD step, as ``affine_relu.dense_backward_`` does it for one layer.
+@inline
+def backward_(grads, dacts, acts, x, params, layout, act, acc, dbias, lr, fused):
+    """Backpropagate the scores' gradient (the last block of dacts) through every layer.
 
-    ``chunks``: how many partial column sums the bias gradient is split into (one per
-    thread, ``act_grad_colsum_``). The scratch is allocated here: from Python each
-    allocation would cost microseconds, inside it is a few dozen nanoseconds.
+    ``fused`` False: gradients into ``grads`` (a flat buffer of the params' layout). True:
+    SGD's step fused in (W -= lr * x.T @ dz inside the GEMM, after dx used the old W,
+    then b -= lr * db); ``grads`` is unused. dz is left in dacts; the
+    first layer's dx is never computed.
     """
     N = x.shape[0]
     last = layout.shape[0] - 1
-    off = acts.shape[0]  # the end of layer i's block
     for i in range(last, -1, -1):
-        W, b = _weights(params, layout, i)
-        fan_in, fan_out = layout[i, 1], layout[i, 2]
-        start = off - N * fan_out
-        out = acts[start:off].reshape((N, fan_out))
-        dz = dacts[start:off].reshape((N, fan_out))
-        scratch = np.empty((chunks, fan_out))  # float64 partial column sums
-        dbias = np.empty(fan_out, params.dtype)
-        if i == last:
-            _colsum(dbias, dz, scratch)
+        W, b = layer_params_(params, layout, i)
+        dz = layer_block_(dacts, layout, i, N)
+        out = layer_block_(acts, layout, i, N)
+        code = act if i < last else IDENTITY
+        inp = x if i == 0 else layer_block_(acts, layout, i - 1, N)
+        dx = dz if i == 0 else layer_block_(dacts, layout, i - 1, N)  # (unused if i == 0)
+        if fused:  # the weight GEMM is W's step; db goes to scratch, then b's step
+            dW, db, alpha, beta = W, dbias[:layout[i, 2]], -lr, 1.0
         else:
-            _grad_colsum(dz, dz, out, dbias, act, scratch)
-        if i > 0:  # dx = dz @ W.T with the old W; the first layer's is never needed
-            dx = dacts[start - N * fan_in:start].reshape((N, fan_in))
-            gemm(False, True, 1.0, dz, W, 0.0, dx)
-            inp = acts[start - N * fan_in:start].reshape((N, fan_in))
-            gemm(True, False, -lr, inp, dz, 1.0, W)
-        else:
-            gemm(True, False, -lr, x, dz, 1.0, W)
-        for h in range(fan_out):
-            b[h] -= lr * dbias[h]
-        off = start
+            dW, db = layer_params_(grads, layout, i)
+            alpha, beta = 1.0, 0.0
+        affine_act_backward_(dx, dW, db, dz, inp, W, out, code, acc, i > 0, True, alpha, beta)
+        if fused:
+            sgd_bias_(b, db, lr)
 
 
-def _sgd_step_kernel(loss_kind: int, act: int):
-    """The whole-step kernel for one loss and activation, compiled when first used.
+FORWARD, EVALUATE, GRADIENT, SGD_STEP, TRAIN = 0, 1, 2, 3, 4
 
-    Both are constants of the closure, so numba compiles only their branches: less code
-    to compile (a cold compile of 3.4 s with the activation as an argument) and no
-    branch on them at run time.
+
+@inline
+def run_(mode, losses, grads, acts, dacts, x, labels, targets, order, starts, params, layout,
+         lr, act, kind):
+    """The network loop: (loss, correct rows, n_bad, bad_label, stopped at batch or -1).
+
+    TRAIN: SGD steps on the batches ``order[starts[i]:starts[i + 1]]`` of x and labels or
+    targets in turn (acts and dacts hold the largest batch), each loss to ``losses[i]``;
+    at the first batch not applied it stops, later losses NaN. The other modes make one
+    pass over the whole of x.
     """
-
-    def sgd_step_(x, labels, targets, params, layout, acts, dacts, chunks, lr):
-        """Forward, the fused loss rows, backward with the update.
-
-        Returns (loss, n_bad, the index of the first label out of range or -1); with a
-        bad label nothing is computed.
-        """
-        N = x.shape[0]
-        C = layout[layout.shape[0] - 1, 2]
-        at = _first_bad_label(labels, C)
-        if at >= 0:
-            return math.nan, 0, at
-        bad = _forward(x, params, layout, acts, act)
-        if bad:
-            return math.nan, bad, -1
-        start = acts.shape[0] - N * C
-        scores = acts[start:].reshape((N, C))
-        dscores = dacts[start:].reshape((N, C))
-        # loss_kind is a constant of this closure: numba prunes the other branches
-        if loss_kind == SOFTMAX_LABELS:
-            loss = _xent_labels(dscores, scores, labels)
-        elif loss_kind == SOFTMAX_ROWS:
-            loss = _xent_rows(dscores, scores, targets)
+    last = layout.shape[0] - 1
+    D, C = x.shape[1], layout[last, 2]
+    n_batches = starts.shape[0] - 1 if mode == TRAIN else 1
+    B_max = 0
+    if mode == TRAIN:  # gather buffers for the largest batch
+        for i in range(n_batches):
+            B_max = max(B_max, starts[i + 1] - starts[i])
+    xflat, tflat = np.empty(B_max * D, params.dtype), np.empty(B_max * C, params.dtype)
+    lflat = np.empty(B_max, np.intp)
+    acc, dbias = scratch_(layout, params)
+    loss, correct, bad, at = math.nan, 0, 0, -1
+    for i in range(n_batches):
+        if mode == TRAIN:
+            first, N = starts[i], starts[i + 1] - starts[i]
+            xb, tb, lb = view2d(xflat, 0, N, D), view2d(tflat, 0, N, C), lflat[:N]
+            for r in range(N):  # gather the batch's rows
+                src = order[first + r]
+                for d in range(D):
+                    xb[r, d] = x[src, d]
+                if kind == SOFTMAX_LABELS:
+                    lb[r] = labels[src]
+                else:
+                    for c in range(C):
+                        tb[r, c] = targets[src, c]
         else:
-            loss = _squared_error(dscores, scores, targets)
-        if not math.isfinite(loss):
-            return loss, 0, -1
-        _backward_sgd(x, params, layout, acts, dacts, chunks, act, lr)
-        return loss, 0, -1
+            N, xb, tb, lb = x.shape[0], x, targets, labels
+        if mode != FORWARD and kind == SOFTMAX_LABELS:
+            at = first_bad_label_(lb, C)
+            if at >= 0:
+                return loss, 0, 0, at, i
+        bad = forward_(acts, xb, params, layout, act)
+        if mode == FORWARD:
+            return loss, 0, bad, -1, -1
+        if bad:
+            return loss, 0, bad, -1, i
+        scores, dscores = layer_block_(acts, layout, last, N), layer_block_(dacts, layout, last, N)
+        loss = loss_(dscores, scores, lb, tb, kind)
+        if mode == EVALUATE:
+            correct = correct_(scores, lb, tb, kind)
+        elif mode == GRADIENT or math.isfinite(loss):  # SGD_STEP, TRAIN: fused with the step
+            backward_(grads, dacts, acts, xb, params, layout, act, acc, dbias, lr,
+                      mode != GRADIENT)
+        if mode == TRAIN:
+            losses[i] = loss
+            if not math.isfinite(loss):
+                for rest in range(i + 1, n_batches):
+                    losses[rest] = math.nan
+                return loss, 0, 0, -1, i
+    return loss, correct, 0, -1, -1
 
-    return kernel(sgd_step_)
+
+@functools.cache
+def _kernel(kind: int, act: int):
+    """The kernel for one loss kind and activation, compiled on first use (per dtype)."""
+
+    def network(mode, losses, grads, acts, dacts, x, labels, targets, order, starts, params,
+                layout, lr):
+        return run_(mode, losses, grads, acts, dacts, x, labels, targets, order, starts,
+                    params, layout, lr, act, kind)
+
+    return compiled(network)
 
 
-_SGD_STEP = {(kind, act): _sgd_step_kernel(kind, act)
-             for kind in (SOFTMAX_LABELS, SOFTMAX_ROWS, MSE) for act in _ACTS.values()}
-
-
-@functools.lru_cache(maxsize=64)
-def layout_of(sizes: tuple) -> np.ndarray:
-    """(L, 4) int64 rows (W offset, fan-in, fan-out, b offset) of ``param_views``' layout."""
-    rows, offset = [], 0
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        rows.append((offset, fan_in, fan_out, offset + fan_in * fan_out))
-        offset += fan_in * fan_out + fan_out
-    return np.array(rows, dtype=np.int64)
-
+# --- the Python entry points (fastnn.reference's names and signatures) ---------------------
 
 _NO_LABELS = np.empty(0, np.intp)
 
 
-def sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr):
-    """One SGD step of the network with layer sizes ``sizes``; returns (loss, n_bad).
+def _c(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
-    See ``fastnn.reference.sgd_step``. One compiled call. (Its softmax takes a scalar exp
-    per score; ``softmax_cross_entropy`` alone switches to NumPy's vectorised exp from
-    ``NUMPY_EXP_MIN`` scores on, but inside a step the Python between the extra calls
-    cost more: at batch 1000 x 10 the one call was 91 us faster in float32, 70 us in
-    float64.) Where NumPy's BLAS is not bound, or for arrays that are not C-contiguous,
-    the step is composed of the per-layer kernels instead.
+
+def _targets(loss, t, x):
+    """(kind, labels, targets) for the kernels: the unused one is an empty array."""
+    if t is None:  # a forward pass
+        return SOFTMAX_LABELS, _NO_LABELS, x[:0]
+    kind = kind_of(loss, t)
+    if kind == SOFTMAX_LABELS:
+        return kind, _c(t), x[:0]
+    return kind, _NO_LABELS, _c(t)
+
+
+_NO_BATCHES = np.zeros(2, np.int64)  # (order, starts) outside TRAIN: unused
+_NO_LOSSES = np.empty(1)
+
+
+def _run(mode, x, t, params, layout, acts, dacts, grads, activation, loss, lr,
+         order=_NO_BATCHES, starts=_NO_BATCHES, losses=_NO_LOSSES):
+    x = _c(x)
+    kind, labels, targets = _targets(loss, t, x)
+    f = _kernel(kind, ACTIVATIONS[activation])
+    return f(mode, losses, grads, acts, dacts, x, labels, targets, order, starts, params,
+             layout, params.dtype.type(lr))
+
+
+def forward(x, params, layout, acts, activation):
+    """Every layer's output for x into acts; returns the first layer's non-finite count.
+
+    The scores are the last (N, C) block of acts. See the module docstring for the
+    buffers' layout.
     """
-    dtype = params.dtype
-    if not _blas.takes(dtype, x, params, acts, dacts):
-        import fastnn.kernels as ops  # (the package imports this module)
+    return int(_run(FORWARD, x, None, params, layout, acts, acts, params, activation,
+                    "softmax", 0.0)[2])
 
-        return sgd_step_with(ops, x, t, params, sizes, acts, dacts, activation, loss, lr)
-    layout = layout_of(tuple(sizes))
-    N = x.shape[0]
-    widest = max(sizes[1:])
-    work = N * widest
-    chunks = n_chunks(work)
-    act, lr = _ACTS[activation], dtype.type(lr)
-    if loss == "mse":
-        kind, labels, targets = MSE, _NO_LABELS, t
-    elif t.ndim == 1:
-        kind, labels, targets = SOFTMAX_LABELS, t, x[:0]  # (unused: any 2-D of the dtype)
-    else:
-        kind, labels, targets = SOFTMAX_ROWS, _NO_LABELS, t
-    value, n_bad, at = _SGD_STEP[kind, act].pick(work)(x, labels, targets, params, layout,
-                                                       acts, dacts, chunks, lr)
-    if at >= 0:
-        check_label_range(t, "t", sizes[-1])  # raises
-    return float(value), int(n_bad)
+
+def evaluate(x, t, params, layout, acts, dacts, activation, loss):
+    """(mean loss, number of correct rows, n_bad, bad_label) of the network on x, t.
+
+    Correct rows: the highest score is the class (0 for ``loss="mse"``). dacts receives
+    the loss's gradient at the scores (it is a work buffer here).
+    """
+    value, correct, bad, at, _ = _run(EVALUATE, x, t, params, layout, acts, dacts, params,
+                                      activation, loss, 0.0)
+    return float(value), int(correct), int(bad), int(at)
+
+
+def gradient(x, t, params, layout, acts, dacts, grads, activation, loss):
+    """(mean loss, n_bad, bad_label); the loss's gradient of every parameter into grads.
+
+    ``grads`` is a flat buffer of the params' layout; it is unchanged when n_bad or
+    bad_label says the pass stopped.
+    """
+    value, _, bad, at, _ = _run(GRADIENT, x, t, params, layout, acts, dacts, grads,
+                                activation, loss, 0.0)
+    return float(value), int(bad), int(at)
+
+
+def sgd_step(x, t, params, layout, acts, dacts, activation, loss, lr):
+    """One SGD step of the network on the batch x, t: (loss, n_bad, bad_label).
+
+    ``params`` is updated in place by lr times the gradient of the mean loss; nothing is
+    changed when a label is out of range (bad_label >= 0), the first layer's
+    pre-activations are not finite (n_bad > 0, loss NaN) or the loss is NaN/Inf.
+    """
+    value, _, bad, at, _ = _run(SGD_STEP, x, t, params, layout, acts, dacts, params,
+                                activation, loss, lr)
+    return float(value), int(bad), int(at)
+
+
+def train_batches(x, t, order, starts, params, layout, activation, loss, lr, losses):
+    """SGD steps on the batches ``order[starts[i]:starts[i + 1]]`` of x, t, in turn.
+
+    Each batch's loss goes to ``losses[i]``. Returns -1, or the index of the first batch
+    that was not applied (its loss NaN/Inf, its first layer non-finite, or a label out of
+    range): later batches are not run and their losses are NaN.
+    """
+    B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
+    width = int(layout[-1, 4] + layout[-1, 2])
+    acts = np.empty(B * width, params.dtype)
+    stop = _run(TRAIN, x, t, params, layout, acts, np.empty_like(acts), params, activation,
+                loss, lr, order, starts, losses)[4]
+    if stop >= 0:
+        losses[stop + 1:] = np.nan
+    return int(stop)

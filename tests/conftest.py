@@ -27,17 +27,3 @@ def digits():
     from fastnn.datasets import load_digits
 
     return load_digits()
-
-
-@pytest.fixture(params=["in-kernel", "from-python"])
-def blas_path(request, monkeypatch):
-    """Both ways the numba backend reaches BLAS: NumPy's GEMM called inside the compiled
-    layer kernels (``kernels._blas``), and ``np.dot`` between separate passes (the
-    fallback where that binding is unavailable, and for non-contiguous arrays)."""
-    from fastnn.kernels import _blas
-
-    if request.param == "in-kernel" and not _blas.available:
-        pytest.skip("NumPy's BLAS cannot be bound here (not a NumPy >= 2 wheel)")
-    if request.param == "from-python":
-        monkeypatch.setattr(_blas, "available", False)
-    return request.param

@@ -177,35 +177,20 @@ def test_copy_is_independent_and_can_change_backend_and_dtype():
     assert "Sequential(3, [4], 2" in repr(net)
 
 
-def test_gradient_returns_arrays_that_stay_valid_while_held(backend):
-    """Gradient buffers are recycled only once nothing references them."""
+def test_gradient_returns_new_arrays_each_call(backend):
+    """A gradient dict stays valid while held: later calls never reuse its memory."""
     rng = np.random.default_rng(0)
     net = fastnn.Sequential(5, [4], 3, backend=backend, seed=0)
     x1, x2 = rng.standard_normal((2, 6, 5))
     t = np.arange(6) % 3
     g1 = net.gradient(x1, t)
-    held_view, held_row = g1["W1"], g1["W2"][0]
     snapshot = {k: v.copy() for k, v in g1.items()}
-    del g1
-    for _ in range(5):  # the pool would hand g1's memory out again if it were free
+    for _ in range(3):
         g2 = net.gradient(x2, t)
-    np.testing.assert_array_equal(held_view, snapshot["W1"])
-    np.testing.assert_array_equal(held_row, snapshot["W2"][0])
+    for key in g1:
+        np.testing.assert_array_equal(g1[key], snapshot[key])
+    assert not np.shares_memory(g1.flat, g2.flat)
     assert not np.array_equal(g2["W1"], snapshot["W1"])
-    a = net.gradient(x1, t)
-    b = net.gradient(x2, t)
-    assert a is not b and not np.shares_memory(a.flat, b.flat)
-
-
-def test_gradient_memory_is_reused_once_dropped():
-    net = fastnn.Sequential(5, [4], 3, backend="numba", seed=0)
-    x, t = np.ones((2, 5)), np.array([0, 1])
-    first = net.gradient(x, t).flat.ctypes.data  # (not inside `assert`: pytest's
-    second = net.gradient(x, t).flat.ctypes.data  # rewriting keeps temporaries alive)
-    assert first == second
-    kept = net.gradient(x, t)
-    kept["W1"] = np.zeros((5, 4))  # a changed dict is never handed out again
-    assert net.gradient(x, t) is not kept
 
 
 def test_nan_input_gives_the_error_without_runtime_warnings(backend):

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastnn import kernels, reference
+from fastnn.params import layout_of
 
 SHAPES = [(1, 1, 1), (1, 7, 3), (3, 13, 7), (7, 1, 13), (127, 13, 3),
           pytest.param(1000, 784, 128, marks=pytest.mark.large)]
@@ -58,7 +59,7 @@ def test_kernels_expose_the_reference_names_and_signatures():
 @pytest.mark.parametrize("N, D, H", SHAPES)
 @pytest.mark.parametrize("op", ["affine_forward", "affine_relu_forward", "affine_sigmoid_forward"])
 @pytest.mark.parametrize("kind", LAYOUTS)
-def test_affine_act_forward(op, N, D, H, dtype, kind, blas_path):
+def test_affine_act_forward(op, N, D, H, dtype, kind):
     x, W, b = random_problem(N, D, H, dtype, seed=N + D + H)
     ref = getattr(reference, op)(x, W, b)
     comp = getattr(kernels, op)(layout(x, kind), layout(W, kind), b)
@@ -128,7 +129,7 @@ def test_affine_act_backward(act, N, D, H, dtype, kind):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ["relu", "sigmoid"])
-def test_backward_into_buffers_without_dx_and_overwriting_dout(act, dtype, blas_path):
+def test_backward_into_buffers_without_dx_and_overwriting_dout(act, dtype):
     N, D, H = 9, 6, 5
     x, W, b = random_problem(N, D, H, dtype, seed=3)
     out = getattr(reference, f"affine_{act}_forward")(x, W, b)
@@ -144,7 +145,7 @@ def test_backward_into_buffers_without_dx_and_overwriting_dout(act, dtype, blas_
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, D, H", SHAPES)
-def test_affine_backward(N, D, H, dtype, blas_path):
+def test_affine_backward(N, D, H, dtype):
     x, W, _ = random_problem(N, D, H, dtype, seed=N + 2 * D)
     dout = upstream(N, H, dtype, seed=D)
     for c, r in zip(kernels.affine_backward(dout, x, W), reference.affine_backward(dout, x, W)):
@@ -251,7 +252,7 @@ def test_sgd_update(shape, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, D, H", SHAPES)
-def test_sgd_update_affine(N, D, H, dtype, blas_path):
+def test_sgd_update_affine(N, D, H, dtype):
     x, W, _ = random_problem(N, D, H, dtype, seed=N + H)
     dz = upstream(N, H, dtype, seed=D)
     ref, comp = W.copy(), W.copy()
@@ -276,29 +277,29 @@ def test_blas_binding_is_active_on_numpy_wheels():
 @pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_gemm_in_kernels_matches_its_numpy_meaning(trans, beta, dtype):
-    """``_blas.gemm`` compiled (NumPy's BLAS) == its Python body, for every use it has."""
+@pytest.mark.parametrize("M, K, N", [(7, 13, 3), (1, 1, 3), (40, 30, 20)])  # loop / loop / BLAS
+def test_gemm_in_kernels_matches_its_numpy_meaning(trans, beta, dtype, M, K, N):
+    """``_blas.gemm`` compiled (a loop for small products, BLAS otherwise) == its Python
+    body, for every use it has."""
     from fastnn.kernels import _blas
     from numba import njit
 
-    if not _blas.available:
-        pytest.skip("NumPy's BLAS cannot be bound here")
     rng = np.random.default_rng(5)
     ta, tb = trans
-    a = rng.standard_normal((13, 7) if ta else (7, 13)).astype(dtype)
-    b = rng.standard_normal((3, 13) if tb else (13, 3)).astype(dtype)
-    c = rng.standard_normal((7, 3)).astype(dtype)
+    a = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+    b = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
+    c = rng.standard_normal((M, N)).astype(dtype)
     expected = c.copy()
     _blas.gemm(ta, tb, -0.5, a, b, beta, expected)
     njit(lambda a, b, c: _blas.gemm(ta, tb, -0.5, a, b, beta, c))(a, b, c)
-    assert_close(c, expected, dtype, reduce_len=13)
+    assert_close(c, expected, dtype, reduce_len=K)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, D, H", SHAPES)
 @pytest.mark.parametrize("act", ["identity", "relu", "sigmoid"])
 @pytest.mark.parametrize("kind", LAYOUTS)
-def test_affine_act_backward_sgd(act, N, D, H, dtype, kind, blas_path):
+def test_affine_act_backward_sgd(act, N, D, H, dtype, kind):
     """A layer's backward + SGD step == the reference's, for every layout and both paths."""
     x, W, b = random_problem(N, D, H, dtype, seed=N + 3 * D + H)
     b += dtype(0.5)
@@ -347,7 +348,7 @@ def test_backward_without_dW_and_overwrite_contract(op, module):
     np.testing.assert_allclose(full[1], x.T @ dz, rtol=1e-12)
 
 
-# --- a whole training step ---------------------------------------------------------------
+# --- whole networks ---------------------------------------------------------------------
 
 
 def step_problem(N, sizes, dtype, loss, target_kind, seed=0):
@@ -364,22 +365,30 @@ def step_problem(N, sizes, dtype, loss, target_kind, seed=0):
     return x, t, params
 
 
+def buffers(N, sizes, dtype):
+    acts = np.empty(N * sum(sizes[1:]), dtype)
+    return acts, np.empty_like(acts)
+
+
 def run_step(module, x, t, params, sizes, activation, loss, lr=0.1):
     params = params.copy()
-    acts = np.empty(x.shape[0] * sum(sizes[1:]), params.dtype)
-    dacts = np.empty_like(acts)
-    value, n_bad = module.sgd_step(x, t, params, sizes, acts, dacts, activation, loss, lr)
+    acts, dacts = buffers(x.shape[0], sizes, params.dtype)
+    value, n_bad, at = module.sgd_step(x, t, params, layout_of(sizes), acts, dacts, activation,
+                                       loss, lr)
+    assert at == -1
     return value, n_bad, params, dacts
 
 
+NETWORKS = [(1, [3, 1, 2]), (7, [5, 13, 3]), (13, [4, 7, 5, 9, 3]), (300, [17, 11, 10])]
+TARGETS = [("softmax", "labels"), ("softmax", "onehot"), ("mse", "rows")]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("N, sizes", [(1, [3, 1, 2]), (7, [5, 13, 3]), (13, [4, 7, 5, 9, 3]),
-                                      (300, [17, 11, 10])])
+@pytest.mark.parametrize("N, sizes", NETWORKS)
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
-@pytest.mark.parametrize("loss, target_kind", [("softmax", "labels"), ("softmax", "onehot"),
-                                               ("mse", "rows")])
-def test_sgd_step(N, sizes, activation, loss, target_kind, dtype, blas_path):
-    """One compiled step (or its per-layer fallback) == the reference's composed step."""
+@pytest.mark.parametrize("loss, target_kind", TARGETS)
+def test_sgd_step(N, sizes, activation, loss, target_kind, dtype):
+    """One compiled step == the reference's step (its own loop over the per-layer ops)."""
     x, t, params = step_problem(N, sizes, dtype, loss, target_kind, seed=N)
     ref_loss, ref_bad, ref_params, ref_dacts = run_step(reference, x, t, params, sizes,
                                                         activation, loss)
@@ -394,8 +403,63 @@ def test_sgd_step(N, sizes, activation, loss, target_kind, dtype, blas_path):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, sizes", NETWORKS)
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("loss, target_kind", TARGETS)
+def test_forward_evaluate_gradient(N, sizes, activation, loss, target_kind, dtype):
+    """The whole-network forward, evaluation and gradient == the reference's."""
+    x, t, params = step_problem(N, sizes, dtype, loss, target_kind, seed=N + 1)
+    layout = layout_of(sizes)
+    out = {}
+    for module in (reference, kernels):
+        acts, dacts = buffers(N, sizes, dtype)
+        assert module.forward(x, params, layout, acts, activation) == 0
+        scores = acts[N * sum(sizes[1:-1]):].copy()
+        value, correct, bad, at = module.evaluate(x, t, params, layout, acts, dacts,
+                                                  activation, loss)
+        grads = np.full_like(params, np.nan)
+        g_value, g_bad, g_at = module.gradient(x, t, params, layout, acts, dacts, grads,
+                                               activation, loss)
+        assert (bad, at, g_bad, g_at) == (0, -1, 0, -1) and g_value == value
+        out[module] = scores, value, correct, grads
+    ref, comp = out[reference], out[kernels]
+    assert_close(comp[0], ref[0], dtype, reduce_len=max(sizes), scale=3)
+    assert comp[1] == approx_loss(ref[1], dtype, sizes[-1], max(1.0, abs(ref[1])))
+    assert comp[2] == ref[2] and (loss == "softmax" or comp[2] == 0)
+    assert_close(comp[3], ref[3], dtype, reduce_len=N * max(sizes), scale=3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss, target_kind", TARGETS)
+def test_train_batches_equals_sgd_steps_on_the_same_batches(loss, target_kind, dtype):
+    """The compiled training loop is the step, batch after batch: the same bits."""
+    sizes, n = [6, 9, 4], 23
+    x, t, params = step_problem(n, sizes, dtype, loss, target_kind, seed=3)
+    order = np.random.default_rng(4).permutation(np.tile(np.arange(n), 2)).astype(np.int64)
+    starts = np.array([0, 5, 10, 15, 20, 23, 28, 33, 38, 43, 46], np.int64)  # two sizes
+    layout = layout_of(sizes)
+    looped = params.copy()
+    losses = np.empty(starts.size - 1)
+    assert kernels.train_batches(x, t, order, starts, looped, layout, "relu", loss, 0.1,
+                                 losses) == -1
+    stepped = params.copy()
+    for i in range(starts.size - 1):
+        idx = order[starts[i]:starts[i + 1]]
+        acts, dacts = buffers(idx.size, sizes, dtype)
+        value, _, _ = kernels.sgd_step(x[idx], t[idx], stepped, layout, acts, dacts, "relu",
+                                       loss, 0.1)
+        assert value == losses[i]
+    np.testing.assert_array_equal(looped, stepped)
+    ref = params.copy()
+    ref_losses = np.empty_like(losses)
+    assert reference.train_batches(x, t, order, starts, ref, layout, "relu", loss, 0.1,
+                                   ref_losses) == -1
+    assert_close(looped, ref, dtype, reduce_len=n * 9, scale=3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("where", ["x", "W1", "overflow"])
-def test_sgd_step_stops_on_non_finite_first_layer(where, dtype, blas_path):
+def test_sgd_step_stops_on_non_finite_first_layer(where, dtype):
     """NaN/Inf reaching the first layer: counted, nothing updated, the loss is NaN."""
     sizes = [4, 6, 3]
     x, t, params = step_problem(5, sizes, dtype, "softmax", "labels")
@@ -413,18 +477,23 @@ def test_sgd_step_stops_on_non_finite_first_layer(where, dtype, blas_path):
 
 @pytest.mark.parametrize("N", [5, 300])
 @pytest.mark.parametrize("label", [-1, 10])
-def test_sgd_step_checks_the_labels_range_itself(N, label, blas_path):
-    """The one check sgd_step makes: the same ValueError on both backends, no change."""
+def test_network_kernels_report_the_first_label_out_of_range(N, label):
+    """Kernels return the index of the first bad label and change nothing (the API raises)."""
     sizes = [4, 6, 10]
     x, t, params = step_problem(N, sizes, np.float64, "softmax", "labels")
     t[N // 2] = label
+    t[N - 1] = label
+    layout = layout_of(sizes)
     for module in (reference, kernels):
         before = params.copy()
-        with pytest.raises(ValueError, match=rf"t: class labels must lie in \[0, 9\]; "
-                                             rf"label {label} at index {N // 2} is out"):
-            acts = np.empty(N * 16)
-            module.sgd_step(x, t, params, sizes, acts, np.empty_like(acts), "relu",
-                            "softmax", 0.1)
+        acts, dacts = buffers(N, sizes, np.float64)
+        _, n_bad, at = module.sgd_step(x, t, params, layout, acts, dacts, "relu", "softmax",
+                                       0.1)
+        assert (n_bad, at) == (0, N // 2), module.__name__
+        assert module.evaluate(x, t, params, layout, acts, dacts, "relu", "softmax")[3] == N // 2
+        losses = np.empty(1)
+        assert module.train_batches(x, t, np.arange(N), np.array([0, N]), params, layout,
+                                    "relu", "softmax", 0.1, losses) == 0
         np.testing.assert_array_equal(params, before)
 
 
@@ -442,7 +511,7 @@ def test_sgd_step_skips_the_update_on_a_non_finite_loss(loss):
         np.testing.assert_array_equal(after, params)
 
 
-def test_sgd_step_takes_any_layout_through_its_fallback():
+def test_network_kernels_copy_odd_layouts_at_the_boundary():
     sizes = [6, 5, 3]
     x, t, params = step_problem(9, sizes, np.float64, "softmax", "labels", seed=4)
     ref = run_step(reference, x, t, params, sizes, "sigmoid", "softmax")
@@ -452,39 +521,27 @@ def test_sgd_step_takes_any_layout_through_its_fallback():
     np.testing.assert_allclose(comp[2], ref[2], rtol=1e-12, atol=1e-13)
 
 
-# --- threads and parallel variants ------------------------------------------------------
-
-
-@pytest.fixture
-def force_parallel(monkeypatch):
-    """Make every kernel take its parallel (prange) variant, whatever the size."""
-    from fastnn.kernels import _config
-
-    monkeypatch.setattr(_config, "PARALLEL_MIN_WORK", 0)
-    yield
-    kernels.set_num_threads(_config.numba.config.NUMBA_NUM_THREADS)
+# --- threads ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_parallel_variants_match_reference_for_any_thread_count(force_parallel, dtype):
+def test_kernels_match_reference_for_any_thread_count(dtype):
+    """Only BLAS runs threads: at 1 and 2 the kernels agree with the reference."""
+    import numba
+
     N, D, H = 101, 17, 13
     x, W, b = random_problem(N, D, H, dtype, seed=1)
     dout = upstream(N, H, dtype, seed=2)
-    z = logits(N, 10, dtype, "normal")
-    y = np.arange(N) % 10
     results = []
-    for threads in (1, 2):
-        kernels.set_num_threads(threads)
-        out = kernels.affine_relu_forward(x, W, b)
-        grads = kernels.affine_sigmoid_backward(dout, x, W, out)
-        loss, dz = kernels.softmax_cross_entropy(z, y)
-        p = W.copy()
-        kernels.sgd_update(p, W, 0.5)
-        results.append((out, *grads, np.array(loss, dtype), dz, p))
+    try:
+        for threads in (1, 2):
+            kernels.set_num_threads(threads)
+            out = kernels.affine_relu_forward(x, W, b)
+            results.append((out, *kernels.affine_sigmoid_backward(dout, x, W, out)))
+    finally:
+        kernels.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     ref_out = reference.affine_relu_forward(x, W, b)
-    ref = (ref_out, *reference.affine_sigmoid_backward(dout, x, W, ref_out),
-           np.array(reference.softmax_cross_entropy(z, y)[0], dtype),
-           reference.softmax_cross_entropy(z, y)[1], 0.5 * W)
+    ref = (ref_out, *reference.affine_sigmoid_backward(dout, x, W, ref_out))
     for one, two, r in zip(*results, ref):
         assert_close(one, r, dtype, reduce_len=N, scale=3)
         assert_close(two, one, dtype, reduce_len=N, scale=3)
@@ -524,27 +581,27 @@ def test_property_softmax_cross_entropy(N, C, dtype, magnitude, seed):
     assert_close(grad, ref_grad, dtype, scale=1.0 / N)
 
 
-def test_serial_and_parallel_variants_keep_separate_cache_entries(tmp_path):
-    """numba's cache index ignores ``parallel``: the variants must not load each other."""
+def test_network_kernel_loads_from_the_cache_in_a_new_process(tmp_path):
+    """The network kernel (a closure per loss and activation) is cached across processes."""
     import os
     import subprocess
     import sys
 
-    code = ("import sys, numpy as np\n"
-            "from fastnn.kernels.sgd import axpy_\n"
-            "f = getattr(axpy_, sys.argv[1])\n"
-            "f(np.zeros(3), np.ones(3), 1.0)\n"
+    code = ("import numpy as np, fastnn\n"
+            "from fastnn.kernels import network\n"
+            "net = fastnn.Sequential(5, [4], 3, activation='sigmoid', seed=0)\n"
+            "net.train_step(np.ones((2, 5)), np.array([0, 2]), fastnn.SGD(0.1))\n"
+            "f = network._kernel(network.SOFTMAX_LABELS, network.ACTIVATIONS['sigmoid'])\n"
             "print(sum(f.stats.cache_hits.values()))\n")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "FASTNN_NUMBA_CACHE": "1"}
     env.pop("NUMBA_DISABLE_JIT", None)  # (CI's pure-Python run: this is about compiling)
-    hits = [subprocess.run([sys.executable, "-c", code, variant], env=env, check=True,
-                           capture_output=True, text=True).stdout.strip()
-            for variant in ("parallel", "serial", "serial")]
-    assert hits == ["0", "0", "1"]  # serial compiles its own, then loads it
+    hits = [subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                           capture_output=True, text=True).stdout.strip() for _ in range(2)]
+    assert hits == ["0", "1"]
 
 
 def test_kernel_blas_can_be_switched_off():
-    """FASTNN_KERNEL_BLAS=0: no binding, and training runs on the np.dot fallback."""
+    """FASTNN_KERNEL_BLAS=0: no binding; gemm compiles to numba's np.dot instead."""
     import os
     import subprocess
     import sys

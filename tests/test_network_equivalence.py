@@ -25,7 +25,7 @@ def train(backend, hidden, activation, loss, dtype=np.float64, steps=50, seed=0)
 @pytest.mark.parametrize("hidden", [[13], [9, 7], [8, 6, 5], [7, 6, 5, 9]], ids=lambda h: f"depth{len(h)}")
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 @pytest.mark.parametrize("loss", ["softmax", "mse"])
-def test_50_steps_same_parameters_float64(hidden, activation, loss, blas_path):
+def test_50_steps_same_parameters_float64(hidden, activation, loss):
     ref = train("numpy", hidden, activation, loss)
     comp = train("numba", hidden, activation, loss)
     for key in ref.params:
@@ -44,26 +44,26 @@ def test_same_seed_same_bits():
     np.testing.assert_array_equal(a.params.flat, b.params.flat)
 
 
-def test_thread_count_does_not_change_results(monkeypatch):
-    from fastnn.kernels import _config
+def test_thread_count_does_not_change_results():
+    """Only BLAS uses threads; its sums may round differently, nothing else changes."""
+    import numba
 
-    monkeypatch.setattr(_config, "PARALLEL_MIN_WORK", 0)  # every pass takes its prange variant
     results = []
     try:
         for threads in (1, 2):
-            fastnn.kernels.set_num_threads(threads)
-            results.append(train("numba", [9, 7], "sigmoid", "softmax").params.flat.copy())
+            fastnn.set_num_threads(threads)
+            results.append(train("numba", [64, 48], "sigmoid", "softmax").params.flat.copy())
     finally:
-        fastnn.kernels.set_num_threads(_config.numba.config.NUMBA_NUM_THREADS)
+        fastnn.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     np.testing.assert_allclose(results[0], results[1], rtol=1e-12, atol=1e-14)
-    ref = train("numpy", [9, 7], "sigmoid", "softmax")
+    ref = train("numpy", [64, 48], "sigmoid", "softmax")
     np.testing.assert_allclose(results[1], ref.params.flat, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("hidden", [[13], [9, 7], [8, 6, 5], [7, 6, 5, 9]], ids=lambda h: f"depth{len(h)}")
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 @pytest.mark.parametrize("loss", ["softmax", "mse"])
-def test_train_step_equals_gradient_then_update(hidden, activation, loss, blas_path):
+def test_train_step_equals_gradient_then_update(hidden, activation, loss):
     """train_step (sgd_step: one compiled call on numba, W's step inside its GEMM) ==
     the book's step, gradients then ``params[key] -= lr * grad[key]``, for 50 steps."""
     rng = np.random.default_rng(7)

@@ -1,8 +1,8 @@
 """The baseline users come from: the seed article's network, written from its description.
 
 Plain NumPy layer objects (Affine, Relu, SoftmaxWithLoss) chained through an OrderedDict,
-allocating as the book's code does. ``fastnn.bench`` times it against ``Sequential`` to
-show the drop-in speed-up. (The tests keep their own independent copy.)
+allocating as the book's code does. ``compare.py`` times it against ``Sequential`` to
+show the drop-in speed-up (not an asv benchmark). The tests keep their own copy.
 """
 
 from collections import OrderedDict

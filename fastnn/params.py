@@ -1,0 +1,113 @@
+"""The flat parameter layout, in one place: layouts, views, ParamDict, Gradients, buffers.
+
+A network's parameters live in one C-contiguous buffer, W1 (row-major), b1, W2, b2, ...
+back to back; ``params["W1"]`` and the rest are views of it, so an optimizer can update
+everything in one pass and the kernels take the whole network as one array. The
+``layout`` array describes the buffer to both backends (see ``fastnn.kernels.network``):
+one int64 row per affine layer, (offset of W, fan-in, fan-out, offset of b, offset of the
+layer's outputs within a row of the activation buffers).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def layout_of(sizes) -> np.ndarray:
+    """The (L, 5) int64 layout of a network with layer widths ``sizes`` (D, H1, ..., C)."""
+    rows, offset, act = [], 0, 0
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        rows.append((offset, fan_in, fan_out, offset + fan_in * fan_out, act))
+        offset += fan_in * fan_out + fan_out
+        act += fan_out
+    layout = np.array(rows, dtype=np.int64).reshape(-1, 5)
+    layout.flags.writeable = False
+    return layout
+
+
+def n_params(layout: np.ndarray) -> int:
+    """Length of the flat parameter buffer."""
+    last = layout[-1]
+    return int(last[3] + last[2])
+
+
+def param_views(flat: np.ndarray, layout: np.ndarray) -> dict:
+    """{"W1": (fan_in, fan_out) view, "b1": (fan_out,) view, ...} of a flat buffer."""
+    views = {}
+    for i, (w, fan_in, fan_out, b, _) in enumerate(layout.tolist(), start=1):
+        views[f"W{i}"] = flat[w:w + fan_in * fan_out].reshape(fan_in, fan_out)
+        views[f"b{i}"] = flat[b:b + fan_out]
+    return views
+
+
+class ParamDict(dict):
+    """The network's parameters: a dict whose values are views of one flat buffer.
+
+    In-place updates (``params[key] -= lr * grad[key]``) change the network, as in the
+    book. Assigning a new array to an existing key copies it into the network (shape must
+    match) instead of detaching the entry from the layers; keys cannot be added or removed.
+    ``backend`` is the module whose ``sgd_update`` optimizers use on the flat buffer.
+    """
+
+    def __init__(self, flat: np.ndarray, layout: np.ndarray, backend=None):
+        super().__init__(param_views(flat, layout))
+        self.flat = flat  # (n_params,), C-contiguous
+        self.layout = layout
+        self.backend = backend
+
+    def __setitem__(self, key, value):
+        if key not in self:
+            raise KeyError(f"params: the network has no parameter {key!r}; its keys are "
+                           f"{list(self)}")
+        view = dict.__getitem__(self, key)
+        if value is view:  # the result of an in-place `params[key] -= ...`
+            return
+        value = np.asarray(value)
+        if value.shape != view.shape:
+            raise ValueError(f"params[{key!r}]: expected shape {view.shape}, got {value.shape}")
+        view[...] = value
+
+    def update(self, *args, **kwargs):
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __delitem__(self, key):
+        raise TypeError("params: parameters cannot be removed from a network")
+
+    def pop(self, *args):
+        raise TypeError("params: parameters cannot be removed from a network")
+
+    def popitem(self):
+        raise TypeError("params: parameters cannot be removed from a network")
+
+    def clear(self):
+        raise TypeError("params: parameters cannot be removed from a network")
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default  # raises KeyError
+        return self[key]
+
+
+class Gradients(dict):
+    """Gradients with the params' keys; the values are views of one flat buffer ``flat``."""
+
+    def __init__(self, flat: np.ndarray, layout: np.ndarray):
+        super().__init__(param_views(flat, layout))
+        self.flat = flat
+        self.layout = layout
+
+
+class Workspace:
+    """Each layer's outputs and their gradients for one batch size: ``acts``, ``dacts``.
+
+    Flat buffers of N * (sum of fan-outs), layer after layer (the kernels' layout);
+    ``scores`` is the last layer's (N, C) block of ``acts``.
+    """
+
+    def __init__(self, N: int, layout: np.ndarray, dtype):
+        width = int(layout[-1, 4] + layout[-1, 2])
+        C = int(layout[-1, 2])
+        self.acts = np.empty(N * width, dtype)
+        self.dacts = np.empty_like(self.acts)
+        self.scores = self.acts[N * (width - C):].reshape(N, C)

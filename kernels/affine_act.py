@@ -1,0 +1,326 @@
+"""An affine layer with any activation: its forward and backward math, written once.
+
+The bodies (``affine_act_forward_``, ``affine_act_backward_`` and the passes they run)
+are compiled functions that every path calls: the per-op API below, the network loop
+and through it the whole-step kernels and the compiled training loop (``network.py``).
+Argument order follows llm.c: outputs first, then inputs, then options.
+
+* forward: ``out = act(x @ W + b)``: a GEMM into ``out``, then bias + activation in one
+  pass in place (that pass can count non-finite pre-activations: the network's first
+  layer validates x that way, without a pass of its own);
+* backward: ``dz = dout * act'(out)`` and ``db = sum_n dz`` in one pass (in place: dz
+  holds dout on entry), then ``dx = dz @ W.T`` and ``dW = alpha * x.T @ dz + beta * dW``.
+  With ``dW = W, alpha = -lr, beta = 1`` the weight "gradient" GEMM is SGD's weight
+  step itself (``network.py`` uses that; dx is computed first, from the old W).
+
+Activations are integer codes (``ACTIVATIONS``) so one body serves all; the branch is
+loop-invariant (LLVM unswitches the loops on it).
+
+Adding an activation: give it a code here, its value in ``act_value`` and its gradient
+(from the output y) in ``act_grad_value``, and its NumPy twin in ``fastnn.reference``;
+every path picks it up.
+
+The Python functions at the bottom are the per-op API, with the names and signatures of
+``fastnn.reference``: they allocate missing outputs, copy inputs that are not
+C-contiguous of one float dtype once, and call the bodies.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._blas import gemm
+from ._config import inline
+from .optim import sgd_bias_
+
+IDENTITY, RELU, SIGMOID = 0, 1, 2
+ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "sigmoid": SIGMOID}
+
+
+@inline
+def act_value(v, act):
+    """act(v) for one pre-activation: ReLU keeps NaN (as np.maximum), sigmoid never overflows."""
+    if act == RELU:
+        return 0 if v < 0 else v
+    if act == SIGMOID:
+        if v >= 0:
+            return 1.0 / (1.0 + math.exp(-v))
+        e = math.exp(v)
+        return e / (1.0 + e)
+    return v
+
+
+@inline
+def act_grad_value(g, y, act):
+    """g * act'(.) given the activation's output y: ReLU passes where y > 0."""
+    if act == RELU:
+        return g if y > 0 else 0
+    if act == SIGMOID:
+        return g * y * (1 - y)
+    return g
+
+
+# --- forward ------------------------------------------------------------------------
+
+
+@inline
+def bias_act_(out, b, act, count):
+    """In place: out = act(out + b); out is (N, H), b is (H,).
+
+    With ``count``, returns how many pre-activations (out + b) were NaN or +-Inf, else 0.
+    """
+    N, H = out.shape
+    bad = 0
+    for n in range(N):
+        for h in range(H):
+            v = out[n, h] + b[h]
+            if count:
+                bad += not math.isfinite(v)
+            out[n, h] = act_value(v, act)
+    return bad
+
+
+@inline
+def affine_act_forward_(out, x, W, b, act, count):
+    """out = act(x @ W + b); the non-finite count of ``bias_act_``.
+
+    out is (N, H), x is (N, D), W is (D, H), b is (H,); C-contiguous, one dtype.
+    """
+    gemm(False, False, 1.0, x, W, 0.0, out)
+    return bias_act_(out, b, act, count)
+
+
+# --- backward -----------------------------------------------------------------------
+
+
+@inline
+def act_grad_colsum_(dz, db, out, act, acc):
+    """In place: dz = dz * act'(out), and db = the column sums of the result.
+
+    dz (the upstream gradient on entry) and out are (N, H), db is (H,); out is unused for
+    IDENTITY. ``acc`` is float64 scratch of at least H: the sums accumulate in float64 for
+    either dtype, row after row. (In place, one array goes in: two arguments that alias
+    make LLVM's runtime overlap check pick its scalar loop, 4x slower.)
+    """
+    N, H = dz.shape
+    for h in range(H):
+        acc[h] = 0.0
+    for n in range(N):
+        for h in range(H):
+            g = act_grad_value(dz[n, h], out[n, h], act)
+            dz[n, h] = g
+            acc[h] += g
+    for h in range(H):
+        db[h] = acc[h]
+
+
+@inline
+def affine_act_backward_(dx, dW, db, dz, x, W, out, act, acc, need_dx, need_dW, alpha,
+                         beta):
+    """The backward pass of out = act(x @ W + b), in one body.
+
+    dz (N, H) holds dout on entry and dz = dout * act'(out) after; db (H,) = sum_n dz;
+    dx (N, D) = dz @ W.T when ``need_dx`` (with W as it is on entry); dW (D, H) =
+    alpha * x.T @ dz + beta * dW when ``need_dW``. Gradients: alpha 1, beta 0. SGD's
+    weight step: dW is W, alpha = -lr, beta = 1. Unused arrays may be any of the type;
+    ``acc`` is float64 scratch of at least H.
+    """
+    act_grad_colsum_(dz, db, out, act, acc)
+    if need_dx:
+        gemm(False, True, 1.0, dz, W, 0.0, dx)
+    if need_dW:
+        gemm(True, False, alpha, x, dz, beta, dW)
+
+
+# --- standalone activation layers ----------------------------------------------------
+
+
+@inline
+def act_forward_(out, x, act):
+    """out = act(x); both (N, H)."""
+    N, H = x.shape
+    for n in range(N):
+        for h in range(H):
+            out[n, h] = act_value(x[n, h], act)
+
+
+@inline
+def act_backward_(dx, dout, out, act):
+    """dx = dout * act'(out); all (N, H)."""
+    N, H = dout.shape
+    for n in range(N):
+        for h in range(H):
+            dx[n, h] = act_grad_value(dout[n, h], out[n, h], act)
+
+
+@inline
+def sgd_backward_(dx, db, dz, x, W, b, out, act, acc, need_dx, lr):
+    """``affine_act_backward_`` with SGD's step: W -= lr * x.T @ dz (in the GEMM), then
+    b -= lr * db; dx uses the old W. ``db`` (H,) is scratch of the dtype."""
+    affine_act_backward_(dx, W, db, dz, x, W, out, act, acc, need_dx, True, -lr, 1.0)
+    sgd_bias_(b, db, lr)
+
+
+# --- the per-op API (fastnn.reference's names and signatures) ---------------------------
+
+
+def _dtype(*arrays) -> np.dtype:
+    dtype = np.result_type(*arrays)
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _c(a, dtype):
+    """``a`` as a C-contiguous array of ``dtype`` (copied only when it is not one)."""
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _buffer(dest, shape, dtype):
+    """A C-contiguous buffer to compute into: ``dest`` itself when it is one, else new."""
+    if dest is not None and dest.flags.c_contiguous and dest.dtype == dtype:
+        return dest
+    return np.empty(shape, dtype)
+
+
+def _deliver(dest, buf):
+    """The result in ``dest`` when one was given (copying if ``buf`` is not it), else buf."""
+    if dest is None or dest is buf:
+        return buf
+    dest[...] = buf
+    return dest
+
+
+def _forward(x, W, b, out, act, count=False):
+    dtype = _dtype(x, W, b)
+    x, W, b = _c(x, dtype), _c(W, dtype), _c(b, dtype)
+    buf = _buffer(out, (x.shape[0], W.shape[1]), dtype)
+    bad = affine_act_forward_(buf, x, W, b, act, count)
+    return _deliver(out, buf), bad
+
+
+def _backward(dout, x, W, out, act, dx, dW, db, need_dx, need_dW, overwrite_dout):
+    dtype = _dtype(dout, x, W)
+    N, H = dout.shape
+    caller_dout = dout
+    if overwrite_dout:
+        dz = _buffer(dout, (N, H), dtype)
+        if dz is not dout:
+            dz[...] = dout
+    else:
+        dz = np.array(dout, dtype=dtype, order="C")
+    x, W = _c(x, dtype), _c(W, dtype)
+    out = dz if act == IDENTITY else _c(out, dtype)
+    dx_buf = _buffer(dx, (N, W.shape[0]), dtype) if need_dx else dz
+    dW_buf = _buffer(dW, W.shape, dtype) if need_dW else W
+    db_buf = _buffer(db, (H,), dtype)
+    affine_act_backward_(dx_buf, dW_buf, db_buf, dz, x, W, out, act, np.empty(H), need_dx,
+                         need_dW, 1.0, 0.0)
+    if overwrite_dout:
+        _deliver(caller_dout, dz)  # dz is left in dout, whatever its layout
+    return (_deliver(dx, dx_buf) if need_dx else None,
+            _deliver(dW, dW_buf) if need_dW else None,
+            _deliver(db, db_buf))
+
+
+def affine_forward(x, W, b, out=None):
+    """out = x @ W + b. x is (N, D), W is (D, H), b is (H,); out is (N, H)."""
+    return _forward(x, W, b, out, IDENTITY)[0]
+
+
+def affine_relu_forward(x, W, b, out=None):
+    """out = max(x @ W + b, 0): GEMM, then bias and ReLU in one pass in place."""
+    return _forward(x, W, b, out, RELU)[0]
+
+
+def affine_sigmoid_forward(x, W, b, out=None):
+    """out = sigmoid(x @ W + b): GEMM, then bias and sigmoid in one pass in place."""
+    return _forward(x, W, b, out, SIGMOID)[0]
+
+
+def affine_act_forward_checked(x, W, b, activation, out=None):
+    """(act(x @ W + b), number of non-finite pre-activations), in one pass after the GEMM.
+
+    ``activation`` is "identity", "relu" or "sigmoid". A non-zero count means x, W or b
+    held NaN/Inf (or the product overflowed).
+    """
+    out, bad = _forward(x, W, b, out, ACTIVATIONS[activation], count=True)
+    return out, int(bad)
+
+
+def affine_backward(dout, x, W, dx=None, dW=None, db=None, need_dx=True, need_dW=True):
+    """Gradients (dx, dW, db) of out = x @ W + b; dx / dW are None unless needed."""
+    return _backward(dout, x, W, None, IDENTITY, dx, dW, db, need_dx, need_dW, False)
+
+
+def affine_relu_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=True,
+                         overwrite_dout=False, need_dW=True):
+    """Gradients of out = max(x @ W + b, 0): mask and db in one pass, then two GEMMs."""
+    return _backward(dout, x, W, out, RELU, dx, dW, db, need_dx, need_dW, overwrite_dout)
+
+
+def affine_sigmoid_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=True,
+                            overwrite_dout=False, need_dW=True):
+    """Gradients of out = sigmoid(x @ W + b), given the forward ``out``."""
+    return _backward(dout, x, W, out, SIGMOID, dx, dW, db, need_dx, need_dW, overwrite_dout)
+
+
+def affine_act_backward_sgd(dout, x, W, b, out, activation, lr, dx=None, need_dx=True):
+    """Backward of out = act(x @ W + b), then the SGD step of W and b; returns dx.
+
+    dz = dout * act'(out) is left in ``dout``; dx = dz @ W.T uses the old W (None unless
+    ``need_dx``); then W -= lr * x.T @ dz (the GEMM itself, beta = 1: dW is never
+    stored) and b -= lr * sum_n dz. ``activation`` is "identity" (``out`` unused, may be
+    None), "relu" or "sigmoid".
+    """
+    act = ACTIVATIONS[activation]
+    dtype = W.dtype
+    N, H = dout.shape
+    dz, W_buf, b_buf = (_buffer(a, a.shape, dtype) for a in (dout, W, b))
+    for buf, a in ((dz, dout), (W_buf, W), (b_buf, b)):
+        if buf is not a:  # odd layouts: computed on a C copy, written back below
+            buf[...] = a
+    x = _c(x, dtype)
+    out = dz if act == IDENTITY else _c(out, dtype)
+    dx_buf = _buffer(dx, (N, W.shape[0]), dtype) if need_dx else dz
+    db = np.empty(H, dtype)
+    lr = dtype.type(lr)  # as NumPy's ``lr * grad`` rounds it for float32 parameters
+    sgd_backward_(dx_buf, db, dz, x, W_buf, b_buf, out, act, np.empty(H), need_dx, lr)
+    for a, buf in ((dout, dz), (W, W_buf), (b, b_buf)):
+        _deliver(a, buf)
+    return _deliver(dx, dx_buf) if need_dx else None
+
+
+def _activation(x, out, act):
+    x = np.ascontiguousarray(x)
+    buf = _buffer(out, x.shape, x.dtype)
+    act_forward_(buf.reshape(x.shape[0], -1), x.reshape(x.shape[0], -1), act)
+    return _deliver(out, buf)
+
+
+def _activation_grad(dout, out, dx, act):
+    dout, out = np.ascontiguousarray(dout), np.ascontiguousarray(out)
+    buf = _buffer(dx, dout.shape, dout.dtype)
+    act_backward_(buf.reshape(dout.shape[0], -1), dout.reshape(dout.shape[0], -1),
+                  out.reshape(out.shape[0], -1), act)
+    return _deliver(dx, buf)
+
+
+def relu_forward(x, out=None):
+    """out = max(x, 0)."""
+    return _activation(x, out, RELU)
+
+
+def relu_backward(dout, out, dx=None):
+    """dx = dout where the forward output was positive, else 0."""
+    return _activation_grad(dout, out, dx, RELU)
+
+
+def sigmoid_forward(x, out=None):
+    """out = 1 / (1 + exp(-x)), without overflow for large |x|."""
+    return _activation(x, out, SIGMOID)
+
+
+def sigmoid_backward(dout, out, dx=None):
+    """dx = dout * y * (1 - y), y = ``out``."""
+    return _activation_grad(dout, out, dx, SIGMOID)
