@@ -240,22 +240,29 @@ def report_compiled(quick: bool = False) -> None:
     print(f"| PyTorch warm-up 1000-100-10, batch 64, {steps} steps | {w_numpy * 1e3:.1f} ms | "
           f"{w_numba * 1e3:.1f} ms ({path} path) | {w_numpy / w_numba:.2f} |\n")
 
-    print("784-128-128-10, float64, random data; ms per iteration of fit() on each path:\n")
-    print("| batch | step path | compiled path | faster | fit() picks |\n|---|---|---|---|---|")
+    print("float64, random data; us per iteration of fit() on each path (the crossover "
+          "sets fastnn.compiled.COMPILED_MAX_WORK):\n")
+    print("| network | batch | multiply-adds per step | step path | compiled path | faster | "
+          "fit() picks |\n|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
-    xs, ts = rng.random((2000, 784)), rng.integers(0, 10, 2000)
-    for B in (8, 32, 100) if not quick else (32,):
-        iters = 60 if quick else 300
+    cases = [((784, 128, 128, 10), (32,))] if quick else [
+        ((64, 32, 10), (32, 128, 512)), ((64, 128, 128, 10), (4, 16, 32, 64)),
+        ((784, 128, 128, 10), (2, 4, 8, 32, 100))]
+    for sizes, batches in cases:
+        xs, ts = rng.random((2000, sizes[0])), rng.integers(0, sizes[-1], 2000)
+        for B in batches:
+            iters = 60 if quick else 300
 
-        def net():
-            return Sequential(784, [128, 128], 10, "he", seed=0)
+            def net(sizes=sizes):
+                return Sequential(sizes[0], list(sizes[1:-1]), sizes[-1], "he", seed=0)
 
-        kw = dict(batch_size=B, iters=iters, eval_every=iters, seed=0)
-        step = _fit_seconds(net, xs, ts, compiled=False, **kw) / iters
-        comp = _fit_seconds(net, xs, ts, compiled=True, **kw) / iters
-        faster = "compiled" if comp < step else "step"
-        print(f"| {B} | {step * 1e3:.3f} | {comp * 1e3:.3f} | {faster} | "
-              f"{choose_path(net(), B, (), None)} |")
+            kw = dict(batch_size=B, iters=iters, eval_every=iters, seed=0)
+            step = _fit_seconds(net, xs, ts, compiled=False, **kw) / iters
+            comp = _fit_seconds(net, xs, ts, compiled=True, **kw) / iters
+            faster = "compiled" if comp < step else "step"
+            work = B * sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+            print(f"| {'-'.join(map(str, sizes))} | {B} | {work:,} | {step * 1e6:.1f} | "
+                  f"{comp * 1e6:.1f} | {faster} | {choose_path(net(), B, (), None)} |")
     print()
 
 

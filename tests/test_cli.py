@@ -38,7 +38,7 @@ def test_train_defaults_reach_97_percent_on_digits(trained):
     folder, result = trained
     assert result.returncode == 0, result.stderr
     last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("train acc ") and ", test acc " in last and "ms/iter" in last
+    assert last.startswith("train acc ") and ", test acc " in last and "s/iter" in last
     assert "compiling" in last
     test_acc = float(last.split("test acc ")[1].split()[0].rstrip(","))
     assert test_acc >= 0.97

@@ -95,8 +95,8 @@ def test_choose_path():
     small = fastnn.Sequential(1, [3], 1, seed=0)
     big = fastnn.Sequential(784, [128, 128], 10, seed=0)
     assert choose_path(small, 1, (), None) == "compiled"
-    assert choose_path(big, 1000, (), None) == "step" == choose_path(big, 32, (), None)
-    assert choose_path(big, 4, (), None) == "compiled"
+    assert choose_path(big, 1000, (), None) == "step"
+    assert choose_path(big, 100, (), None) == "compiled" == choose_path(big, 4, (), None)
     assert choose_path(small, 1, (), False) == "step"
     assert choose_path(fastnn.Sequential(1, [3], 1, backend="numpy", seed=0), 1, (), None) == "step"
 
