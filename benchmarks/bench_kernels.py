@@ -134,3 +134,30 @@ class SGDStep:
 
     def time_sgd_step(self, backend, batch_size, dtype):
         self.call()
+
+
+class NetworkGradient:
+    """Every parameter's gradient of 784-128-128-10 (forward, loss, backward into a flat
+    gradient buffer), as the backend's ``gradient`` runs it for ``Sequential.gradient``."""
+
+    params = GRID
+    param_names = GRID_NAMES
+
+    def setup(self, backend, batch_size, dtype):
+        from fastnn import Sequential
+
+        self.x, self.t = batch(batch_size, dtype)
+        net = Sequential(SIZES[0], list(SIZES[1:-1]), SIZES[-1], "he", dtype=dtype, seed=0)
+        self.flat, self.layout = net.params.flat, net.params.layout
+        self.acts = np.empty(batch_size * sum(SIZES[1:]), dtype)
+        self.dacts = np.empty_like(self.acts)
+        self.grads = np.empty_like(self.flat)
+        self.f = BACKENDS[backend].gradient
+        self.call()
+
+    def call(self):
+        self.f(self.x, self.t, self.flat, self.layout, self.acts, self.dacts, self.grads,
+               "relu", "softmax")
+
+    def time_network_gradient(self, backend, batch_size, dtype):
+        self.call()
