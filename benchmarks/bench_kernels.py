@@ -110,6 +110,17 @@ class AffineActBackwardSGD:
         self.call()
 
 
+def network_problem(bench, batch_size, dtype):
+    """Set x, t, the flat params and layout of 784-128-128-10, and work buffers on bench."""
+    from fastnn import Sequential
+
+    bench.x, bench.t = batch(batch_size, dtype)
+    net = Sequential(SIZES[0], list(SIZES[1:-1]), SIZES[-1], "he", dtype=dtype, seed=0)
+    bench.flat, bench.layout = net.params.flat, net.params.layout
+    bench.acts = np.empty(batch_size * sum(SIZES[1:]), dtype)
+    bench.dacts = np.empty_like(bench.acts)
+
+
 class SGDStep:
     """A whole training step of 784-128-128-10 (forward, loss, backward, update), as the
     backend's ``sgd_step`` runs it for ``Sequential.train_step`` (validated arrays)."""
@@ -118,13 +129,7 @@ class SGDStep:
     param_names = GRID_NAMES
 
     def setup(self, backend, batch_size, dtype):
-        from fastnn import Sequential
-
-        self.x, self.t = batch(batch_size, dtype)
-        net = Sequential(SIZES[0], list(SIZES[1:-1]), SIZES[-1], "he", dtype=dtype, seed=0)
-        self.flat, self.layout = net.params.flat, net.params.layout
-        self.acts = np.empty(batch_size * sum(SIZES[1:]), dtype)
-        self.dacts = np.empty_like(self.acts)
+        network_problem(self, batch_size, dtype)
         self.f = BACKENDS[backend].sgd_step
         self.call()
 
@@ -144,13 +149,7 @@ class NetworkGradient:
     param_names = GRID_NAMES
 
     def setup(self, backend, batch_size, dtype):
-        from fastnn import Sequential
-
-        self.x, self.t = batch(batch_size, dtype)
-        net = Sequential(SIZES[0], list(SIZES[1:-1]), SIZES[-1], "he", dtype=dtype, seed=0)
-        self.flat, self.layout = net.params.flat, net.params.layout
-        self.acts = np.empty(batch_size * sum(SIZES[1:]), dtype)
-        self.dacts = np.empty_like(self.acts)
+        network_problem(self, batch_size, dtype)
         self.grads = np.empty_like(self.flat)
         self.f = BACKENDS[backend].gradient
         self.call()

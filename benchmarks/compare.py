@@ -316,50 +316,6 @@ def _percentile_times(cases: dict, rounds: int, q: float, reps: int = 40) -> dic
     return {k: float(np.percentile(v, q)) for k, v in samples.items()}
 
 
-def report_thresholds(rounds: int) -> None:
-    """Serial vs parallel variant of the fused passes by work size (PARALLEL_MIN_WORK)."""
-    import numba
-    from fastnn.kernels import affine_act, losses
-
-    print(f"## Serial vs parallel fused passes ({numba.get_num_threads()} threads, "
-          f"layer {numba.threading_layer() if _parallel_ran() else 'omp/tbb/workqueue'}), "
-          "median us, float32\n")
-    print("| elements | ReLU pass (H = 128) serial | parallel | softmax loss rows (C = 10) "
-          "serial | parallel |")
-    print("|---|---|---|---|---|")
-
-    def cases(N):
-        rng = np.random.default_rng(0)
-        h = rng.standard_normal((N, 128)).astype(np.float32)
-        out = np.empty_like(h)
-        s = rng.standard_normal((N * 128 // 10, 10)).astype(np.float32)
-        ds, labels = np.empty_like(s), rng.integers(0, 10, s.shape[0])
-        partial = np.empty((max(1, (s.shape[0] + 255) // 256), 1))
-        act, loss = affine_act._act_forward_kernel, losses._loss_kernel
-        return {
-            "as": lambda: act.serial(out, h, affine_act.RELU),
-            "ap": lambda: act.parallel(out, h, affine_act.RELU),
-            "ls": lambda: loss.serial(ds, s, labels, s, losses.SOFTMAX_LABELS, partial),
-            "lp": lambda: loss.parallel(ds, s, labels, s, losses.SOFTMAX_LABELS, partial),
-        }
-
-    for N in (32, 256, 1000, 4096, 16384):
-        r = interleaved(cases(N), rounds, budget=0.02)
-        print(f"| {N * 128} | {r['as'] * 1e6:.1f} | {r['ap'] * 1e6:.1f} | {r['ls'] * 1e6:.1f} | "
-              f"{r['lp'] * 1e6:.1f} |")
-    print()
-
-
-def _parallel_ran() -> bool:
-    import numba
-
-    try:
-        numba.threading_layer()
-    except ValueError:  # no parallel region has run yet
-        return False
-    return True
-
-
 def _peer_table(name, label, dtype, times, steps, batches) -> None:
     """One peer's step times beside fastnn's numba step of the same dtype."""
     if times is None:
@@ -404,7 +360,7 @@ def main(argv=None) -> int:
     parser.add_argument("--peers", action="store_true",
                         help="also time PyTorch and scikit-learn when installed")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time run")
-    parser.add_argument("--only", choices=("steps", "breakdown", "compiled", "thresholds"),
+    parser.add_argument("--only", choices=("steps", "breakdown", "compiled"),
                         help="only the training-step tables, or only the compiled-path tables")
     args = parser.parse_args(argv)
     try:
@@ -424,9 +380,6 @@ def main(argv=None) -> int:
         return 0
     if args.only == "breakdown":
         report_breakdown(batches, dtypes, args.rounds)
-        return 0
-    if args.only == "thresholds":
-        report_thresholds(args.rounds)
         return 0
     steps = report_steps(batches, dtypes, args.rounds)
     if args.only == "steps":

@@ -157,22 +157,12 @@ def _gemm_compiled(trans_a, trans_b, alpha, a, b, beta, c):
     f = _EXTERNAL.get(real)
 
     if f is not None:
-        def impl(trans_a, trans_b, alpha, a, b, beta, c):
-            M, N = c.shape
-            K = a.shape[0] if trans_a else a.shape[1]
-            if M * N * K < SMALL_GEMM:
-                gemm_loop(trans_a, trans_b, alpha, a, b, beta, c)
-                return
+        def product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K):
             f(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
               M, N, K, real(alpha), a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1],
               real(beta), c.ctypes.data, N)
     else:  # numba's np.dot (SciPy's BLAS), then the alpha/beta pass
-        def impl(trans_a, trans_b, alpha, a, b, beta, c):
-            M, N = c.shape
-            K = a.shape[0] if trans_a else a.shape[1]
-            if M * N * K < SMALL_GEMM:
-                gemm_loop(trans_a, trans_b, alpha, a, b, beta, c)
-                return
+        def product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K):
             if trans_a:
                 p = np.dot(a.T, b.T) if trans_b else np.dot(a.T, b)
             else:
@@ -181,5 +171,14 @@ def _gemm_compiled(trans_a, trans_b, alpha, a, b, beta, c):
                 for j in range(N):
                     v = real(alpha) * p[i, j]
                     c[i, j] = v + real(beta) * c[i, j] if beta != 0 else v
+    product = njit(inline="always", **COMMON)(product)
+
+    def impl(trans_a, trans_b, alpha, a, b, beta, c):
+        M, N = c.shape
+        K = a.shape[0] if trans_a else a.shape[1]
+        if M * N * K < SMALL_GEMM:
+            gemm_loop(trans_a, trans_b, alpha, a, b, beta, c)
+        else:
+            product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K)
 
     return impl
