@@ -86,3 +86,15 @@ def test_errors_are_one_clear_line(args, message, tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_bench_launches_the_checkouts_script_or_says_why_not(tmp_path, monkeypatch, capsys):
+    from fastnn import cli
+
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "fastnn" / "cli.py"))
+    assert cli.main(["bench", "--quick"]) == 2
+    assert "benchmarks are part of a source checkout" in capsys.readouterr().err
+    script = tmp_path / "benchmarks" / "compare.py"
+    script.parent.mkdir()
+    script.write_text("import sys\nsys.exit(7 if sys.argv[1:] == ['--quick'] else 1)\n")
+    assert cli.main(["bench", "--quick"]) == 7
