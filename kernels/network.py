@@ -172,11 +172,13 @@ def run_(mode, losses, grads, acts, dacts, x, labels, targets, order, starts, pa
         if mode != FORWARD and kind == SOFTMAX_LABELS:
             at = first_bad_label_(lb, C)
             if at >= 0:
+                losses[i] = math.nan  # (TRAIN: the batch's loss; elsewhere a scratch slot)
                 return loss, 0, 0, at, i
         bad = forward_(acts, xb, params, layout, act)
         if mode == FORWARD:
             return loss, 0, bad, -1, -1
         if bad:
+            losses[i] = math.nan
             return loss, 0, bad, -1, i
         scores, dscores = layer_block_(acts, layout, last, N), layer_block_(dacts, layout, last, N)
         loss = loss_(dscores, scores, lb, tb, kind)

@@ -473,6 +473,12 @@ def test_sgd_step_stops_on_non_finite_first_layer(where, dtype):
         value, n_bad, after, _ = run_step(module, x, t, params, sizes, "relu", "softmax")
         assert np.isnan(value) and n_bad > 0, module.__name__
         np.testing.assert_array_equal(after, params)
+        losses, trained = np.full(3, 7.0), params.copy()
+        stop = module.train_batches(x, t, np.array([0, 1, 2, 3, 4, 0, 1, 2, 3, 4]),
+                                    np.array([0, 5, 10]), trained, layout_of(sizes), "relu",
+                                    "softmax", 0.1, losses[:2])
+        assert stop == 0 and np.isnan(losses[:2]).all(), module.__name__
+        np.testing.assert_array_equal(trained, params)
 
 
 @pytest.mark.parametrize("N", [5, 300])
@@ -494,6 +500,7 @@ def test_network_kernels_report_the_first_label_out_of_range(N, label):
         losses = np.empty(1)
         assert module.train_batches(x, t, np.arange(N), np.array([0, N]), params, layout,
                                     "relu", "softmax", 0.1, losses) == 0
+        assert np.isnan(losses[0])
         np.testing.assert_array_equal(params, before)
 
 
