@@ -95,7 +95,7 @@ class Engine:
     def gradient(self, x, t, names=("x", "t")) -> tuple[float, Gradients]:
         """The mean loss and a new Gradients dict of every parameter."""
         ws = self.workspace(x.shape[0])
-        grads = Gradients(np.zeros_like(self.params.flat), self.layout)
+        grads = Gradients(np.empty_like(self.params.flat), self.layout)
         with np.errstate(over="ignore", invalid="ignore"):
             loss, n_bad, at = self.backend.gradient(x, t, self.params.flat, self.layout,
                                                     ws.acts, ws.dacts, grads.flat,
