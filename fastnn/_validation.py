@@ -63,7 +63,18 @@ def check_features(value, name: str, n_features: int, dtype) -> np.ndarray:
     if features != n_features:
         raise ValueError(f"{name}: has {features} features per sample (shape {a.shape}), but "
                          f"the network expects {n_features}")
-    return np.ascontiguousarray(a.reshape(N, features), dtype=dtype)
+    a = a.reshape(N, features)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(a, dtype=dtype)
+    if a.dtype.kind == "f" and a.dtype.itemsize > out.dtype.itemsize:
+        overflow = np.isinf(out) & np.isfinite(a)  # finite data beyond the network's dtype
+        if overflow.any():
+            n, d = divmod(int(np.flatnonzero(overflow)[0]), features)
+            raise ValueError(f"{name}: value {a[n, d]!r} at sample {n}, feature {d} exceeds the "
+                             f"range of this {np.dtype(dtype).name} network (largest "
+                             f"{np.finfo(dtype).max:.4g}); scale the data or use "
+                             "dtype=np.float64")
+    return out
 
 
 def raise_if_nonfinite(a: np.ndarray, name: str) -> None:

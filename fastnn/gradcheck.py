@@ -17,6 +17,10 @@ def gradient_check(net, x, t, h: float = 1e-5) -> dict[str, float]:
     Returns a dict ``{"W1": err, "b1": err, ...}``; values below ~1e-6 in float64 mean
     the backward pass is right.
     """
+    from .sequential import Sequential
+
+    if not isinstance(net, Sequential):
+        raise TypeError(f"net: expected a fastnn.Sequential, got {type(net).__name__}")
     analytic = net.gradient(x, t)
     numeric = net.copy(backend="numpy", dtype=np.float64).numerical_gradient(x, t, h=h)
     errors = {}

@@ -56,13 +56,39 @@ class SGD:
     """
 
     def __init__(self, lr: float = 0.01):
-        self.lr = V.check_positive_float(lr, "lr")
+        self.lr = lr
+
+    @property
+    def lr(self) -> float:
+        """The learning rate: a positive finite number (checked whenever it is set)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self._lr = V.check_positive_float(value, "lr")
+
+    def lr_for(self, dtype) -> float:
+        """lr, after checking that parameters of ``dtype`` can hold it (finite, non-zero)."""
+        with np.errstate(over="ignore", under="ignore"):
+            rounded = np.dtype(dtype).type(self._lr)
+        if not np.isfinite(rounded) or rounded == 0:
+            raise ValueError(f"lr: {self._lr!r} is outside the range of {np.dtype(dtype).name} "
+                             f"parameters (it would become {float(rounded)!r}); use a smaller "
+                             "learning rate or dtype=np.float64")
+        return self._lr
 
     def __repr__(self) -> str:
         return f"SGD(lr={self.lr!r})"
 
     def update(self, params, grads) -> None:
         _check_pair(params, grads)
+        for key, p in params.items():  # before anything changes
+            if p.dtype.kind != "f":
+                raise TypeError(f"params[{key!r}]: expected a floating-point array, got dtype "
+                                f"{p.dtype}")
+            if not p.flags.writeable:
+                raise ValueError(f"params[{key!r}]: the array is read-only; it cannot be "
+                                 "updated in place")
         backend = getattr(params, "backend", reference)
         pair = _flat_pair(params, grads)
         if pair is not None:

@@ -62,14 +62,27 @@ class ParamDict(dict):
         view = dict.__getitem__(self, key)
         if value is view:  # the result of an in-place `params[key] -= ...`
             return
+        view[...] = self._checked(key, value)
+
+    def _checked(self, key, value) -> np.ndarray:
+        """``value`` as an array that fits parameter ``key``; raises before any change."""
+        if key not in self:
+            raise KeyError(f"params: the network has no parameter {key!r}; its keys are "
+                           f"{list(self)}")
+        view = dict.__getitem__(self, key)
         value = np.asarray(value)
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"params[{key!r}]: expected real numbers, got dtype {value.dtype}")
         if value.shape != view.shape:
             raise ValueError(f"params[{key!r}]: expected shape {view.shape}, got {value.shape}")
-        view[...] = value
+        return value
 
     def update(self, *args, **kwargs):
-        for key, value in dict(*args, **kwargs).items():
-            self[key] = value
+        """Copy every given array into the network, or (on any bad one) none of them."""
+        checked = {key: self._checked(key, value)
+                   for key, value in dict(*args, **kwargs).items()}
+        for key, value in checked.items():
+            dict.__getitem__(self, key)[...] = value
 
     def __delitem__(self, key):
         raise TypeError("params: parameters cannot be removed from a network")

@@ -79,8 +79,9 @@ class Sequential:
 
     Notes
     -----
-    A network keeps per-batch-size work buffers: do not use one network from several
-    threads at once.
+    A network keeps per-batch-size work buffers; calls on one network from several
+    threads are serialised by a lock (they take turns; use one network per thread to
+    compute in parallel).
     """
 
     def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
@@ -103,7 +104,14 @@ class Sequential:
         stds = [_init_std(weight_init_std, fan_in) for fan_in in self.sizes[:-1]]
         layout = layout_of(self.sizes)
         n_params = int(layout[-1, 3] + layout[-1, 2])
-        self.params = ParamDict(np.zeros(n_params, self.dtype), layout, backend=be)
+        try:
+            flat = np.zeros(n_params, self.dtype)
+        except (MemoryError, ValueError):
+            gib = n_params * self.dtype.itemsize / 2**30
+            raise ValueError(f"hidden_size: a {'-'.join(map(str, self.sizes))} network has "
+                             f"{n_params:,} parameters ({gib:.1f} GiB), more than this machine "
+                             "can allocate") from None
+        self.params = ParamDict(flat, layout, backend=be)
         rng = np.random.default_rng(seed) if seed is not None else None
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
             shape = (fan_in, fan_out)
@@ -208,7 +216,7 @@ class Sequential:
         if not isinstance(optimizer, SGD):
             raise TypeError(f"optimizer: expected a fastnn.SGD, got {type(optimizer).__name__}")
         x, t = self.validate(x, t, label_range=False)  # the step checks the labels' range
-        return self.engine.sgd_step(x, t, optimizer.lr)
+        return self.engine.sgd_step(x, t, optimizer.lr_for(self.dtype))
 
     def save(self, path) -> None:
         """Write the architecture and parameters to ``path`` (.npz), atomically."""

@@ -193,6 +193,7 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
     optimizer = SGD(lr=0.1) if optimizer is None else optimizer
     if not isinstance(optimizer, SGD):
         raise TypeError(f"optimizer: expected a fastnn.SGD, got {type(optimizer).__name__}")
+    optimizer.lr_for(net.dtype)
     sampling = V.check_choice(sampling, "sampling", ("epoch", "replacement"))
     n = x_train.shape[0]
     batch_size = V.check_positive_int(batch_size, "batch_size")
@@ -207,6 +208,9 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
     else:
         total = per_epoch * V.check_positive_int(10 if epochs is None else epochs, "epochs")
     eval_every = per_epoch if eval_every is None else V.check_positive_int(eval_every, "eval_every")
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"callbacks: expected a sequence of callables (e.g. [] or [cb]), got "
+                        f"{callbacks!r}")
     callbacks = tuple(callbacks)
     for cb in callbacks:
         if not callable(cb):
@@ -356,6 +360,8 @@ class _Run:
     def evaluate(self) -> bool:
         """Record one evaluation; True when a callback asks to stop."""
         net, h = self.net, self.history
+        if not np.all(np.isfinite(net.params.flat)):  # (a last update can overflow)
+            self.diverged(None, self.optimizer.lr)
         loss = self.loss_sum / self.loss_count if self.loss_count else float("nan")
         _, train_acc = net.engine.evaluate(self.x, self.t, ("x_train", "t_train"))
         test_loss, test_acc = (None, None)
@@ -381,7 +387,10 @@ class _Run:
             self.bar.write(f"iter {self.iteration:>6} | {_postfix(loss, train_acc, test_acc)}")
         return any(cb(h) is True for cb in self.callbacks)
 
-    def diverged(self, loss: float, lr: float):
+    def diverged(self, loss, lr: float):
+        """Raise TrainingDiverged: the loss became ``loss`` at the next iteration, or (loss
+        None) the parameters became non-finite by this iteration. Parameters that are not
+        finite are restored from the last evaluation at which they were."""
         net = self.net
         where = "left at their values after iteration"
         if not np.all(np.isfinite(net.params.flat)):
@@ -391,10 +400,16 @@ class _Run:
         else:
             at = self.iteration
         self.history.iterations = self.iteration
+        if loss is None:
+            what, it = f"the parameters became NaN or infinite by iteration {self.iteration}", \
+                self.iteration
+        else:
+            what, it = f"the loss became {loss} at iteration {self.iteration + 1}", \
+                self.iteration + 1
         raise TrainingDiverged(
-            f"training diverged: the loss became {loss} at iteration {self.iteration + 1} with "
-            f"learning rate {lr:g}; the parameters are {where} {at} (all finite). Try a "
-            f"smaller learning rate (e.g. {lr / 10:g}).", self.history, self.iteration + 1)
+            f"training diverged: {what} with learning rate {lr:g}; the parameters are {where} "
+            f"{at} (all finite). Try a smaller learning rate (e.g. {lr / 10:g}).",
+            self.history, it)
 
 
 def _postfix(loss, train_acc, test_acc) -> str:
