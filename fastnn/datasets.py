@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -131,8 +133,8 @@ def read_idx(path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as exc:
-        raise DatasetError(f"{path}: cannot read ({exc})") from None
+    except (OSError, EOFError, zlib.error) as exc:  # (a corrupt gzip stream: zlib.error)
+        raise DatasetError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DatasetError(f"{path}: not an IDX file (bad magic number {raw[:4]!r})")
     ndim = raw[3]
@@ -141,7 +143,7 @@ def read_idx(path) -> np.ndarray:
         raise DatasetError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: no wrap-around
     if len(raw) != expected:
         raise DatasetError(f"{path}: IDX file of shape {shape} should have {expected} bytes, "
                            f"has {len(raw)} (truncated or corrupt)")
@@ -158,7 +160,14 @@ def _sha256(path: Path) -> str:
 
 def _download(name: str, filename: str, sha256: str, dest: Path, mirrors) -> None:
     """Fetch one file from the first mirror that serves it with the right checksum."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.TemporaryFile(dir=dest.parent)
+        probe.close()
+    except OSError as exc:
+        raise DatasetError(f"{name}: cannot write to the data cache {dest.parent} ({exc}); set "
+                           "FASTNN_DATA to a writable folder or pass data_dir=... (fastnn "
+                           "train --data-dir ...)") from None
     errors = []
     for base in mirrors:
         url = base + filename
@@ -196,21 +205,39 @@ def _locate(name: str, key: str, data_dir, download: bool) -> Path:
                 return candidate
         raise DatasetError(f"{name}: {filename} (or {filename[:-3]}) not found in {folder}")
     cached = cache_dir() / name / filename
+    stale = ""
     if cached.exists():
         if _sha256(cached) == sha256:
             return cached
+        stale = f"the cached {cached} fails its SHA-256 check"
         if not download:
-            raise DatasetError(f"{name}: {cached} fails its SHA-256 check; delete it to "
-                               "download it again")
+            raise DatasetError(f"{name}: {stale}; delete it to download it again")
     if not download:
         raise DatasetError(f"{name}: {filename} is not in the cache {cached.parent}; put the "
                            "IDX files there, pass data_dir=..., or allow downloading")
-    _download(name, filename, sha256, cached, MIRRORS[name])
+    try:
+        _download(name, filename, sha256, cached, MIRRORS[name])
+    except DatasetError as exc:
+        if stale:
+            raise DatasetError(f"{stale}, and downloading it again failed: {exc}") from None
+        raise
     return cached
 
 
+def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
+    """Class labels as int64, after checking they are integers in 0..9."""
+    if labels.dtype.kind not in "iu":
+        raise DatasetError(f"{where}: labels of type {labels.dtype}; expected integer classes")
+    bad = np.flatnonzero((labels < 0) | (labels > 9))
+    if bad.size:
+        raise DatasetError(f"{where}: label {int(labels[bad[0]])} at index {int(bad[0])} is "
+                           f"outside the classes 0..9 ({bad.size} such labels)")
+    return labels.astype(np.int64)
+
+
 def _load_idx_set(name, normalize, flatten, one_hot_label, data_dir, download):
-    arrays = {key: read_idx(_locate(name, key, data_dir, download)) for key in _FILES[name]}
+    paths = {key: _locate(name, key, data_dir, download) for key in _FILES[name]}
+    arrays = {key: read_idx(path) for key, path in paths.items()}
     out = []
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -219,10 +246,14 @@ def _load_idx_set(name, normalize, flatten, one_hot_label, data_dir, download):
                                f"{labels.shape} do not match")
         x = images.astype(np.float32) / 255.0 if normalize else images
         x = x.reshape(x.shape[0], -1) if flatten else x.reshape(x.shape[0], 1, *x.shape[1:])
-        t = labels.astype(np.int64)
+        t = _check_labels(labels, str(paths[f"{split}_labels"]))
         if one_hot_label:
             t = _one_hot(t, 10)
         out.append((x, t))
+    train_shape, test_shape = arrays["train_images"].shape[1:], arrays["test_images"].shape[1:]
+    if train_shape != test_shape:
+        raise DatasetError(f"{name}: train images are {train_shape}, test images {test_shape}; "
+                           "the two splits must have one image size")
     return tuple(out)
 
 

@@ -271,20 +271,40 @@ def load(path, *, backend: str = "numba") -> Sequential:
     if not isinstance(version, int) or version > VERSION:
         raise ValueError(f"{path}: written by a newer fastnn (format version {version!r}); "
                          "upgrade fastnn to read it")
-    try:
-        net = Sequential(meta["input_size"], meta["hidden_size"], meta["output_size"], 1.0,
-                         activation=meta["activation"], loss=meta["loss"], backend=backend,
-                         dtype=meta["dtype"], seed=0)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: the architecture it describes is invalid ({exc})") from None
-    if set(params) != set(net.params):
+    sizes = _stored_sizes(path, meta)
+    # the stored arrays must be the architecture's before anything is allocated for it
+    expected = {}
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        expected[f"W{i}"], expected[f"b{i}"] = (fan_in, fan_out), (fan_out,)
+    if set(params) != set(expected):
         raise ValueError(f"{path}: parameters {sorted(params)} do not match the architecture "
-                         f"(expected {sorted(net.params)})")
+                         f"(expected {sorted(expected)})")
     for key, value in params.items():
-        if value.shape != net.params[key].shape:
+        if value.shape != expected[key]:
             raise ValueError(f"{path}: parameter {key} has shape {value.shape}, the "
-                             f"architecture needs {net.params[key].shape}")
+                             f"architecture needs {expected[key]}")
         if not np.all(np.isfinite(value)):
             raise ValueError(f"{path}: parameter {key} contains NaN or infinity")
-        net.params[key] = value
+    try:
+        net = Sequential(sizes[0], sizes[1:-1], sizes[-1], 1.0, activation=meta["activation"],
+                         loss=meta["loss"], backend=backend, dtype=meta["dtype"], seed=0)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: the architecture it describes is invalid ({exc})") from None
+    net.params.update(params)
     return net
+
+
+def _stored_sizes(path, meta) -> list:
+    """[input, hidden..., output] from a file's metadata, each a positive int."""
+    hidden = meta.get("hidden_size")
+    sizes = [meta.get("input_size"), *(hidden if isinstance(hidden, list) else [None]),
+             meta.get("output_size")]
+    if len(sizes) < 3 or not all(type(n) is int and n > 0 for n in sizes):
+        raise ValueError(f"{path}: the architecture it describes is invalid (input_size "
+                         f"{meta.get('input_size')!r}, hidden_size {hidden!r}, output_size "
+                         f"{meta.get('output_size')!r}: expected positive integers)")
+    for field in ("activation", "loss", "dtype"):
+        if not isinstance(meta.get(field), str):
+            raise ValueError(f"{path}: the architecture it describes is invalid ({field} "
+                             f"{meta.get(field)!r}: expected a name)")
+    return sizes

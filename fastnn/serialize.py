@@ -8,9 +8,11 @@ arrays mean (the architecture) is ``fastnn.sequential``'s business.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -84,21 +86,90 @@ def write_model(path, meta: dict, arrays: dict) -> None:
     atomic_write(path, lambda f: np.savez(f, **entries))
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_META_MAX_BYTES = 1 << 20
+_PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _bad(path, why: str) -> ValueError:
+    return ValueError(f"{path}: not a readable fastnn model file: {why}")
+
+
 def read_model(path) -> tuple[dict, dict]:
     """``(meta, arrays)`` of a file written by ``write_model``.
 
-    Raises FileNotFoundError when ``path`` does not exist and ValueError when it is not
-    a readable model file (corrupt, truncated, no metadata).
+    Raises FileNotFoundError when ``path`` does not exist and ValueError (naming the
+    file and what is wrong) for anything else that is not such a file: corrupt,
+    truncated, encrypted or foreign archives, a plain ``.npy``, metadata that is not a
+    JSON object, arrays that are not float32/float64, or array headers that declare more
+    data than the file holds. Nothing is allocated before the headers have been checked
+    against the archive's sizes.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            arrays = {k[len("param_"):]: data[k] for k in data.files if k.startswith("param_")}
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable fastnn model file ({exc})") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: not a fastnn model file")
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic == _NPY_MAGIC:
+            raise _bad(path, "a single NumPy array (.npy), not an .npz written by net.save")
+        if magic[:4] != _ZIP_MAGIC:
+            raise _bad(path, "not an .npz archive")
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+            if "meta.npy" not in members:
+                raise _bad(path, "no metadata entry (not written by net.save)")
+            meta_text = _read_member(path, archive, members["meta.npy"], "metadata")
+            if meta_text.dtype.kind != "U" or meta_text.shape != ():
+                raise _bad(path, f"the metadata entry is not a text (dtype "
+                           f"{meta_text.dtype}, shape {meta_text.shape})")
+            meta = json.loads(str(meta_text))
+            if not isinstance(meta, dict):
+                raise _bad(path, "the metadata is not a JSON object")
+            arrays = {}
+            for name, info in members.items():
+                if name.startswith("param_") and name.endswith(".npy"):
+                    key = name[len("param_"):-len(".npy")]
+                    arrays[key] = _read_member(path, archive, info, f"parameter {key}",
+                                               _PARAM_DTYPES)
+    except ValueError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError,
+            OSError, EOFError, zlib.error, KeyError, TypeError) as exc:
+        raise _bad(path, f"{type(exc).__name__}: {exc}") from None
     return meta, arrays
+
+
+def _read_member(path, archive, info, what, dtypes=None) -> np.ndarray:
+    """One .npy entry of an archive, its header checked before its data is read."""
+    if info.flag_bits & 0x1:
+        raise _bad(path, f"{what} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _bad(path, f"{what} uses an unsupported compression method "
+                   f"({info.compress_type})")
+    if info.file_size > 1100 * info.compress_size + (1 << 16):  # deflate tops out near 1032x
+        raise _bad(path, f"{what} claims {info.file_size} bytes from {info.compress_size} "
+                   "compressed: not a plausible archive")
+    with archive.open(info) as f:
+        if f.read(6) != _NPY_MAGIC:
+            raise _bad(path, f"{what} is not a NumPy array")
+        major = f.read(2)[0]
+        reader = {1: np.lib.format.read_array_header_1_0,
+                  2: np.lib.format.read_array_header_2_0}.get(major)
+        if reader is None:
+            raise _bad(path, f"{what} has an unknown .npy format version {major}")
+        shape, fortran, dtype = reader(f)
+        if dtypes is not None and dtype not in dtypes:
+            raise _bad(path, f"{what} has dtype {dtype}; expected float32 or float64")
+        if dtype.hasobject or dtype.fields is not None or dtype.kind not in "fU":
+            raise _bad(path, f"{what} has an unsupported dtype {dtype}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if dtypes is None and nbytes > _META_MAX_BYTES:
+            raise _bad(path, f"{what} declares {nbytes} bytes, too large")
+        if info.file_size != f.tell() + nbytes:
+            raise _bad(path, f"{what} declares shape {shape} ({nbytes} bytes of {dtype}), but "
+                       f"the file holds {info.file_size - f.tell()}: truncated or corrupt")
+        data = f.read(nbytes)
+    array = np.frombuffer(data, dtype=dtype)
+    return array.reshape(shape, order="F" if fortran else "C").copy()
