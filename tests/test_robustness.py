@@ -207,3 +207,31 @@ def test_one_network_from_two_threads_gives_each_its_own_gradients(backend):
     for th in threads:
         th.join()
     assert wrong == []
+
+
+# --- bounded memory ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_predict_accuracy_and_loss_on_a_large_set_use_bounded_memory(backend):
+    import tracemalloc
+
+    net = fastnn.Sequential(200, [128, 128], 10, "he", backend=backend, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.random((30_000, 200))  # 48 MB
+    t = rng.integers(0, 10, 30_000)
+    net.accuracy(x[:10], t[:10])  # compile outside the measurement
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            net.accuracy(x, t)
+            net.loss(x, t)
+        peak = tracemalloc.get_traced_memory()[1]
+        scores = net.predict(x)
+        held = sum(ws.acts.nbytes + ws.dacts.nbytes
+                   for ws in net.engine._workspaces.values())
+    finally:
+        tracemalloc.stop()
+    assert scores.shape == (30_000, 10)
+    assert peak < 16 * 2**20, peak  # work buffers of 1,024 rows, not of the whole set
+    assert held < 8 * 2**20, held
