@@ -222,6 +222,10 @@ class Sequential:
         """Write the architecture and parameters to ``path`` (.npz), atomically."""
         from . import __version__
 
+        for key, value in self.params.items():  # load() would refuse such a file
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"params[{key!r}]: contains NaN or infinity; a model that "
+                                 "could not be loaded again is not saved")
         meta = {"format": FORMAT, "version": VERSION, "fastnn": __version__,
                 "input_size": self.input_size, "hidden_size": self.hidden_size,
                 "output_size": self.output_size, "activation": self.activation,

@@ -235,3 +235,14 @@ def test_predict_accuracy_and_loss_on_a_large_set_use_bounded_memory(backend):
     assert scores.shape == (30_000, 10)
     assert peak < 16 * 2**20, peak  # work buffers of 1,024 rows, not of the whole set
     assert held < 8 * 2**20, held
+
+
+def test_a_model_with_non_finite_parameters_is_not_saved(tmp_path):
+    net = fastnn.Sequential(3, [2], 2, seed=0)
+    path = tmp_path / "model.npz"
+    net.save(path)
+    content = path.read_bytes()
+    net.params["b2"][1] = np.inf
+    with pytest.raises(ValueError, match=r"params\['b2'\]: contains NaN or infinity"):
+        net.save(path)
+    assert path.read_bytes() == content
