@@ -155,6 +155,16 @@ class Sequential:
         clone.params.flat[...] = self.params.flat
         return clone
 
+    def __reduce__(self):
+        """Pickling (for multiprocessing, Dask ...): the architecture and the parameters.
+
+        The engine (work buffers, lock, backend module) is rebuilt on the other side.
+        """
+        spec = dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                    output_size=self.output_size, activation=self.activation,
+                    loss=self.loss_name, backend=self.backend, dtype=self.dtype.name)
+        return _unpickle, (spec, self.params.flat.copy())
+
     # --- validation -------------------------------------------------------------------
 
     def validate(self, x, t=None, *, names=("x", "t"), loss=None, label_range=True):
@@ -255,6 +265,14 @@ class Sequential:
                 g[i] = (f_plus - f_minus) / (2 * h)
             grads[key] = g.reshape(p.shape).astype(self.dtype)
         return grads
+
+
+def _unpickle(spec: dict, flat: np.ndarray) -> Sequential:
+    net = Sequential(spec["input_size"], spec["hidden_size"], spec["output_size"], 1.0,
+                     activation=spec["activation"], loss=spec["loss"],
+                     backend=spec["backend"], dtype=spec["dtype"], seed=0)
+    net.params.flat[...] = flat
+    return net
 
 
 FORMAT = "fastnn.Sequential"

@@ -210,3 +210,17 @@ def test_overflowing_but_finite_input_is_not_reported_as_nan(backend):
     with np.errstate(over="ignore", invalid="ignore"):
         scores = net.predict(np.full((1, 2), 1e308))
     assert scores.shape == (1, 2)  # no ValueError: x itself is finite
+
+
+def test_a_network_pickles_with_its_parameters_and_layout(backend):
+    import pickle
+
+    net = fastnn.Sequential(5, [4, 3], 2, "he", activation="sigmoid", loss="mse",
+                            backend=backend, dtype=np.float32, seed=0)
+    x = np.random.default_rng(0).standard_normal((6, 5))
+    clone = pickle.loads(pickle.dumps(net))
+    assert repr(clone) == repr(net)
+    np.testing.assert_array_equal(clone.params.flat, net.params.flat)
+    np.testing.assert_array_equal(clone.predict(x), net.predict(x))
+    clone.params["W1"] += 1  # still views of the clone's own flat buffer
+    assert clone.params.flat[0] == net.params.flat[0] + 1
