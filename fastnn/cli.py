@@ -85,7 +85,10 @@ def _positive(kind):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="fastnn", description="Train and evaluate fastnn networks.")
+    parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train a network on a data set")
@@ -226,6 +229,11 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
         return run_bench(argv[1:])
+    if not argv:  # a newcomer's first try: say what there is, then the one-line error
+        build_parser().print_help()
+        print("fastnn: error: the following arguments are required: command (train, evaluate "
+              "or bench; see above)", file=sys.stderr)
+        return 2
     try:
         args = build_parser().parse_args(argv)
         if args.command == "train":

@@ -98,3 +98,15 @@ def test_bench_launches_the_checkouts_script_or_says_why_not(tmp_path, monkeypat
     script.parent.mkdir()
     script.write_text("import sys\nsys.exit(7 if sys.argv[1:] == ['--quick'] else 1)\n")
     assert cli.main(["bench", "--quick"]) == 7
+
+
+def test_version_and_bare_command(capsys):
+    from fastnn import __version__
+    from fastnn.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"fastnn {__version__}"
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fastnn") and "train" in out and "evaluate" in out
