@@ -1,6 +1,6 @@
 """Which path fit() takes: one training step per call, or whole stretches compiled.
 
-Both run the same step body (``fastnn.kernels.network.step_``) and give the same bits on
+Both run the same step body (``fastnn.kernels.network.run_``) and give the same bits on
 the same batches. The "compiled" path runs every batch between two evaluations inside
 one kernel call (``Engine.train_batches``), which saves the per-step call overhead that
 dominates small networks; the "step" path makes one compiled call per batch from Python

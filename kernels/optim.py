@@ -7,8 +7,8 @@ the weights' step is the weight-gradient GEMM itself (beta = 1, see
 
 Adding an optimizer (Momentum, Adam, ...): its update as an ``@inline`` body over flat
 (params, grads, state) buffers here, its NumPy twin in ``fastnn.reference``, and a
-branch in ``network.step_``, which then runs the backward pass into a gradient buffer
-(``network.backward_``) followed by that update.
+branch in ``network.run_``'s SGD modes, which then run the backward pass into a gradient
+buffer (``network.backward_`` with ``fused`` False) followed by that update.
 """
 
 from __future__ import annotations
