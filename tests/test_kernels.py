@@ -557,7 +557,8 @@ def test_kernels_match_reference_for_any_thread_count(dtype):
 # --- property-based ---------------------------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(N=st.integers(1, 40), D=st.integers(1, 20), H=st.integers(1, 20),
        dtype=st.sampled_from(DTYPES), scale=st.sampled_from([1e-3, 1.0, 30.0]),
        seed=st.integers(0, 2**16))
@@ -566,15 +567,17 @@ def test_property_affine_relu_round_trip(N, D, H, dtype, scale, seed):
     x = (x * scale).astype(dtype)
     ref_out = reference.affine_relu_forward(x, W, b)
     out = kernels.affine_relu_forward(x, W, b)
-    assert_close(out, ref_out, dtype, reduce_len=D, scale=scale)
+    # out = x @ W + b: its magnitude is that of b (~0.1-1) as well as of x, whatever the scale
+    assert_close(out, ref_out, dtype, reduce_len=D, scale=max(scale, 1.0))
     dout = upstream(N, H, dtype, seed)
     ref = reference.affine_relu_backward(dout, x, W, ref_out)
     comp = kernels.affine_relu_backward(dout, x, W, ref_out)
     for c, r in zip(comp, ref):
-        assert_close(c, r, dtype, reduce_len=max(N, H, D), scale=scale * np.sqrt(N))
+        # dx and db follow dout (~1), dW also x: the larger of the two sets the tolerance
+        assert_close(c, r, dtype, reduce_len=max(N, H, D), scale=max(scale, 1.0) * np.sqrt(N))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(N=st.integers(1, 30), C=st.integers(1, 12), dtype=st.sampled_from(DTYPES),
        magnitude=st.sampled_from([0.0, 1.0, 50.0, 1e4]), seed=st.integers(0, 2**16))
 def test_property_softmax_cross_entropy(N, C, dtype, magnitude, seed):
