@@ -18,10 +18,19 @@ if not _os.path.isdir(_os.path.join(_os.path.dirname(_os.path.abspath(__file__))
 
 from . import reference  # noqa: E402
 from .gradcheck import gradient_check  # noqa: E402
-from .layers import Affine, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss  # noqa: E402
-from .optim import SGD  # noqa: E402
-from .sequential import Sequential, load  # noqa: E402
+from .layers import (  # noqa: E402  # noqa: E402
+    Affine,
+    BatchNormalization,
+    Dropout,
+    IdentityWithLoss,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+)
+from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop  # noqa: E402
+from .sequential import MultiLayerNet, MultiLayerNetExtend, Sequential, load  # noqa: E402
 from .train import History, TrainingDiverged, evaluate, fit  # noqa: E402
+from .trainer import Trainer  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -40,6 +49,17 @@ def get_num_threads() -> int:
     return _get()
 
 __all__ = [
+    "AdaGrad",
+    "Adam",
+    "BatchNormalization",
+    "Dropout",
+    "Momentum",
+    "MultiLayerNet",
+    "MultiLayerNetExtend",
+    "Nesterov",
+    "Optimizer",
+    "RMSprop",
+    "Trainer",
     "Affine",
     "History",
     "TrainingDiverged",

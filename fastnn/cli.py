@@ -84,6 +84,50 @@ def _positive(kind):
     return parse
 
 
+def _unit(text):
+    """A number in [0, 1) (momentum, dropout ratio)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def _non_negative(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") \
+            from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text}")
+    return value
+
+
+OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+
+
+def build_optimizer(args, default_lr: float):
+    """The optimizer the options ask for. Without --lr, SGD takes the data set's learning
+    rate and the others their own (the book's) default."""
+    from .optim import OPTIMIZERS
+
+    cls = OPTIMIZERS[args.optimizer]
+    kwargs = {}
+    if args.lr is not None:
+        kwargs["lr"] = args.lr
+    elif args.optimizer == "sgd":
+        kwargs["lr"] = default_lr
+    if args.momentum is not None:
+        if args.optimizer not in ("momentum", "nesterov"):
+            raise CLIError(f"--momentum: only for --optimizer momentum or nesterov (the "
+                           f"optimizer is {args.optimizer})")
+        kwargs["momentum"] = args.momentum
+    return cls(**kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -102,7 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--iters", type=_positive(int))
     train.add_argument("--eval-every", type=_positive(int),
                        help="iterations between evaluations (default: once per epoch)")
-    train.add_argument("--lr", type=_positive(float), help="learning rate")
+    train.add_argument("--lr", type=_positive(float),
+                       help="learning rate (default: the data set's for sgd, else the "
+                            "optimizer's own: 0.01, adam 0.001)")
+    train.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="sgd",
+                       help="the update rule (the book's six)")
+    train.add_argument("--momentum", type=_unit,
+                       help="momentum for --optimizer momentum/nesterov (default 0.9)")
+    train.add_argument("--weight-decay", type=_non_negative, default=0.0, metavar="LAMBDA",
+                       help="L2 weight decay: the loss adds 0.5*LAMBDA*sum(W**2)")
+    train.add_argument("--dropout", type=_unit, metavar="RATIO",
+                       help="Dropout after each hidden layer, dropping this fraction")
+    train.add_argument("--batchnorm", action="store_true",
+                       help="BatchNorm between each hidden affine layer and its activation")
     train.add_argument("--backend", choices=("numba", "numpy"), default="numba")
     train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     train.add_argument("--seed", type=int, default=0,
@@ -160,12 +216,17 @@ def cmd_train(args) -> int:
         fastnn.set_num_threads(args.threads)
     (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir)
     n_out = 1 if d["loss"] == "mse" else 10
+    optimizer = build_optimizer(args, d["lr"])
     net = fastnn.Sequential(int(np.prod(x.shape[1:])), hidden, n_out, init,
                             activation=activation, loss=d["loss"], backend=args.backend,
-                            dtype=args.dtype, seed=args.seed)
+                            dtype=args.dtype, seed=args.seed,
+                            weight_decay_lambda=args.weight_decay,
+                            use_dropout=args.dropout is not None,
+                            dropout_ratio=0.5 if args.dropout is None else args.dropout,
+                            use_batchnorm=args.batchnorm)
     epochs = None if args.iters else (args.epochs or d["epochs"])
     history = fastnn.fit(net, x, t, x_test=x_test, t_test=t_test,
-                         optimizer=fastnn.SGD(args.lr or d["lr"]),
+                         optimizer=optimizer,
                          batch_size=args.batch_size or d["batch_size"], epochs=epochs,
                          iters=args.iters, eval_every=args.eval_every or d.get("eval_every"),
                          seed=args.seed,
@@ -174,7 +235,9 @@ def cmd_train(args) -> int:
     if d["loss"] == "mse":
         summary["train_loss"], _ = fastnn.evaluate(net, x, t)
     summary.update(dataset=args.dataset, hidden=hidden, activation=activation,
-                   backend=args.backend, dtype=args.dtype, seed=args.seed)
+                   backend=args.backend, dtype=args.dtype, seed=args.seed,
+                   optimizer=repr(optimizer), weight_decay=args.weight_decay,
+                   dropout=args.dropout, batchnorm=args.batchnorm)
     if args.save:
         net.save(args.save)
     if args.plot:

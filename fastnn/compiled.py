@@ -23,15 +23,26 @@ def step_work(net, batch_size: int) -> int:
     return batch_size * sum(i * o for i, o in zip(net.sizes[:-1], net.sizes[1:]))
 
 
-def choose_path(net, batch_size, callbacks, compiled) -> str:
-    """"compiled" or "step" for a fit() call (``compiled``: True, False or None = auto)."""
+def choose_path(net, batch_size, callbacks, compiled, optimizer=None) -> str:
+    """"compiled" or "step" for a fit() call (``compiled``: True, False or None = auto).
+
+    The compiled path runs SGD's fused step: other optimizers, and Dropout (whose masks
+    come from NumPy's random generators, in Python), take the step path.
+    """
     if compiled is False:
         return "step"
     needs_python = [cb for cb in callbacks if hasattr(cb, "on_step")]
-    if net.backend != "numba" or needs_python:
+    why = None
+    if net.backend != "numba":
+        why = "it needs backend='numba'"
+    elif needs_python:
+        why = "a callback has on_step(), which runs Python after every step"
+    elif optimizer is not None and not optimizer.fused_sgd:
+        why = f"it runs SGD only (the optimizer is {type(optimizer).__name__})"
+    elif getattr(net, "use_dropout", False):
+        why = "the network has Dropout (its masks are drawn in Python)"
+    if why is not None:
         if compiled:
-            why = ("it needs backend='numba'" if net.backend != "numba"
-                   else "a callback has on_step(), which runs Python after every step")
             raise ValueError(f"compiled: the compiled path cannot be used here: {why}")
         return "step"
     if compiled:

@@ -18,6 +18,7 @@ thread to train in parallel).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections import OrderedDict
@@ -25,7 +26,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _validation as V
-from .params import Gradients, ParamDict, Workspace
+from .params import Extras, Gradients, ParamDict, Workspace
 
 MAX_WORKSPACES = 4  # batch sizes whose buffers are kept (train, last batch, evaluation ...)
 # Rows per pass when a whole data set is evaluated or predicted: the work buffers stay
@@ -45,28 +46,79 @@ def _locked(method):
 
 
 class Engine:
-    """The entry points of one network (``params``) on one backend module."""
+    """The entry points of one network (``params``) on one backend module.
 
-    def __init__(self, backend, params: ParamDict, activation: str, loss: str):
+    Beyond Affine -> activation: ``state`` (the BatchNorm running statistics, a flat
+    buffer; empty without BatchNorm), ``decay`` (the weight-decay lambda), ``dropout``
+    (the ratio, or None) and ``draw`` (``draw(shape)``: uniform [0, 1) floats for the
+    dropout masks, the network's random source).
+    """
+
+    def __init__(self, backend, params: ParamDict, activation: str, loss: str, *,
+                 state=None, decay: float = 0.0, dropout=None, draw=None):
         self.backend = backend
         self.params = params
         self.layout = params.layout
         self.activation = activation
         self.loss = loss
         self.n_classes = int(self.layout[-1, 2])
+        self.state = np.empty(0, params.flat.dtype) if state is None else state
+        self.decay = float(decay)
+        self.dropout = dropout
+        self.draw = draw
+        self.batchnorm = bool((self.layout[:, 5] >= 0).any())
+        self.plain = not self.batchnorm and dropout is None and self.decay == 0
         self._workspaces: OrderedDict[int, Workspace] = OrderedDict()
+        self._grads = None  # the gradient buffer of optimizers other than SGD
+        self._fixed = None  # fixed dropout masks (see fixed_masks)
         self.lock = threading.Lock()
 
     def workspace(self, N: int) -> Workspace:
         """The work buffers for batches of N rows (kept for the last few sizes)."""
         ws = self._workspaces.get(N)
         if ws is None:
-            ws = self._workspaces[N] = Workspace(N, self.layout, self.params.flat.dtype)
+            ws = self._workspaces[N] = Workspace(N, self.layout, self.params.flat.dtype,
+                                                 self.dropout is not None)
             while len(self._workspaces) > MAX_WORKSPACES:
                 self._workspaces.popitem(last=False)
         else:
             self._workspaces.move_to_end(N)
         return ws
+
+    def _extras(self, ws: Workspace, train: bool):
+        """The kernels' ``extras`` for a pass (None for a plain network); in training
+        mode with Dropout, new masks are drawn first (one per hidden layer, in order)."""
+        if self.plain:
+            return None
+        if train and self.dropout is not None:
+            blocks = ws.mask_blocks(self.layout)
+            if self._fixed:  # the masks of fixed_masks()
+                for block, mask in zip(blocks, self._fixed):
+                    if mask.shape != block.shape:
+                        raise ValueError(f"masks: expected shapes "
+                                         f"{[b.shape for b in blocks]}, got "
+                                         f"{[m.shape for m in self._fixed]}")
+                    block[...] = mask
+            else:
+                for block in blocks:
+                    block[...] = self.draw(block.shape) > self.dropout
+                if self._fixed is not None:  # the first masks drawn inside fixed_masks()
+                    self._fixed.extend(block.copy() for block in blocks)
+        keep = 1.0 if self.dropout is None else 1.0 - self.dropout
+        return Extras(ws, self.state, train, keep, self.decay)
+
+    @contextlib.contextmanager
+    def fixed_masks(self, masks=None):
+        """Within this block every training-mode pass uses the same dropout masks:
+        ``masks`` (one (N, H_i) array of 0/1 per hidden layer) or the first ones drawn
+        inside it. For gradient checks (a fixed mask makes the loss a function)."""
+        saved = self._fixed
+        self._fixed = [] if masks is None else [np.asarray(m, self.params.flat.dtype)
+                                                for m in masks]
+        try:
+            yield self._fixed
+        finally:
+            self._fixed = saved
 
     def _check(self, n_bad: int, bad_label: int, x, t, names) -> None:
         """Raise what a kernel's status means for the caller's arguments, if anything.
@@ -79,33 +131,42 @@ class Engine:
         if n_bad:
             V.raise_if_nonfinite(x, names[0])
 
+    def _rows(self, N: int, train: bool) -> int:
+        """Rows per pass: EVAL_ROWS, or all of them where the batch's statistics matter."""
+        return max(N, 1) if train and not self.plain else EVAL_ROWS
+
     # --- forward only ------------------------------------------------------------------
 
     @_locked
-    def predict(self, x, names=("x", "t")) -> np.ndarray:
-        """Scores (N, C), a new array; computed EVAL_ROWS rows at a time."""
+    def predict(self, x, names=("x", "t"), train: bool = False) -> np.ndarray:
+        """Scores (N, C), a new array; computed EVAL_ROWS rows at a time (in training mode
+        with BatchNorm or Dropout: in one pass, as the book's network does)."""
         out = np.empty((x.shape[0], self.n_classes), self.params.flat.dtype)
-        for start in range(0, x.shape[0], EVAL_ROWS):
-            xs = x[start:start + EVAL_ROWS]
+        rows = self._rows(x.shape[0], train)
+        for start in range(0, x.shape[0], rows):
+            xs = x[start:start + rows]
             ws = self.workspace(xs.shape[0])
+            extras = self._extras(ws, train)
             with np.errstate(over="ignore", invalid="ignore"):
                 n_bad = self.backend.forward(xs, self.params.flat, self.layout, ws.acts,
-                                             self.activation)
+                                             self.activation, extras)
             self._check(n_bad, -1, xs, None, names)
             out[start:start + xs.shape[0]] = ws.scores
         return out
 
     @_locked
-    def evaluate(self, x, t, names=("x", "t")) -> tuple[float, float | None]:
+    def evaluate(self, x, t, names=("x", "t"), train: bool = False) -> tuple[float, float | None]:
         """Mean loss and accuracy (None for regression) over a whole data set."""
         loss_sum, correct = 0.0, 0
-        for start in range(0, x.shape[0], EVAL_ROWS):
-            xs, ts = x[start:start + EVAL_ROWS], t[start:start + EVAL_ROWS]
+        rows = self._rows(x.shape[0], train)
+        for start in range(0, x.shape[0], rows):
+            xs, ts = x[start:start + rows], t[start:start + rows]
             ws = self.workspace(xs.shape[0])
+            extras = self._extras(ws, train)
             with np.errstate(over="ignore", invalid="ignore"):
                 loss, right, n_bad, at = self.backend.evaluate(
                     xs, ts, self.params.flat, self.layout, ws.acts, ws.dacts,
-                    self.activation, self.loss)
+                    self.activation, self.loss, extras)
             self._check(n_bad, at, xs, ts, names)
             loss_sum += loss * xs.shape[0]
             correct += right
@@ -114,16 +175,21 @@ class Engine:
 
     # --- training ----------------------------------------------------------------------
 
-    @_locked
-    def gradient(self, x, t, names=("x", "t")) -> tuple[float, Gradients]:
-        """The mean loss and a new Gradients dict of every parameter."""
+    def _gradient_into(self, x, t, grads, names):
         ws = self.workspace(x.shape[0])
-        grads = Gradients(np.empty_like(self.params.flat), self.layout)
+        extras = self._extras(ws, True)
         with np.errstate(over="ignore", invalid="ignore"):
             loss, n_bad, at = self.backend.gradient(x, t, self.params.flat, self.layout,
                                                     ws.acts, ws.dacts, grads.flat,
-                                                    self.activation, self.loss)
+                                                    self.activation, self.loss, extras)
         self._check(n_bad, at, x, t, names)
+        return loss, n_bad
+
+    @_locked
+    def gradient(self, x, t, names=("x", "t")) -> tuple[float, Gradients]:
+        """The mean loss and a new Gradients dict of every parameter (training mode)."""
+        grads = Gradients(np.empty_like(self.params.flat), self.layout)
+        loss, n_bad = self._gradient_into(x, t, grads, names)
         if n_bad:  # the weights are not finite: every gradient is undefined
             grads.flat[...] = np.nan
         return loss, grads
@@ -132,12 +198,31 @@ class Engine:
     def sgd_step(self, x, t, lr: float, names=("x", "t")) -> float:
         """One SGD step; the batch's loss (NaN/Inf: nothing was updated)."""
         ws = self.workspace(x.shape[0])
+        extras = None if self.plain else self._extras(ws, True)
         # (no np.errstate here: compiled code raises no NumPy warnings, the reference
         # guards its own passes, and entering it costs a microsecond per step)
         loss, n_bad, at = self.backend.sgd_step(x, t, self.params.flat, self.layout, ws.acts,
-                                                ws.dacts, self.activation, self.loss, lr)
+                                                ws.dacts, self.activation, self.loss, lr,
+                                                extras)
         if n_bad or at >= 0:
             self._check(n_bad, at, x, t, names)
+        return loss
+
+    def step(self, x, t, optimizer, names=("x", "t")) -> float:
+        """One training step with any fastnn optimizer; the batch's loss.
+
+        SGD: the fused step (``sgd_step``). The others: the gradient into a buffer the
+        engine keeps, then the optimizer's one pass over the flat buffers. When the loss
+        is NaN/Inf nothing is updated (BatchNorm's running statistics have moved).
+        """
+        if optimizer.fused_sgd:  # (its lr is checked by the callers: lr_for)
+            return self.sgd_step(x, t, optimizer.lr, names)
+        with self.lock:
+            if self._grads is None:
+                self._grads = Gradients(np.empty_like(self.params.flat), self.layout)
+            loss, n_bad = self._gradient_into(x, t, self._grads, names)
+            if not n_bad and np.isfinite(loss):
+                optimizer.update_flat(self.params, self._grads)
         return loss
 
     @_locked
@@ -145,11 +230,15 @@ class Engine:
         """SGD steps on batches ``order[starts[i]:starts[i + 1]]`` of the validated set.
 
         Returns each batch's loss and the index of the first batch not applied (-1: all
-        were); see ``fastnn.kernels.train_batches``.
+        were); see ``fastnn.kernels.train_batches``. Not for networks with Dropout.
         """
         losses = np.empty(starts.shape[0] - 1)
+        extras = None
+        if not self.plain:
+            B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
+            extras = self._extras(self.workspace(B), True)
         with np.errstate(over="ignore", invalid="ignore"):
             stop = self.backend.train_batches(x, t, order, starts, self.params.flat,
                                               self.layout, self.activation, self.loss, lr,
-                                              losses)
+                                              losses, extras)
         return losses, stop

@@ -10,6 +10,8 @@ own methods run the backend's whole-network loop instead (``fastnn.engine``).
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import reference
 from ._backends import get_backend
 
@@ -114,7 +116,68 @@ class IdentityWithLoss(_Layer):
         return self.dx * dout
 
 
+class BatchNormalization(_Layer):
+    """The book's batch normalisation over the batch axis (inputs (N, ...) flattened).
+
+    ``forward(x, train_flg=True)``: training uses the batch's mean and biased variance
+    (eps 1e-6) and moves ``running_mean``/``running_var`` (momentum 0.9, zeros at the
+    first call unless given); prediction uses them. ``backward`` sets ``dgamma`` and
+    ``dbeta`` and returns dx.
+    """
+
+    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None,
+                 backend="numpy"):
+        super().__init__(backend)
+        if momentum != 0.9:
+            raise ValueError(f"momentum: fastnn's BatchNormalization uses the book's 0.9, got "
+                             f"{momentum!r}")
+        self.gamma, self.beta, self.momentum = gamma, beta, momentum
+        self.running_mean, self.running_var = running_mean, running_var
+        self.input_shape = None
+        self.xc = self.std = None
+        self.dgamma = self.dbeta = None
+
+    def forward(self, x, train_flg=True):
+        self.input_shape = x.shape
+        x = x.reshape(x.shape[0], -1)
+        if self.running_mean is None:
+            self.running_mean = np.zeros(x.shape[1], x.dtype)
+            self.running_var = np.zeros(x.shape[1], x.dtype)
+        out, self.xc, self.std = self.backend.batchnorm_forward(
+            x, self.gamma, self.beta, self.running_mean, self.running_var, bool(train_flg))
+        return out.reshape(self.input_shape)
+
+    def backward(self, dout):
+        dout = dout.reshape(dout.shape[0], -1)
+        dx, self.dgamma, self.dbeta = self.backend.batchnorm_backward(dout, self.xc, self.std,
+                                                                      self.gamma)
+        return dx.reshape(self.input_shape)
+
+
+class Dropout(_Layer):
+    """The book's Dropout (not inverted): training keeps each unit where
+    ``rand > dropout_ratio``; prediction scales by ``1 - dropout_ratio``.
+
+    ``draw(shape)`` gives the uniform numbers (default ``np.random.rand``, the book's).
+    """
+
+    def __init__(self, dropout_ratio=0.5, backend="numpy", draw=None):
+        super().__init__(backend)
+        self.dropout_ratio = dropout_ratio
+        self.draw = draw or (lambda shape: np.random.rand(*shape))
+        self.mask = None
+
+    def forward(self, x, train_flg=True):
+        if train_flg:
+            self.mask = self.draw(x.shape) > self.dropout_ratio
+        return self.backend.dropout_forward(x, self.mask, bool(train_flg), self.dropout_ratio)
+
+    def backward(self, dout):
+        return self.backend.dropout_backward(dout, self.mask)
+
+
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 LOSSES = {"softmax": SoftmaxWithLoss, "mse": IdentityWithLoss}
 
-__all__ = ["Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "IdentityWithLoss"]
+__all__ = ["Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "IdentityWithLoss",
+           "BatchNormalization", "Dropout"]

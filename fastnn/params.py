@@ -13,30 +13,64 @@ from __future__ import annotations
 import numpy as np
 
 
-def layout_of(sizes) -> np.ndarray:
-    """The (L, 5) int64 layout of a network with layer widths ``sizes`` (D, H1, ..., C)."""
+def layout_of(sizes, batchnorm: bool = False) -> np.ndarray:
+    """The (L, 8) int64 layout of a network with layer widths ``sizes`` (D, H1, ..., C).
+
+    Columns: offset of W, fan-in, fan-out, offset of b, offset of the layer's outputs in
+    a row of the activation buffers, offsets of gamma and beta (-1: no BatchNorm) and of
+    the running mean in the statistics buffer (the running variance follows it). With
+    ``batchnorm`` every hidden layer is normalised; the buffer holds W1, b1, ..., WL, bL,
+    then gamma1, beta1, gamma2, ... (the book's order of ``params``).
+    """
     rows, offset, act = [], 0, 0
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        rows.append((offset, fan_in, fan_out, offset + fan_in * fan_out, act))
+        rows.append([offset, fan_in, fan_out, offset + fan_in * fan_out, act, -1, -1, -1])
         offset += fan_in * fan_out + fan_out
         act += fan_out
-    layout = np.array(rows, dtype=np.int64).reshape(-1, 5)
+    if batchnorm:
+        stat = 0
+        for row in rows[:-1]:
+            H = row[2]
+            row[5:8] = [offset, offset + H, stat]
+            offset += 2 * H
+            stat += 2 * H
+    layout = np.array(rows, dtype=np.int64).reshape(-1, 8)
     layout.flags.writeable = False
     return layout
 
 
 def n_params(layout: np.ndarray) -> int:
     """Length of the flat parameter buffer."""
-    last = layout[-1]
-    return int(last[3] + last[2])
+    ends = [layout[:, 3] + layout[:, 2], layout[:, 6] + layout[:, 2]]
+    return int(max(e.max() for e in ends))
+
+
+def n_stats(layout: np.ndarray) -> int:
+    """Length of the running-statistics buffer (0 without BatchNorm)."""
+    bn = layout[layout[:, 5] >= 0]
+    return int(2 * bn[:, 2].sum()) if bn.shape[0] else 0
 
 
 def param_views(flat: np.ndarray, layout: np.ndarray) -> dict:
-    """{"W1": (fan_in, fan_out) view, "b1": (fan_out,) view, ...} of a flat buffer."""
+    """{"W1": (fan_in, fan_out) view, "b1": (fan_out,) view, ..., "gamma1", "beta1", ...}."""
     views = {}
-    for i, (w, fan_in, fan_out, b, _) in enumerate(layout.tolist(), start=1):
+    for i, (w, fan_in, fan_out, b, *_) in enumerate(layout.tolist(), start=1):
         views[f"W{i}"] = flat[w:w + fan_in * fan_out].reshape(fan_in, fan_out)
         views[f"b{i}"] = flat[b:b + fan_out]
+    for i, (_, _, H, _, _, g, be, _) in enumerate(layout.tolist(), start=1):
+        if g >= 0:
+            views[f"gamma{i}"] = flat[g:g + H]
+            views[f"beta{i}"] = flat[be:be + H]
+    return views
+
+
+def stat_views(state: np.ndarray, layout: np.ndarray) -> dict:
+    """{"running_mean1": (H1,) view, "running_var1": ..., ...} of the statistics buffer."""
+    views = {}
+    for i, (_, _, H, _, _, g, _, s) in enumerate(layout.tolist(), start=1):
+        if g >= 0:
+            views[f"running_mean{i}"] = state[s:s + H]
+            views[f"running_var{i}"] = state[s + H:s + 2 * H]
     return views
 
 
@@ -112,15 +146,44 @@ class Gradients(dict):
 
 
 class Workspace:
-    """Each layer's outputs and their gradients for one batch size: ``acts``, ``dacts``.
+    """Work buffers for one batch size: each layer's outputs ``acts`` and their gradients
+    ``dacts``; with BatchNorm ``norm`` (each normalised layer's x - mean) and ``stds``
+    (its std); with Dropout ``masks`` (each hidden layer's 0/1 mask).
 
     Flat buffers of N * (sum of fan-outs), layer after layer (the kernels' layout);
     ``scores`` is the last layer's (N, C) block of ``acts``.
     """
 
-    def __init__(self, N: int, layout: np.ndarray, dtype):
+    def __init__(self, N: int, layout: np.ndarray, dtype, dropout: bool = False):
         width = int(layout[-1, 4] + layout[-1, 2])
         C = int(layout[-1, 2])
+        self.N = N
         self.acts = np.empty(N * width, dtype)
         self.dacts = np.empty_like(self.acts)
         self.scores = self.acts[N * (width - C):].reshape(N, C)
+        batchnorm = bool((layout[:, 5] >= 0).any())
+        self.norm = np.empty(N * width if batchnorm else 0, dtype)
+        self.stds = np.empty(width if batchnorm else 0, dtype)
+        self.masks = np.empty(N * width if dropout else 0, dtype)
+
+    def mask_blocks(self, layout: np.ndarray) -> list:
+        """The hidden layers' (N, H) blocks of ``masks``, first layer first."""
+        N = self.N
+        return [self.masks[N * a:N * (a + H)].reshape(N, H)
+                for _, _, H, _, a, *_ in layout[:-1].tolist()]
+
+
+class Extras:
+    """What a network beyond Affine -> activation needs in a kernel call.
+
+    ``norm``, ``stds``, ``masks``: a Workspace's buffers; ``state``: the running
+    statistics (``stat_views``); ``train``: training mode for prediction and evaluation
+    (batch statistics, dropout masks) instead of prediction mode; ``keep``: 1 - the
+    dropout ratio; ``decay``: the weight-decay lambda. Both backends read these names.
+    """
+
+    __slots__ = ("norm", "stds", "state", "masks", "train", "keep", "decay")
+
+    def __init__(self, ws: Workspace, state, train: bool, keep: float, decay: float):
+        self.norm, self.stds, self.masks = ws.norm, ws.stds, ws.masks
+        self.state, self.train, self.keep, self.decay = state, train, keep, decay

@@ -50,6 +50,15 @@ __all__ = [
     "squared_error",
     "sgd_update",
     "sgd_update_affine",
+    "momentum_update",
+    "nesterov_update",
+    "adagrad_update",
+    "rmsprop_update",
+    "adam_update",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "dropout_forward",
+    "dropout_backward",
     "forward",
     "evaluate",
     "gradient",
@@ -238,25 +247,121 @@ def sgd_update_affine(W, x, dz, lr):
     W -= lr * np.dot(x.T, dz)
 
 
+def momentum_update(param, grad, v, lr, momentum):
+    """In place: v = momentum * v - lr * grad; param += v."""
+    v[...] = momentum * v - lr * grad
+    param += v
+
+
+def nesterov_update(param, grad, v, lr, momentum):
+    """In place (the book's corrected Nesterov): param += momentum**2 * v, param -=
+    (1 + momentum) * lr * grad, then v = momentum * v - lr * grad."""
+    param += momentum * momentum * v
+    param -= (1 + momentum) * lr * grad
+    v *= momentum
+    v -= lr * grad
+
+
+def adagrad_update(param, grad, h, lr):
+    """In place: h += grad**2; param -= lr * grad / (sqrt(h) + 1e-7)."""
+    h += grad * grad
+    param -= lr * grad / (np.sqrt(h) + 1e-7)
+
+
+def rmsprop_update(param, grad, h, lr, decay_rate):
+    """In place: h = decay_rate * h + (1 - decay_rate) * grad**2; param -= lr * grad /
+    (sqrt(h) + 1e-7)."""
+    h *= decay_rate
+    h += (1 - decay_rate) * grad * grad
+    param -= lr * grad / (np.sqrt(h) + 1e-7)
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, step):
+    """In place, Adam's update number ``step`` (1 for the first): with
+    lr_t = lr * sqrt(1 - beta2**step) / (1 - beta1**step), m += (1 - beta1) * (grad - m),
+    v += (1 - beta2) * (grad**2 - v), param -= lr_t * m / (sqrt(v) + 1e-7)."""
+    lr_t = lr * np.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
+    m += (1 - beta1) * (grad - m)
+    v += (1 - beta2) * (grad ** 2 - v)
+    param -= lr_t * m / (np.sqrt(v) + 1e-7)
+
+
+# --- BatchNorm and Dropout ----------------------------------------------------------
+
+BN_EPS = 10e-7  # the book's epsilon (1e-6)
+BN_MOMENTUM = 0.9
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, train):
+    """Batch normalisation of x (N, H): (out, xc, std).
+
+    Training: the batch mean and biased variance, ``xc = x - mean``,
+    ``std = sqrt(var + 1e-6)``, and the running statistics move in place
+    (``running = 0.9 * running + 0.1 * batch``). Prediction: xc and std from the running
+    statistics. out = gamma * xc / std + beta.
+    """
+    if train:
+        mu = x.mean(axis=0)
+        xc = x - mu
+        var = np.mean(xc ** 2, axis=0)
+        std = np.sqrt(var + BN_EPS)
+        running_mean[...] = BN_MOMENTUM * running_mean + (1 - BN_MOMENTUM) * mu
+        running_var[...] = BN_MOMENTUM * running_var + (1 - BN_MOMENTUM) * var
+    else:
+        xc = x - running_mean
+        std = np.sqrt(running_var + BN_EPS)
+    return gamma * (xc / std) + beta, xc, std
+
+
+def batchnorm_backward(dout, xc, std, gamma):
+    """Gradients (dx, dgamma, dbeta) of a training-mode ``batchnorm_forward``."""
+    N = dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = np.sum((xc / std) * dout, axis=0)
+    dxn = gamma * dout
+    dxc = dxn / std
+    dstd = -np.sum((dxn * xc) / (std * std), axis=0)
+    dvar = 0.5 * dstd / std
+    dxc += (2.0 / N) * xc * dvar
+    dmu = np.sum(dxc, axis=0)
+    return dxc - dmu / N, dgamma, dbeta
+
+
+def dropout_forward(x, mask, train, ratio):
+    """The book's (non-inverted) Dropout: x * mask in training, x * (1 - ratio) else."""
+    return x * mask if train else x * (1.0 - ratio)
+
+
+def dropout_backward(dout, mask):
+    """dx = dout * mask."""
+    return dout * mask
+
+
 # --- whole networks ------------------------------------------------------------------
 
-_FORWARD = {"identity": affine_forward, "relu": affine_relu_forward,
-            "sigmoid": affine_sigmoid_forward}
 _BACKWARD = {"relu": relu_backward, "sigmoid": sigmoid_backward}
 
 
 def _layers(flat, layout):
     """[(W, b), ...]: each layer's parameters, sliced from the flat buffer as layout says."""
     out = []
-    for w, fan_in, fan_out, b, _ in layout.tolist():
+    for w, fan_in, fan_out, b, *_ in layout.tolist():
         out.append((flat[w:w + fan_in * fan_out].reshape(fan_in, fan_out), flat[b:b + fan_out]))
     return out
 
 
 def _blocks(buf, layout, N):
-    """[(N, fan_out), ...]: each layer's block of an activation buffer."""
+    """[(N, fan_out), ...]: each layer's block of an activation buffer (None if empty)."""
+    if buf is None or buf.shape[0] == 0:
+        return [None] * layout.shape[0]
     return [buf[N * a:N * (a + fan_out)].reshape(N, fan_out)
-            for _, _, fan_out, _, a in layout.tolist()]
+            for _, _, fan_out, _, a, *_ in layout.tolist()]
+
+
+def _bn(flat, layout, i):
+    """Layer i's (gamma, beta) views, or None without BatchNorm."""
+    g, be, H = int(layout[i, 5]), int(layout[i, 6]), int(layout[i, 2])
+    return None if g < 0 else (flat[g:g + H], flat[be:be + H])
 
 
 def _first_bad_label(t, loss, C):
@@ -266,23 +371,63 @@ def _first_bad_label(t, loss, C):
     return int(bad[0]) if bad.size else -1
 
 
-def _forward_pass(x, params, layout, acts, activation):
-    """Each layer's output into its block of acts; the first layer's non-finite count."""
-    layers, h = _layers(params, layout), _blocks(acts, layout, x.shape[0])
-    kinds = [activation] * (len(layers) - 1) + ["identity"]
+class _Plain:
+    """The extras of a network without BatchNorm, Dropout or weight decay."""
+
+    norm = stds = state = masks = None
+    train, keep, decay = False, 1.0, 0.0
+
+
+def _forward_pass(x, params, layout, acts, activation, ex, train):
+    """Each layer's output into its block of acts; the first layer's non-finite count.
+
+    Hidden layer: Affine -> BatchNorm (when the layout has one) -> activation -> Dropout
+    (when ``ex.masks`` is not empty): the book's MultiLayerNetExtend.
+    """
+    N = x.shape[0]
+    layers, h = _layers(params, layout), _blocks(acts, layout, N)
+    xcs, masks = _blocks(ex.norm, layout, N), _blocks(ex.masks, layout, N)
+    last = len(layers) - 1
+    n_bad = 0
     with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf are results here
-        _, n_bad = affine_act_forward_checked(x, *layers[0], kinds[0], out=h[0])
-        for i in range(1, len(layers)):
-            _FORWARD[kinds[i]](h[i - 1], *layers[i], out=h[i])
+        inp = x
+        for i in range(last + 1):
+            z = affine_forward(inp, *layers[i])
+            if i == 0:
+                n_bad = int(np.count_nonzero(~np.isfinite(z)))
+            if i == last:
+                h[i][...] = z
+                break
+            bn = _bn(params, layout, i)
+            if bn is not None:
+                a, H = int(layout[i, 4]), int(layout[i, 2])
+                s = int(layout[i, 7])
+                z, xc, std = batchnorm_forward(z, *bn, ex.state[s:s + H],
+                                               ex.state[s + H:s + 2 * H], train)
+                xcs[i][...] = xc
+                ex.stds[a:a + H] = std
+            y = relu_forward(z) if activation == "relu" else sigmoid_forward(z)
+            if masks[i] is not None:
+                y = dropout_forward(y, masks[i], train, 1.0 - ex.keep)
+            h[i][...] = y
+            inp = h[i]
     return n_bad
 
 
-def _scores_loss(x, t, params, layout, acts, dacts, activation, loss):
+def _weight_decay(params, layout, decay):
+    """The book's weight-decay term of the loss."""
+    total = 0.0
+    for W, _ in _layers(params, layout):
+        total += 0.5 * decay * np.sum(W.astype(np.float64) ** 2)
+    return total
+
+
+def _scores_loss(x, t, params, layout, acts, dacts, activation, loss, ex, train):
     """Forward and the loss: (loss, n_bad, bad_label), the loss's gradient in dacts."""
     at = _first_bad_label(t, loss, int(layout[-1, 2]))
     if at >= 0:
         return float("nan"), 0, at
-    n_bad = _forward_pass(x, params, layout, acts, activation)
+    n_bad = _forward_pass(x, params, layout, acts, activation, ex, train)
     if n_bad:
         return float("nan"), n_bad, -1
     N = x.shape[0]
@@ -292,47 +437,72 @@ def _scores_loss(x, t, params, layout, acts, dacts, activation, loss):
             value = softmax_cross_entropy(scores, t, dscores)[0]
         else:
             value = squared_error(scores, t, dscores)[0]
+        if ex.decay != 0:
+            value = value + _weight_decay(params, layout, ex.decay)
     return value, 0, -1
 
 
-def _backward_pass(x, params, layout, acts, dacts, activation, lr, grads):
+def _backward_pass(x, params, layout, acts, dacts, activation, lr, grads, ex):
     """Backpropagate dacts' last block; gradients into grads, or (grads None) SGD steps."""
     N = x.shape[0]
     layers, h, dh = _layers(params, layout), _blocks(acts, layout, N), _blocks(dacts, layout, N)
+    xcs, masks = _blocks(ex.norm, layout, N), _blocks(ex.masks, layout, N)
     sinks = None if grads is None else _layers(grads, layout)
     last = len(layers) - 1
     for i in range(last, -1, -1):
         W, b = layers[i]
         inp = x if i == 0 else h[i - 1]
-        dz = dh[i] if i == last else _BACKWARD[activation](dh[i], h[i])
+        bn = _bn(params, layout, i)
+        if i == last:
+            dz = dh[i]
+        else:
+            dy = dh[i] if masks[i] is None else dropout_backward(dh[i], masks[i])
+            dz = _BACKWARD[activation](dy, h[i])
+            if bn is not None:
+                a, H = int(layout[i, 4]), int(layout[i, 2])
+                dz, dgamma, dbeta = batchnorm_backward(dz, xcs[i], ex.stds[a:a + H], bn[0])
         dh[i][...] = dz
-        dx, dW, db = affine_backward(dz, inp, W, need_dx=i > 0, need_dW=grads is not None)
+        dx, dW, db = affine_backward(dz, inp, W, need_dx=i > 0, need_dW=True)
+        if ex.decay != 0:
+            dW = dW + ex.decay * W
         if i > 0:
             dh[i - 1][...] = dx  # computed with the old W
         if grads is None:
-            sgd_update_affine(W, inp, dz, lr)
+            sgd_update(W, dW, lr)
             sgd_update(b, db, lr)
+            if bn is not None:
+                sgd_update(bn[0], dgamma, lr)
+                sgd_update(bn[1], dbeta, lr)
         else:
             sinks[i][0][...] = dW
             sinks[i][1][...] = db
+            if bn is not None:
+                gamma, beta = _bn(grads, layout, i)
+                gamma[...], beta[...] = dgamma, dbeta
 
 
-def forward(x, params, layout, acts, activation):
+def forward(x, params, layout, acts, activation, extras=None):
     """Every layer's output for x into acts; returns the first layer's non-finite count.
 
     The network: (affine -> ``activation``) per hidden layer, then affine; the scores are
     the last (N, C) block of acts (NaN where the count is not zero, usually).
+    ``extras`` (``fastnn.params.Extras``, or None for a plain network) adds BatchNorm,
+    Dropout and weight decay, and says whether hidden layers run in training mode.
     """
-    return _forward_pass(x, params, layout, acts, activation)
+    ex = extras or _Plain
+    return _forward_pass(x, params, layout, acts, activation, ex, ex.train)
 
 
-def evaluate(x, t, params, layout, acts, dacts, activation, loss):
+def evaluate(x, t, params, layout, acts, dacts, activation, loss, extras=None):
     """(mean loss, number of correct rows, n_bad, bad_label) of the network on x, t.
 
     A row is correct when its highest score is its class (the label, or the argmax of
     its target row); always 0 for ``loss="mse"``. dacts receives the loss's gradient.
+    The loss includes the weight-decay term.
     """
-    value, n_bad, at = _scores_loss(x, t, params, layout, acts, dacts, activation, loss)
+    ex = extras or _Plain
+    value, n_bad, at = _scores_loss(x, t, params, layout, acts, dacts, activation, loss, ex,
+                                    ex.train)
     correct = 0
     if loss == "softmax" and not n_bad and at < 0:
         scores = _blocks(acts, layout, x.shape[0])[-1]
@@ -341,48 +511,52 @@ def evaluate(x, t, params, layout, acts, dacts, activation, loss):
     return value, correct, n_bad, at
 
 
-def gradient(x, t, params, layout, acts, dacts, grads, activation, loss):
+def gradient(x, t, params, layout, acts, dacts, grads, activation, loss, extras=None):
     """(mean loss, n_bad, bad_label); every parameter's gradient into the flat ``grads``.
 
     ``loss`` is "softmax" (t: class indices (N,) or rows (N, C)) or "mse" (t: (N, C)).
     dz, the gradient at each layer's affine output, is left in dacts. Nothing is written
-    to grads when the pass stopped (n_bad > 0 or bad_label >= 0).
+    to grads when the pass stopped (n_bad > 0 or bad_label >= 0). Training mode.
     """
-    value, n_bad, at = _scores_loss(x, t, params, layout, acts, dacts, activation, loss)
+    ex = extras or _Plain
+    value, n_bad, at = _scores_loss(x, t, params, layout, acts, dacts, activation, loss, ex,
+                                    True)
     if not n_bad and at < 0:
-        _backward_pass(x, params, layout, acts, dacts, activation, None, grads)
+        _backward_pass(x, params, layout, acts, dacts, activation, None, grads, ex)
     return value, n_bad, at
 
 
-def sgd_step(x, t, params, layout, acts, dacts, activation, loss, lr):
+def sgd_step(x, t, params, layout, acts, dacts, activation, loss, lr, extras=None):
     """One SGD step of the network on the batch x, t: (loss, n_bad, bad_label).
 
-    ``params`` is updated in place by lr times the gradient of the mean loss (per layer
-    ``sgd_update_affine`` and ``sgd_update``: the numbers of ``gradient`` followed by
-    ``params -= lr * grads``). Nothing changes when a label is out of range
-    (bad_label >= 0), the first layer's pre-activations are not finite (n_bad > 0; the
-    loss is NaN) or the loss is NaN or infinite.
+    ``params`` is updated in place by lr times the gradient of the mean loss (the
+    numbers of ``gradient`` followed by ``params -= lr * grads``). Nothing changes when
+    a label is out of range (bad_label >= 0), the first layer's pre-activations are not
+    finite (n_bad > 0; the loss is NaN) or the loss is NaN or infinite.
     """
-    value, n_bad, at = _scores_loss(x, t, params, layout, acts, dacts, activation, loss)
+    ex = extras or _Plain
+    value, n_bad, at = _scores_loss(x, t, params, layout, acts, dacts, activation, loss, ex,
+                                    True)
     if n_bad or at >= 0 or not np.isfinite(value):
         return value, n_bad, at
-    _backward_pass(x, params, layout, acts, dacts, activation, lr, None)
+    _backward_pass(x, params, layout, acts, dacts, activation, lr, None, ex)
     return value, 0, -1
 
 
-def train_batches(x, t, order, starts, params, layout, activation, loss, lr, losses):
+def train_batches(x, t, order, starts, params, layout, activation, loss, lr, losses,
+                  extras=None):
     """``sgd_step`` on the batches ``order[starts[i]:starts[i + 1]]`` in turn.
 
     Each batch's loss goes to ``losses[i]``. Returns -1, or the index of the first batch
     that was not applied (the step changed nothing); later ones are not run and their
-    losses are NaN. Labels must be in range.
+    losses are NaN. Labels must be in range. ``extras`` may have BatchNorm, not Dropout.
     """
     width = int(layout[-1, 4] + layout[-1, 2])
     for i in range(starts.shape[0] - 1):
         idx = order[starts[i]:starts[i + 1]]
         acts = np.empty(idx.shape[0] * width, params.dtype)
         value, n_bad, at = sgd_step(x[idx], t[idx], params, layout, acts, np.empty_like(acts),
-                                    activation, loss, lr)
+                                    activation, loss, lr, extras)
         losses[i] = value
         if n_bad or at >= 0 or not np.isfinite(value):
             losses[i + 1:] = np.nan

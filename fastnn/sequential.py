@@ -14,6 +14,7 @@ SGD step (forward, loss, backward with the weights' step inside the GEMM).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections import OrderedDict
@@ -24,8 +25,8 @@ from . import _validation as V
 from . import serialize
 from ._backends import BACKENDS, get_backend
 from .engine import Engine
-from .layers import ACTIVATIONS, LOSSES, Affine
-from .params import ParamDict, layout_of
+from .layers import ACTIVATIONS, LOSSES, Affine, BatchNormalization, Dropout
+from .params import ParamDict, layout_of, n_params, n_stats, stat_views
 
 _INIT_STD = {"he": 2.0, "relu": 2.0, "xavier": 1.0, "sigmoid": 1.0}  # std = sqrt(k / fan_in)
 
@@ -50,6 +51,31 @@ def _init_std(weight_init_std, fan_in: int) -> float:
 
 
 
+def _check_decay(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"weight_decay_lambda: expected a non-negative number, got {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"weight_decay_lambda: expected a non-negative finite number, got "
+                         f"{value!r}")
+    return value
+
+
+def _check_ratio(value, name="dropout_ratio") -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number in [0, 1), got {value!r}")
+    value = float(value)
+    if not (0.0 <= value < 1.0):
+        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
+    return value
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
 class Sequential:
     """A multilayer perceptron: (Affine -> activation) x len(hidden_size) -> Affine -> loss.
 
@@ -72,10 +98,21 @@ class Sequential:
         ``fastnn.reference``, the specification. Both give the same numbers.
     dtype : np.float32 or np.float64
     seed : int or None
-        None draws the weights from NumPy's global random state exactly as the book's
-        class does (``std * np.random.randn(fan_in, fan_out)``, W1 first), so a script
-        that calls ``np.random.seed(0)`` gets the same network. An int uses a private
+        None draws the weights (and dropout masks) from NumPy's global random state
+        exactly as the book's classes do (``std * np.random.randn(fan_in, fan_out)``, W1
+        first; ``np.random.rand(N, H) > ratio`` per Dropout layer), so a script that
+        calls ``np.random.seed(0)`` gets the same network. An int uses a private
         ``np.random.default_rng(seed)`` and leaves the global state untouched.
+    weight_decay_lambda : float
+        The book's L2 weight decay: the loss adds ``0.5 * lambda * sum(W ** 2)`` over
+        every W, each weight gradient ``lambda * W`` (biases, gamma, beta: none).
+    use_dropout, dropout_ratio : bool, float in [0, 1)
+        The book's Dropout after each hidden layer's activation (not inverted: training
+        multiplies by a 0/1 mask, prediction by ``1 - dropout_ratio``).
+        ``dropout_ration`` (the book's spelling) is accepted too.
+    use_batchnorm : bool
+        BatchNormalization between each hidden Affine and its activation (parameters
+        ``gamma{i}``, ``beta{i}``; running statistics in ``running_stats``).
 
     Notes
     -----
@@ -84,9 +121,12 @@ class Sequential:
     compute in parallel).
     """
 
+    _activation_names = None  # layer names: "Relu1" (Sequential), "Activation_function1"
+
     def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
                  activation="relu", loss="softmax", backend="numba", dtype=np.float64,
-                 seed=None):
+                 seed=None, weight_decay_lambda=0, use_dropout=False, dropout_ratio=0.5,
+                 use_batchnorm=False, dropout_ration=None):
         input_size = V.check_positive_int(input_size, "input_size")
         output_size = V.check_positive_int(output_size, "output_size")
         hidden_size = _check_hidden(hidden_size)
@@ -96,35 +136,65 @@ class Sequential:
         self.dtype = V.check_dtype(dtype)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"seed: expected an int or None, got {seed!r}")
+        self.weight_decay_lambda = _check_decay(weight_decay_lambda)
+        self.use_dropout = _check_bool(use_dropout, "use_dropout")
+        if dropout_ration is not None:
+            dropout_ratio = _check_ratio(dropout_ration, "dropout_ration")
+        self.dropout_ratio = _check_ratio(dropout_ratio)
+        self.use_batchnorm = _check_bool(use_batchnorm, "use_batchnorm")
         be = get_backend(self.backend)
 
         self.sizes = [input_size, *hidden_size, output_size]
         self.hidden_size = hidden_size
         self.n = len(hidden_size)  # number of hidden layers, as in the book
         stds = [_init_std(weight_init_std, fan_in) for fan_in in self.sizes[:-1]]
-        layout = layout_of(self.sizes)
-        n_params = int(layout[-1, 3] + layout[-1, 2])
+        layout = layout_of(self.sizes, self.use_batchnorm)
+        size = n_params(layout)
         try:
-            flat = np.zeros(n_params, self.dtype)
+            flat = np.zeros(size, self.dtype)
         except (MemoryError, ValueError):
-            gib = n_params * self.dtype.itemsize / 2**30
+            gib = size * self.dtype.itemsize / 2**30
             raise ValueError(f"hidden_size: a {'-'.join(map(str, self.sizes))} network has "
-                             f"{n_params:,} parameters ({gib:.1f} GiB), more than this machine "
+                             f"{size:,} parameters ({gib:.1f} GiB), more than this machine "
                              "can allocate") from None
         self.params = ParamDict(flat, layout, backend=be)
-        rng = np.random.default_rng(seed) if seed is not None else None
+        self._rng = np.random.default_rng(seed) if seed is not None else None
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
             shape = (fan_in, fan_out)
-            draw = np.random.randn(*shape) if rng is None else rng.standard_normal(shape)
+            draw = np.random.randn(*shape) if self._rng is None \
+                else self._rng.standard_normal(shape)
             self.params[f"W{i}"][...] = stds[i - 1] * draw
-        self.engine = Engine(be, self.params, self.activation, self.loss_name)
+        for key in self.params:
+            if key.startswith("gamma"):
+                self.params[key][...] = 1.0
+        self.state = np.zeros(n_stats(layout), self.dtype)
+        self.running_stats = stat_views(self.state, layout)
+        self.engine = Engine(be, self.params, self.activation, self.loss_name,
+                             state=self.state, decay=self.weight_decay_lambda,
+                             dropout=self.dropout_ratio if self.use_dropout else None,
+                             draw=self._draw)
+        self._build_layers(be)
 
+    def _draw(self, shape):
+        """Uniform [0, 1) floats: the book's ``np.random.rand``, or the private generator."""
+        return np.random.rand(*shape) if self._rng is None else self._rng.random(shape)
+
+    def _build_layers(self, be) -> None:
+        names = self._activation_names or self.activation.capitalize()
         self.layers = OrderedDict()
         for i in range(1, self.n + 2):
             W, b = self.params[f"W{i}"], self.params[f"b{i}"]
             self.layers[f"Affine{i}"] = Affine(W, b, be)
             if i <= self.n:
-                self.layers[f"{self.activation.capitalize()}{i}"] = ACTIVATIONS[self.activation](be)
+                if self.use_batchnorm:
+                    self.layers[f"BatchNorm{i}"] = BatchNormalization(
+                        self.params[f"gamma{i}"], self.params[f"beta{i}"],
+                        running_mean=self.running_stats[f"running_mean{i}"],
+                        running_var=self.running_stats[f"running_var{i}"], backend=be)
+                self.layers[f"{names}{i}"] = ACTIVATIONS[self.activation](be)
+                if self.use_dropout:
+                    self.layers[f"Dropout{i}"] = Dropout(self.dropout_ratio, backend=be,
+                                                         draw=self._draw)
         self.lastLayer = LOSSES[self.loss_name](be)
 
     # --- description ------------------------------------------------------------------
@@ -138,32 +208,57 @@ class Sequential:
         return self.sizes[-1]
 
     @property
+    def hidden_size_list(self) -> list:
+        return list(self.hidden_size)
+
+    @property
     def n_params(self) -> int:
         return self.params.flat.size
 
+    @property
+    def extended(self) -> bool:
+        """Whether the network has BatchNorm or Dropout (layers beyond Affine -> act)."""
+        return self.use_batchnorm or self.use_dropout
+
+    def _options(self) -> dict:
+        """The keyword options that differ from a plain network (for repr, copy, save)."""
+        out = {}
+        if self.weight_decay_lambda:
+            out["weight_decay_lambda"] = self.weight_decay_lambda
+        if self.use_dropout:
+            out["use_dropout"], out["dropout_ratio"] = True, self.dropout_ratio
+        if self.use_batchnorm:
+            out["use_batchnorm"] = True
+        return out
+
     def __repr__(self) -> str:
-        return (f"Sequential({self.input_size}, {self.hidden_size}, {self.output_size}, "
-                f"activation={self.activation!r}, loss={self.loss_name!r}, "
-                f"backend={self.backend!r}, dtype={self.dtype.name})")
+        extra = "".join(f", {k}={v!r}" for k, v in self._options().items())
+        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
+                f"{self.output_size}, activation={self.activation!r}, loss={self.loss_name!r}"
+                f"{extra}, backend={self.backend!r}, dtype={self.dtype.name})")
+
+    def _spec(self) -> dict:
+        return dict(cls=type(self).__name__, input_size=self.input_size,
+                    hidden_size=self.hidden_size, output_size=self.output_size,
+                    activation=self.activation, loss=self.loss_name, backend=self.backend,
+                    dtype=self.dtype.name, **self._options())
 
     def copy(self, *, backend=None, dtype=None) -> Sequential:
-        """An independent copy, optionally on another backend or dtype (parameters cast)."""
-        clone = Sequential(self.input_size, self.hidden_size, self.output_size, 1.0,
-                           activation=self.activation, loss=self.loss_name,
-                           backend=self.backend if backend is None else backend,
-                           dtype=self.dtype if dtype is None else dtype, seed=0)
+        """An independent copy, optionally on another backend or dtype (parameters and
+        running statistics cast). A seeded network's copy gets a generator of its own."""
+        spec = self._spec()
+        spec["backend"] = self.backend if backend is None else backend
+        spec["dtype"] = self.dtype if dtype is None else dtype
+        clone = _build(spec)
         clone.params.flat[...] = self.params.flat
+        clone.state[...] = self.state
         return clone
 
     def __reduce__(self):
-        """Pickling (for multiprocessing, Dask ...): the architecture and the parameters.
-
-        The engine (work buffers, lock, backend module) is rebuilt on the other side.
-        """
-        spec = dict(input_size=self.input_size, hidden_size=self.hidden_size,
-                    output_size=self.output_size, activation=self.activation,
-                    loss=self.loss_name, backend=self.backend, dtype=self.dtype.name)
-        return _unpickle, (spec, self.params.flat.copy())
+        """Pickling (for multiprocessing, Dask ...): the architecture, the parameters and
+        the running statistics. The engine (work buffers, lock, backend module) is rebuilt
+        on the other side."""
+        return _unpickle, (self._spec(), self.params.flat.copy(), self.state.copy())
 
     # --- validation -------------------------------------------------------------------
 
@@ -183,15 +278,22 @@ class Sequential:
 
     # --- the public API ---------------------------------------------------------------
 
-    def predict(self, x) -> np.ndarray:
-        """Scores (N, C) of the last affine layer (before softmax), a new array."""
-        x, _ = self.validate(x)
-        return self.engine.predict(x)
+    def predict(self, x, train_flg=False) -> np.ndarray:
+        """Scores (N, C) of the last affine layer (before softmax), a new array.
 
-    def loss(self, x, t) -> float:
-        """The mean loss over the batch (cross-entropy, or 0.5 * squared error)."""
+        ``train_flg`` True runs BatchNorm and Dropout as in training (batch statistics,
+        which move the running ones; new dropout masks), as the book's network does.
+        """
+        train_flg = _check_bool(train_flg, "train_flg")
+        x, _ = self.validate(x)
+        return self.engine.predict(x, train=train_flg)
+
+    def loss(self, x, t, train_flg=False) -> float:
+        """The mean loss over the batch (cross-entropy, or 0.5 * squared error), plus the
+        weight-decay term; ``train_flg`` as in ``predict``."""
+        train_flg = _check_bool(train_flg, "train_flg")
         x, t = self.validate(x, t)
-        return self.engine.evaluate(x, t)[0]
+        return self.engine.evaluate(x, t, train=train_flg)[0]
 
     def accuracy(self, x, t) -> float:
         """Fraction of samples whose highest score is the label (int (N,) or one-hot)."""
@@ -203,7 +305,8 @@ class Sequential:
             / x.shape[0]
 
     def loss_and_gradient(self, x, t):
-        """The mean loss and the gradients of every parameter, by backpropagation."""
+        """The mean loss and the gradients of every parameter, by backpropagation
+        (training mode: batch statistics, new dropout masks)."""
         x, t = self.validate(x, t)
         return self.engine.gradient(x, t)
 
@@ -215,78 +318,157 @@ class Sequential:
         """One step of training: forward, backward and ``optimizer``'s update; the loss.
 
         The same as ``optimizer.update(net.params, net.gradient(x, t))`` without building
-        a gradient dict (what ``fastnn.fit`` runs; on numba one compiled call). When the
-        loss is NaN or infinite, or the first layer's pre-activations are (the weights
-        hold NaN/Inf, or ``x @ W1`` overflowed), nothing is updated and the loss (NaN
-        there) is returned for the caller to act on. NaN/Inf in x raise a ValueError,
-        before any change.
+        a gradient dict (what ``fastnn.fit`` and ``Trainer`` run; with SGD one compiled
+        call that fuses the update into the backward pass). When the loss is NaN or
+        infinite, or the first layer's pre-activations are (the weights hold NaN/Inf, or
+        ``x @ W1`` overflowed), nothing is updated and the loss (NaN there) is returned
+        for the caller to act on. NaN/Inf in x raise a ValueError, before any change.
         """
-        from .optim import SGD
+        from .optim import check_optimizer
 
-        if not isinstance(optimizer, SGD):
-            raise TypeError(f"optimizer: expected a fastnn.SGD, got {type(optimizer).__name__}")
+        check_optimizer(optimizer).prepare(self)  # before any change
         x, t = self.validate(x, t, label_range=False)  # the step checks the labels' range
-        return self.engine.sgd_step(x, t, optimizer.lr_for(self.dtype))
+        return self.engine.step(x, t, optimizer)
 
     def save(self, path) -> None:
-        """Write the architecture and parameters to ``path`` (.npz), atomically."""
+        """Write the architecture, the options, the parameters and the BatchNorm running
+        statistics to ``path`` (.npz), atomically."""
         from . import __version__
 
-        for key, value in self.params.items():  # load() would refuse such a file
+        arrays = {**self.params, **self.running_stats}
+        for key, value in arrays.items():  # load() would refuse such a file
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"params[{key!r}]: contains NaN or infinity; a model that "
                                  "could not be loaded again is not saved")
         meta = {"format": FORMAT, "version": VERSION, "fastnn": __version__,
-                "input_size": self.input_size, "hidden_size": self.hidden_size,
-                "output_size": self.output_size, "activation": self.activation,
-                "loss": self.loss_name, "dtype": self.dtype.name}
-        serialize.write_model(path, meta, dict(self.params))
+                "class": type(self).__name__, "input_size": self.input_size,
+                "hidden_size": self.hidden_size, "output_size": self.output_size,
+                "activation": self.activation, "loss": self.loss_name,
+                "dtype": self.dtype.name, **self._options()}
+        meta.update(getattr(self, "metadata", {}) or {})
+        serialize.write_model(path, meta, arrays)
 
     def numerical_gradient(self, x, t, h: float = 1e-4) -> dict:
         """Central-difference gradients of the loss, one parameter element at a time.
 
         Slow (two forward passes per parameter); meant for checking small networks.
-        Use float64: in float32 the differences drown in rounding.
+        Use float64: in float32 the differences drown in rounding. BatchNorm runs in
+        training mode (batch statistics; the running ones are left as they were) and
+        Dropout keeps one mask for all the differences (drawn once, or the masks fixed
+        with ``net.engine.fixed_masks``).
         """
         x, t = self.validate(x, t)
         h = V.check_positive_float(h, "h")
+        train = self.extended
+        saved_state = self.state.copy()
         grads = {}
-        for key, p in self.params.items():
-            flat, g = p.reshape(-1), np.empty(p.size, np.float64)
-            for i in range(flat.size):
-                saved = flat[i]
-                try:
-                    flat[i] = saved + h
-                    f_plus = self.engine.evaluate(x, t)[0]
-                    flat[i] = saved - h
-                    f_minus = self.engine.evaluate(x, t)[0]
-                finally:
-                    flat[i] = saved
-                g[i] = (f_plus - f_minus) / (2 * h)
-            grads[key] = g.reshape(p.shape).astype(self.dtype)
+        fixed = self.engine.fixed_masks() if self.engine._fixed is None \
+            else contextlib.nullcontext()  # (masks already fixed by the caller)
+        with fixed:
+            try:
+                for key, p in self.params.items():
+                    flat, g = p.reshape(-1), np.empty(p.size, np.float64)
+                    for i in range(flat.size):
+                        saved = flat[i]
+                        try:
+                            flat[i] = saved + h
+                            f_plus = self.engine.evaluate(x, t, train=train)[0]
+                            flat[i] = saved - h
+                            f_minus = self.engine.evaluate(x, t, train=train)[0]
+                        finally:
+                            flat[i] = saved
+                        g[i] = (f_plus - f_minus) / (2 * h)
+                    grads[key] = g.reshape(p.shape).astype(self.dtype)
+            finally:
+                self.state[...] = saved_state
         return grads
 
 
-def _unpickle(spec: dict, flat: np.ndarray) -> Sequential:
-    net = Sequential(spec["input_size"], spec["hidden_size"], spec["output_size"], 1.0,
-                     activation=spec["activation"], loss=spec["loss"],
-                     backend=spec["backend"], dtype=spec["dtype"], seed=0)
+class MultiLayerNet(Sequential):
+    """The book's ``MultiLayerNet`` (common/multi_layer_net.py) on fastnn's engine.
+
+    ``MultiLayerNet(input_size, hidden_size_list, output_size, activation='relu',
+    weight_init_std='relu', weight_decay_lambda=0)`` with the book's ``params``,
+    ``layers`` (``Affine1``, ``Activation_function1``, ...), ``predict``, ``loss``,
+    ``accuracy``, ``gradient`` and ``numerical_gradient``; plus fastnn's keywords
+    (``loss``, ``backend``, ``dtype``, ``seed``), ``train_step``, ``save``. With
+    ``seed=None`` (the default) the weights come from NumPy's global random state in the
+    book's order, so ``np.random.seed(0)`` gives the book's network.
+    """
+
+    _activation_names = "Activation_function"
+
+    def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
+                 weight_init_std="relu", weight_decay_lambda=0, **options):
+        super().__init__(input_size, hidden_size_list, output_size, weight_init_std,
+                         activation=activation, weight_decay_lambda=weight_decay_lambda,
+                         **options)
+
+
+class MultiLayerNetExtend(MultiLayerNet):
+    """The book's ``MultiLayerNetExtend``: ``MultiLayerNet`` with Dropout and BatchNorm.
+
+    ``MultiLayerNetExtend(input_size, hidden_size_list, output_size, activation='relu',
+    weight_init_std='relu', weight_decay_lambda=0, use_dropout=False,
+    dropout_ration=0.5, use_batchnorm=False)`` (``dropout_ratio`` accepted too). Each
+    hidden layer is Affine -> BatchNorm -> activation -> Dropout; ``params`` holds
+    ``W1, b1, ..., gamma1, beta1, ...``; ``predict(x, train_flg=False)`` and
+    ``loss(x, t, train_flg=False)`` as in the book.
+    """
+
+    def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
+                 weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
+                 dropout_ration=0.5, use_batchnorm=False, *, dropout_ratio=None, **options):
+        ratio = dropout_ration if dropout_ratio is None else dropout_ratio
+        name = "dropout_ration" if dropout_ratio is None else "dropout_ratio"
+        super().__init__(input_size, hidden_size_list, output_size, activation,
+                         weight_init_std, weight_decay_lambda, use_dropout=use_dropout,
+                         dropout_ratio=_check_ratio(ratio, name), use_batchnorm=use_batchnorm,
+                         **options)
+
+
+CLASSES = {"Sequential": Sequential, "MultiLayerNet": MultiLayerNet,
+           "MultiLayerNetExtend": MultiLayerNetExtend}
+
+
+def _build(spec: dict) -> Sequential:
+    """A network of the class and options ``spec`` describes (``Sequential._spec``)."""
+    spec = dict(spec)
+    cls = CLASSES[spec.pop("cls", "Sequential")]
+    sizes = (spec.pop("input_size"), spec.pop("hidden_size"), spec.pop("output_size"))
+    if cls is Sequential:
+        return Sequential(*sizes, 1.0, seed=0, **spec)
+    activation = spec.pop("activation")
+    if cls is MultiLayerNet:
+        for key in ("use_dropout", "dropout_ratio", "use_batchnorm"):
+            spec.pop(key, None)
+    return cls(*sizes, activation, 1.0, seed=0, **spec)
+
+
+def _unpickle(spec: dict, flat: np.ndarray, state=None) -> Sequential:
+    net = _build(spec)
     net.params.flat[...] = flat
+    if state is not None:
+        net.state[...] = state
     return net
 
 
 FORMAT = "fastnn.Sequential"
-VERSION = 1
+VERSION = 2  # 2: the class, the options and the running statistics
+
+
+_OPTION_TYPES = {"weight_decay_lambda": (int, float), "use_dropout": (bool,),
+                 "dropout_ratio": (int, float), "use_batchnorm": (bool,)}
 
 
 def load(path, *, backend: str = "numba") -> Sequential:
-    """Read a network written by ``net.save``.
+    """Read a network written by ``net.save`` (of the class that saved it).
 
     Raises FileNotFoundError when ``path`` does not exist and ValueError when it is not
     a readable fastnn model (corrupt, truncated, another format, or parameters that do
     not fit the architecture it describes).
     """
-    meta, params = serialize.read_model(path)
+    meta, arrays = serialize.read_model(path)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a fastnn model file (format {meta.get('format')!r})")
     version = meta.get("version", 0)
@@ -294,25 +476,44 @@ def load(path, *, backend: str = "numba") -> Sequential:
         raise ValueError(f"{path}: written by a newer fastnn (format version {version!r}); "
                          "upgrade fastnn to read it")
     sizes = _stored_sizes(path, meta)
+    cls = meta.get("class", "Sequential")
+    if cls not in CLASSES:
+        raise ValueError(f"{path}: the architecture it describes is invalid (class {cls!r})")
+    options = {}
+    for key, types in _OPTION_TYPES.items():
+        if key in meta:
+            if type(meta[key]) not in types:
+                raise ValueError(f"{path}: the architecture it describes is invalid ({key} "
+                                 f"{meta[key]!r})")
+            options[key] = meta[key]
     # the stored arrays must be the architecture's before anything is allocated for it
     expected = {}
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         expected[f"W{i}"], expected[f"b{i}"] = (fan_in, fan_out), (fan_out,)
-    if set(params) != set(expected):
-        raise ValueError(f"{path}: parameters {sorted(params)} do not match the architecture "
+    if options.get("use_batchnorm"):
+        for i, H in enumerate(sizes[1:-1], start=1):
+            for key in ("gamma", "beta", "running_mean", "running_var"):
+                expected[f"{key}{i}"] = (H,)
+    if set(arrays) != set(expected):
+        raise ValueError(f"{path}: parameters {sorted(arrays)} do not match the architecture "
                          f"(expected {sorted(expected)})")
-    for key, value in params.items():
+    for key, value in arrays.items():
         if value.shape != expected[key]:
             raise ValueError(f"{path}: parameter {key} has shape {value.shape}, the "
                              f"architecture needs {expected[key]}")
         if not np.all(np.isfinite(value)):
             raise ValueError(f"{path}: parameter {key} contains NaN or infinity")
+    spec = dict(cls=cls, input_size=sizes[0], hidden_size=sizes[1:-1], output_size=sizes[-1],
+                activation=meta["activation"], loss=meta["loss"], backend=backend,
+                dtype=meta["dtype"], **options)
     try:
-        net = Sequential(sizes[0], sizes[1:-1], sizes[-1], 1.0, activation=meta["activation"],
-                         loss=meta["loss"], backend=backend, dtype=meta["dtype"], seed=0)
+        net = _build(spec)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: the architecture it describes is invalid ({exc})") from None
-    net.params.update(params)
+    net.params.update({k: v for k, v in arrays.items() if k in net.params})
+    for key, view in net.running_stats.items():
+        view[...] = arrays[key]
+    net.metadata = {k: v for k, v in meta.items() if k.startswith("data")}
     return net
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import _validation as V
-from .optim import SGD
+from .optim import SGD, check_optimizer, optimizer_named
 from .sequential import Sequential
 
 
@@ -136,7 +136,7 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
         eval_every: int | None = None, shuffle: bool = True, sampling: str = "epoch",
         seed: int | None = None, progress: bool = True, callbacks=(),
         compiled: bool | None = None) -> History:
-    """Train ``net`` with mini-batch SGD, evaluating as it goes.
+    """Train ``net`` with mini-batch gradient descent, evaluating as it goes.
 
     Parameters
     ----------
@@ -145,8 +145,10 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
         Training inputs and targets (labels or one-hot rows; regression targets for mse).
     x_test, t_test : arrays, optional
         Evaluated at each evaluation (both or neither).
-    optimizer : SGD, optional
-        Default ``SGD(lr=0.1)``.
+    optimizer : SGD, Momentum, Nesterov, AdaGrad, RMSprop or Adam, optional
+        Default ``SGD(lr=0.1)``; a name ("adam") means that optimizer with its defaults.
+        Its state (if any) is created for ``net`` on the first
+        step, or must already belong to ``net``.
     batch_size : int
     epochs, iters : int, optional
         How long to train: whole epochs or a number of iterations (at most one of them;
@@ -191,9 +193,9 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
         x_test, t_test = net.validate(x_test, t_test, names=("x_test", "t_test"))
         V.raise_if_nonfinite(x_test, "x_test")
     optimizer = SGD(lr=0.1) if optimizer is None else optimizer
-    if not isinstance(optimizer, SGD):
-        raise TypeError(f"optimizer: expected a fastnn.SGD, got {type(optimizer).__name__}")
-    optimizer.lr_for(net.dtype)
+    if isinstance(optimizer, str):  # a name, with the optimizer's defaults
+        optimizer = optimizer_named(optimizer)
+    check_optimizer(optimizer).prepare(net)  # another network's optimizer: refused here
     sampling = V.check_choice(sampling, "sampling", ("epoch", "replacement"))
     n = x_train.shape[0]
     batch_size = V.check_positive_int(batch_size, "batch_size")
@@ -229,7 +231,7 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
     schedule = BatchSchedule(n, batch_size, shuffle=shuffle, sampling=sampling, rng=rng)
     from .compiled import choose_path
 
-    path = choose_path(net, batch_size, callbacks, compiled)
+    path = choose_path(net, batch_size, callbacks, compiled, optimizer)
     # overflow on the way to divergence is reported by the guard, not by NumPy warnings
     errstate = np.errstate(over="ignore", invalid="ignore")
     errstate.__enter__()
@@ -261,6 +263,7 @@ class _Run:
         self.loss_sum, self.loss_count = 0.0, 0  # training losses since the last evaluation
         self.period_seconds = 0.0
         self.snapshot = net.params.flat.copy()  # the last parameters known to be finite
+        self.snapshot_state = net.state.copy()  # and BatchNorm's running statistics then
         self.snapshot_iteration = 0
         self.bar = None
         if progress:
@@ -286,14 +289,14 @@ class _Run:
             engine.train_batches(self.x, self.t, np.arange(B, dtype=np.int64),
                                  np.array([0, B], dtype=np.int64), self.optimizer.lr)
         else:
-            engine.sgd_step(self.x[:B], self.t[:B], self.optimizer.lr)
+            engine.step(self.x[:B], self.t[:B], self.optimizer.fresh())
         engine.evaluate(self.x[:1], self.t[:1])
         self.history.compile_seconds = time.perf_counter() - t0
 
     # --- step-by-step ---------------------------------------------------------------
 
     def train_steps(self, schedule) -> None:
-        engine, lr = self.net.engine, self.optimizer.lr
+        engine, optimizer = self.net.engine, self.optimizer
         D = self.x.shape[1]
         names = ("x_train", "t_train")
         gather = {}  # batch size -> buffers for the gathered batch (reused)
@@ -310,7 +313,7 @@ class _Run:
                 xb, tb = gather[B]
                 np.take(self.x, idx, axis=0, out=xb)
                 np.take(self.t, idx, axis=0, out=tb)
-                loss = engine.sgd_step(xb, tb, lr, names)
+                loss = engine.step(xb, tb, optimizer, names)
                 if not math.isfinite(loss):
                     self.period_seconds += time.perf_counter() - t0
                     self.diverged(loss, self.optimizer.lr)
@@ -360,7 +363,8 @@ class _Run:
     def evaluate(self) -> bool:
         """Record one evaluation; True when a callback asks to stop."""
         net, h = self.net, self.history
-        if not np.all(np.isfinite(net.params.flat)):  # (a last update can overflow)
+        if not (np.all(np.isfinite(net.params.flat)) and np.all(np.isfinite(net.state))):
+            # (a last update can overflow)
             self.diverged(None, self.optimizer.lr)
         loss = self.loss_sum / self.loss_count if self.loss_count else float("nan")
         _, train_acc = net.engine.evaluate(self.x, self.t, ("x_train", "t_train"))
@@ -381,6 +385,7 @@ class _Run:
         self.loss_sum, self.loss_count, self.period_seconds = 0.0, 0, 0.0
         if np.all(np.isfinite(net.params.flat)):
             self.snapshot[...] = net.params.flat
+            self.snapshot_state[...] = net.state
             self.snapshot_iteration = self.iteration
         if self.bar is not None:
             self.bar.set_postfix_str(_postfix(loss, train_acc, test_acc), refresh=False)
@@ -393,8 +398,9 @@ class _Run:
         finite are restored from the last evaluation at which they were."""
         net = self.net
         where = "left at their values after iteration"
-        if not np.all(np.isfinite(net.params.flat)):
+        if not np.all(np.isfinite(net.params.flat)) or not np.all(np.isfinite(net.state)):
             net.params.flat[...] = self.snapshot
+            net.state[...] = self.snapshot_state
             where = "restored to their values after iteration"
             at = self.snapshot_iteration
         else:

@@ -9,7 +9,9 @@ from ``fastnn``. The modules, each with one concern:
   where it cannot be bound), small products as a loop;
 * ``affine_act``: an affine layer with any activation, forward and backward bodies;
 * ``losses``: softmax cross-entropy and squared error, and the one loss dispatch;
-* ``optim``: the optimizer stage (SGD's update; its fused form);
+* ``optim``: the optimizer stage (SGD's update and its fused form; Momentum, Nesterov,
+  AdaGrad, RMSprop and Adam as one flat pass);
+* ``batchnorm``: a hidden layer's BatchNorm and Dropout, forward and backward;
 * ``network``: the one network loop and the whole-network kernels built on it
   (prediction, evaluation, gradients, a training step, the compiled training loop).
 
@@ -32,9 +34,23 @@ from .affine_act import (
     sigmoid_backward,
     sigmoid_forward,
 )
+from .batchnorm import (
+    batchnorm_backward,
+    batchnorm_forward,
+    dropout_backward,
+    dropout_forward,
+)
 from .losses import softmax, softmax_cross_entropy, squared_error
 from .network import evaluate, forward, gradient, sgd_step, train_batches
-from .optim import sgd_update, sgd_update_affine
+from .optim import (
+    adagrad_update,
+    adam_update,
+    momentum_update,
+    nesterov_update,
+    rmsprop_update,
+    sgd_update,
+    sgd_update_affine,
+)
 
 __all__ = [
     "affine_forward",
@@ -54,6 +70,15 @@ __all__ = [
     "squared_error",
     "sgd_update",
     "sgd_update_affine",
+    "momentum_update",
+    "nesterov_update",
+    "adagrad_update",
+    "rmsprop_update",
+    "adam_update",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "dropout_forward",
+    "dropout_backward",
     "forward",
     "evaluate",
     "gradient",

@@ -1,8 +1,10 @@
 """The one network loop: every path that runs a whole network runs this code.
 
 A network is described by flat buffers: ``params`` holds W1, b1, W2, b2, ... back to
-back (row-major), and ``layout`` is an (L, 5) int64 array with one row per affine layer:
-(offset of W, fan-in, fan-out, offset of b, offset of the layer's outputs per row).
+back (row-major), then any BatchNorm gamma1, beta1, ...; ``layout`` is an (L, 8) int64
+array with one row per affine layer: (offset of W, fan-in, fan-out, offset of b, offset
+of the layer's outputs per row, offsets of gamma and beta (-1: none), offset of the
+running statistics in ``state``).
 ``acts`` and ``dacts`` hold each layer's outputs and their gradients for a batch of N
 rows: layer i's block is ``buf[N * a : N * (a + fan_out)]`` viewed as (N, fan_out), a
 being the last layout column. (``fastnn.params.layout_of`` writes layouts.)
@@ -18,8 +20,9 @@ they are needed, ``layer_params_`` and ``layer_block_``, free with ``_views.view
   gradient buffer of the params' layout, or, for SGD, fused with its step (the weight
   GEMM accumulates into W with beta = 1, then ``sgd_bias_``).
 
-``run_`` is the loop over batches that composes them, and the one kernel (compiled per
-loss kind and activation, both constants of a closure). Its ``mode`` says what a pass
+``run_`` is the loop over batches that composes them, and the one kernel (compiled once
+per dtype; the loss kind and the activation are arguments, so every configuration of a
+plain network shares one compilation). Its ``mode`` says what a pass
 does: FORWARD (prediction), EVALUATE (loss and correct rows), GRADIENT, SGD_STEP (one
 step on the given batch, what ``Sequential.train_step`` runs) or TRAIN (the compiled
 path of ``fit``: for each batch of a schedule, gather its rows, then the SGD step). The
@@ -31,10 +34,17 @@ Kernels return status, never raise: ``n_bad`` (the first layer's non-finite coun
 nothing changed and the loss is NaN) and ``bad_label`` (the index of the first class
 index outside [0, C), or -1: then nothing was computed). ``fastnn`` raises the messages.
 
-Adding a layer kind (e.g. BatchNorm): its forward/backward bodies in a module of their
-own, a kind column in ``layout`` (and its parameters' offsets), and a branch per kind in
-``forward_`` and ``backward_``; every mode picks it up. Adding an optimizer: see
-``optim.py``.
+Hidden layers with BatchNorm and/or Dropout (``batchnorm.py``'s bodies) run in
+``hidden_forward_`` / ``hidden_backward_``, which the loop calls (not inlines) only in the
+kernel compiled with ``ext`` True: in the plain kernel those branches are pruned before
+anything is inlined, so a plain network's compile time and speed stay as they were
+(inlined there, they doubled the plain kernel's compile time, 5 -> 10.8 s). Weight decay
+is a runtime argument of both (the loss term, ``dW += decay * W``, or in SGD's fused
+step the GEMM's beta = 1 - lr * decay).
+
+Adding a layer kind: its forward/backward bodies in a module of their own, its columns
+in ``layout``, a branch in ``hidden_forward_`` and ``hidden_backward_``; every mode picks
+it up. Adding an optimizer: see ``optim.py``.
 """
 
 from __future__ import annotations
@@ -44,9 +54,22 @@ import math
 
 import numpy as np
 
+from ._blas import gemm
 from ._config import compiled, inline
 from ._views import view2d
-from .affine_act import ACTIVATIONS, IDENTITY, affine_act_backward_, affine_act_forward_
+from .affine_act import (
+    ACTIVATIONS,
+    IDENTITY,
+    affine_act_backward_,
+    affine_act_forward_,
+    bias_act_,
+)
+from .batchnorm import (
+    batchnorm_act_backward_,
+    batchnorm_act_forward_,
+    bias_act_drop_,
+    dropout_backward_,
+)
 from .losses import SOFTMAX_LABELS, correct_, kind_of, loss_
 from .optim import sgd_bias_
 
@@ -68,11 +91,31 @@ def layer_block_(buf, layout, i, N):
 
 @compiled
 def scratch_(layout, params):
-    """Float64 accumulators and a bias-gradient vector, as wide as the widest layer."""
+    """Work space as wide as the widest layer: float64 accumulators (1 and 4 rows) and
+    three vectors of the dtype (the fused step's db, dgamma, dbeta)."""
     widest = 1
     for i in range(layout.shape[0]):
         widest = max(widest, layout[i, 2])
-    return np.empty(widest), np.empty(widest, params.dtype)
+    return np.empty(widest), np.empty((3, widest), params.dtype), np.empty((4, widest))
+
+
+@inline
+def layer_vector_(buf, offset, H):
+    """A length-H slice of a flat buffer (gamma, beta, running statistics, std)."""
+    return buf[offset:offset + H]
+
+
+@inline
+def weight_decay_(params, layout, decay):
+    """The book's weight-decay term: the sum over layers of 0.5 * decay * sum(W ** 2)."""
+    total = 0.0
+    for i in range(layout.shape[0]):
+        w, size = layout[i, 0], layout[i, 1] * layout[i, 2]
+        s = 0.0
+        for k in range(w, w + size):
+            s += params[k] * params[k]
+        total += 0.5 * decay * s
+    return total
 
 
 @compiled
@@ -87,47 +130,128 @@ def first_bad_label_(labels, C):
 # --- the loop -----------------------------------------------------------------------------
 
 
+# --- hidden layers with BatchNorm or Dropout (compiled once, called: see forward_) ----------
+
+
+@compiled
+def hidden_forward_(out, inp, W, b, params, layout, i, norm, stds, state, masks, act, train,
+                    keep, scratch):
+    """Hidden layer i with BatchNorm and/or Dropout: out = Dropout(act(BN(inp @ W + b))).
+
+    Returns the non-finite count of the pre-activations when i == 0.
+    """
+    N, H = out.shape
+    dropout = masks.shape[0] > 0
+    mask = layer_block_(masks, layout, i, N) if dropout else out
+    if layout[i, 5] < 0:  # Affine -> activation -> Dropout
+        gemm(False, False, 1.0, inp, W, 0.0, out)
+        return bias_act_drop_(out, b, mask, act, i == 0, train, keep)
+    xc = layer_block_(norm, layout, i, N)  # Affine -> BatchNorm -> activation -> Dropout
+    gemm(False, False, 1.0, inp, W, 0.0, xc)
+    bad = bias_act_(xc, b, IDENTITY, i == 0)
+    s = layout[i, 7]
+    batchnorm_act_forward_(out, xc, layer_vector_(stds, layout[i, 4], H),
+                           layer_vector_(params, layout[i, 5], H),
+                           layer_vector_(params, layout[i, 6], H), layer_vector_(state, s, H),
+                           layer_vector_(state, s + H, H), mask, act, train, dropout, keep,
+                           scratch)
+    return bad
+
+
+@compiled
+def hidden_backward_(dx, dW, db, dz, inp, W, out, params, grads, dbias, layout, i, norm,
+                     stds, masks, act, acc, scratch, alpha, beta, lr, fused):
+    """The backward pass of ``hidden_forward_``'s layer i (see ``backward_``): dz holds the
+    output's gradient on entry; BatchNorm's gamma and beta get their gradients (or, fused,
+    SGD's step)."""
+    N, H = dz.shape
+    dropout = masks.shape[0] > 0
+    if layout[i, 5] < 0:
+        if dropout:
+            dropout_backward_(dz, layer_block_(masks, layout, i, N))
+        affine_act_backward_(dx, dW, db, dz, inp, W, out, act, acc, i > 0, True, alpha, beta)
+        return
+    gamma = layer_vector_(params, layout[i, 5], H)
+    if fused:
+        dgamma, dbeta = dbias[1, :H], dbias[2, :H]
+    else:
+        dgamma, dbeta = layer_vector_(grads, layout[i, 5], H), \
+            layer_vector_(grads, layout[i, 6], H)
+    mask = layer_block_(masks, layout, i, N) if dropout else out
+    batchnorm_act_backward_(dz, dgamma, dbeta, out, layer_block_(norm, layout, i, N),
+                            layer_vector_(stds, layout[i, 4], H), gamma, mask, act, dropout,
+                            scratch)
+    affine_act_backward_(dx, dW, db, dz, inp, W, out, IDENTITY, acc, i > 0, True, alpha, beta)
+    if fused:
+        sgd_bias_(gamma, dgamma, lr)
+        sgd_bias_(layer_vector_(params, layout[i, 6], H), dbeta, lr)
+
+
 @inline
-def forward_(acts, x, params, layout, act):
-    """acts = every layer's output for x (N, D); returns the first layer's non-finite count."""
+def forward_(acts, x, params, layout, act, ext, norm, stds, state, masks, train, keep,
+             scratch):
+    """acts = every layer's output for x (N, D); returns the first layer's non-finite count.
+
+    ``ext`` (a constant of the kernel) enables the hidden layers' BatchNorm (layers whose
+    layout has a gamma offset >= 0) and Dropout (when ``masks`` is not empty): ``train``
+    picks batch statistics and the masks, else the running statistics and ``keep``.
+    """
     N = x.shape[0]
     last = layout.shape[0] - 1
+    dropout = masks.shape[0] > 0 if ext else False
     bad = 0
     inp = x
     for i in range(last + 1):
         W, b = layer_params_(params, layout, i)
         out = layer_block_(acts, layout, i, N)
-        bad += affine_act_forward_(out, inp, W, b, act if i < last else IDENTITY, i == 0)
+        code = act if i < last else IDENTITY
+        if ext and i < last and (layout[i, 5] >= 0 or dropout):
+            bad += hidden_forward_(out, inp, W, b, params, layout, i, norm, stds, state,
+                                   masks, code, train, keep, scratch)
+        else:
+            bad += affine_act_forward_(out, inp, W, b, code, i == 0)
         inp = out
     return bad
 
 
 @inline
-def backward_(grads, dacts, acts, x, params, layout, act, acc, dbias, lr, fused):
+def backward_(grads, dacts, acts, x, params, layout, act, acc, dbias, lr, fused, ext, norm,
+              stds, masks, scratch, decay):
     """Backpropagate the scores' gradient (the last block of dacts) through every layer.
 
     ``fused`` False: gradients into ``grads`` (a flat buffer of the params' layout). True:
-    SGD's step fused in (W -= lr * x.T @ dz inside the GEMM, after dx used the old W,
-    then b -= lr * db); ``grads`` is unused. dz is left in dacts; the
-    first layer's dx is never computed.
+    SGD's step fused in (W -= lr * (x.T @ dz + decay * W) inside the GEMM, after dx used
+    the old W, then b, gamma, beta -= lr * their gradients); ``grads`` is unused. dz is
+    left in dacts; the first layer's dx is never computed. ``decay`` adds decay * W to
+    each weight gradient (the book's weight decay; biases, gamma, beta are not decayed).
     """
     N = x.shape[0]
     last = layout.shape[0] - 1
     for i in range(last, -1, -1):
         W, b = layer_params_(params, layout, i)
+        H = layout[i, 2]
         dz = layer_block_(dacts, layout, i, N)
         out = layer_block_(acts, layout, i, N)
         code = act if i < last else IDENTITY
         inp = x if i == 0 else layer_block_(acts, layout, i - 1, N)
         dx = dz if i == 0 else layer_block_(dacts, layout, i - 1, N)  # (unused if i == 0)
         if fused:  # the weight GEMM is W's step; db goes to scratch, then b's step
-            dW, db, alpha, beta = W, dbias[:layout[i, 2]], -lr, 1.0
+            dW, db, alpha, beta = W, dbias[0, :H], -lr, 1.0 - lr * decay
         else:
             dW, db = layer_params_(grads, layout, i)
             alpha, beta = 1.0, 0.0
-        affine_act_backward_(dx, dW, db, dz, inp, W, out, code, acc, i > 0, True, alpha, beta)
+        if ext and i < last:
+            hidden_backward_(dx, dW, db, dz, inp, W, out, params, grads, dbias, layout, i,
+                             norm, stds, masks, code, acc, scratch, alpha, beta, lr, fused)
+        else:
+            affine_act_backward_(dx, dW, db, dz, inp, W, out, code, acc, i > 0, True, alpha,
+                                 beta)
         if fused:
             sgd_bias_(b, db, lr)
+        elif decay != 0:
+            for r in range(dW.shape[0]):
+                for c in range(dW.shape[1]):
+                    dW[r, c] = dW[r, c] + decay * W[r, c]
 
 
 FORWARD, EVALUATE, GRADIENT, SGD_STEP, TRAIN = 0, 1, 2, 3, 4
@@ -135,24 +259,27 @@ FORWARD, EVALUATE, GRADIENT, SGD_STEP, TRAIN = 0, 1, 2, 3, 4
 
 @inline
 def run_(mode, losses, grads, acts, dacts, x, labels, targets, order, starts, params, layout,
-         lr, act, kind):
+         lr, norm, stds, state, masks, train, keep, decay, act, kind, ext):
     """The network loop: (loss, correct rows, n_bad, bad_label, stopped at batch or -1).
 
     TRAIN: SGD steps on the batches ``order[starts[i]:starts[i + 1]]`` of x and labels or
     targets in turn (acts and dacts hold the largest batch), each loss to ``losses[i]``;
     at the first batch not applied it stops, later losses NaN. The other modes make one
-    pass over the whole of x.
+    pass over the whole of x. FORWARD and EVALUATE run the hidden layers in training
+    (``train``) or prediction mode; the others always in training mode. The loss
+    includes the weight-decay term when ``decay`` is not 0.
     """
     last = layout.shape[0] - 1
     D, C = x.shape[1], layout[last, 2]
     n_batches = starts.shape[0] - 1 if mode == TRAIN else 1
+    train = train or mode >= GRADIENT
     B_max = 0
     if mode == TRAIN:  # gather buffers for the largest batch
         for i in range(n_batches):
             B_max = max(B_max, starts[i + 1] - starts[i])
     xflat, tflat = np.empty(B_max * D, params.dtype), np.empty(B_max * C, params.dtype)
     lflat = np.empty(B_max, np.intp)
-    acc, dbias = scratch_(layout, params)
+    acc, dbias, scratch = scratch_(layout, params)
     loss, correct, bad, at = math.nan, 0, 0, -1
     for i in range(n_batches):
         if mode == TRAIN:
@@ -174,7 +301,8 @@ def run_(mode, losses, grads, acts, dacts, x, labels, targets, order, starts, pa
             if at >= 0:
                 losses[i] = math.nan  # (TRAIN: the batch's loss; elsewhere a scratch slot)
                 return loss, 0, 0, at, i
-        bad = forward_(acts, xb, params, layout, act)
+        bad = forward_(acts, xb, params, layout, act, ext, norm, stds, state, masks, train,
+                       keep, scratch)
         if mode == FORWARD:
             return loss, 0, bad, -1, -1
         if bad:
@@ -182,11 +310,13 @@ def run_(mode, losses, grads, acts, dacts, x, labels, targets, order, starts, pa
             return loss, 0, bad, -1, i
         scores, dscores = layer_block_(acts, layout, last, N), layer_block_(dacts, layout, last, N)
         loss = loss_(dscores, scores, lb, tb, kind)
+        if decay != 0:
+            loss = loss + weight_decay_(params, layout, decay)
         if mode == EVALUATE:
             correct = correct_(scores, lb, tb, kind)
         elif mode == GRADIENT or math.isfinite(loss):  # SGD_STEP, TRAIN: fused with the step
             backward_(grads, dacts, acts, xb, params, layout, act, acc, dbias, lr,
-                      mode != GRADIENT)
+                      mode != GRADIENT, ext, norm, stds, masks, scratch, decay)
         if mode == TRAIN:
             losses[i] = loss
             if not math.isfinite(loss):
@@ -197,13 +327,15 @@ def run_(mode, losses, grads, acts, dacts, x, labels, targets, order, starts, pa
 
 
 @functools.cache
-def _kernel(kind: int, act: int):
-    """The kernel for one loss kind and activation, compiled on first use (per dtype)."""
+def _kernel(ext: bool):
+    """The kernel for ``ext`` (BatchNorm/Dropout compiled in), compiled on first use (per
+    dtype); the loss kind and the activation are arguments."""
 
-    def network(mode, losses, grads, acts, dacts, x, labels, targets, order, starts, params,
-                layout, lr):
+    def network(mode, kind, act, losses, grads, acts, dacts, x, labels, targets, order, starts,
+                params, layout, lr, norm, stds, state, masks, train, keep, decay):
         return run_(mode, losses, grads, acts, dacts, x, labels, targets, order, starts,
-                    params, layout, lr, act, kind)
+                    params, layout, lr, norm, stds, state, masks, train, keep, decay, act,
+                    kind, ext)
 
     return compiled(network)
 
@@ -229,50 +361,63 @@ def _targets(loss, t, x):
 
 _NO_BATCHES = np.zeros(2, np.int64)  # (order, starts) outside TRAIN: unused
 _NO_LOSSES = np.empty(1)
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
+          np.dtype(np.float64): np.empty(0, np.float64)}
 
 
-def _run(mode, x, t, params, layout, acts, dacts, grads, activation, loss, lr,
+def _run(mode, x, t, params, layout, acts, dacts, grads, activation, loss, lr, extras,
          order=_NO_BATCHES, starts=_NO_BATCHES, losses=_NO_LOSSES):
+    """One kernel call. ``extras`` (or None: a plain network) has the attributes ``norm``,
+    ``stds``, ``state``, ``masks`` (flat buffers; ``masks`` empty: no Dropout),
+    ``train``, ``keep`` and ``decay``: see ``fastnn.params.Extras``."""
     x = _c(x)
     kind, labels, targets = _targets(loss, t, x)
-    f = _kernel(kind, ACTIVATIONS[activation])
-    return f(mode, losses, grads, acts, dacts, x, labels, targets, order, starts, params,
-             layout, params.dtype.type(lr))
+    dtype, act = params.dtype.type, ACTIVATIONS[activation]
+    if extras is None:
+        empty = _EMPTY[params.dtype]
+        return _kernel(False)(mode, kind, act, losses, grads, acts, dacts, x, labels, targets,
+                              order, starts, params, layout, dtype(lr), empty, empty, empty,
+                              empty, False, dtype(1.0), dtype(0.0))
+    ext = bool(extras.masks.shape[0] > 0 or (layout[:, 5] >= 0).any())
+    return _kernel(ext)(mode, kind, act, losses, grads, acts, dacts, x, labels, targets, order,
+                        starts, params, layout, dtype(lr), extras.norm, extras.stds,
+                        extras.state, extras.masks, bool(extras.train), dtype(extras.keep),
+                        dtype(extras.decay))
 
 
-def forward(x, params, layout, acts, activation):
+def forward(x, params, layout, acts, activation, extras=None):
     """Every layer's output for x into acts; returns the first layer's non-finite count.
 
     The scores are the last (N, C) block of acts. See the module docstring for the
-    buffers' layout.
+    buffers' layout and ``_run`` for ``extras`` (BatchNorm, Dropout, weight decay).
     """
     return int(_run(FORWARD, x, None, params, layout, acts, acts, params, activation,
-                    "softmax", 0.0)[2])
+                    "softmax", 0.0, extras)[2])
 
 
-def evaluate(x, t, params, layout, acts, dacts, activation, loss):
+def evaluate(x, t, params, layout, acts, dacts, activation, loss, extras=None):
     """(mean loss, number of correct rows, n_bad, bad_label) of the network on x, t.
 
     Correct rows: the highest score is the class (0 for ``loss="mse"``). dacts receives
     the loss's gradient at the scores (it is a work buffer here).
     """
     value, correct, bad, at, _ = _run(EVALUATE, x, t, params, layout, acts, dacts, params,
-                                      activation, loss, 0.0)
+                                      activation, loss, 0.0, extras)
     return float(value), int(correct), int(bad), int(at)
 
 
-def gradient(x, t, params, layout, acts, dacts, grads, activation, loss):
+def gradient(x, t, params, layout, acts, dacts, grads, activation, loss, extras=None):
     """(mean loss, n_bad, bad_label); the loss's gradient of every parameter into grads.
 
     ``grads`` is a flat buffer of the params' layout; it is unchanged when n_bad or
-    bad_label says the pass stopped.
+    bad_label says the pass stopped. The hidden layers run in training mode.
     """
     value, _, bad, at, _ = _run(GRADIENT, x, t, params, layout, acts, dacts, grads,
-                                activation, loss, 0.0)
+                                activation, loss, 0.0, extras)
     return float(value), int(bad), int(at)
 
 
-def sgd_step(x, t, params, layout, acts, dacts, activation, loss, lr):
+def sgd_step(x, t, params, layout, acts, dacts, activation, loss, lr, extras=None):
     """One SGD step of the network on the batch x, t: (loss, n_bad, bad_label).
 
     ``params`` is updated in place by lr times the gradient of the mean loss; nothing is
@@ -280,22 +425,24 @@ def sgd_step(x, t, params, layout, acts, dacts, activation, loss, lr):
     pre-activations are not finite (n_bad > 0, loss NaN) or the loss is NaN/Inf.
     """
     value, _, bad, at, _ = _run(SGD_STEP, x, t, params, layout, acts, dacts, params,
-                                activation, loss, lr)
+                                activation, loss, lr, extras)
     return float(value), int(bad), int(at)
 
 
-def train_batches(x, t, order, starts, params, layout, activation, loss, lr, losses):
+def train_batches(x, t, order, starts, params, layout, activation, loss, lr, losses,
+                  extras=None):
     """SGD steps on the batches ``order[starts[i]:starts[i + 1]]`` of x, t, in turn.
 
     Each batch's loss goes to ``losses[i]``. Returns -1, or the index of the first batch
     that was not applied (its loss NaN/Inf, its first layer non-finite, or a label out of
-    range): later batches are not run and their losses are NaN.
+    range): later batches are not run and their losses are NaN. ``extras`` may have
+    BatchNorm (its ``norm``, ``stds`` for the largest batch) but not Dropout.
     """
     B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
     width = int(layout[-1, 4] + layout[-1, 2])
     acts = np.empty(B * width, params.dtype)
     stop = _run(TRAIN, x, t, params, layout, acts, np.empty_like(acts), params, activation,
-                loss, lr, order, starts, losses)[4]
+                loss, lr, extras, order, starts, losses)[4]
     if stop >= 0:
         losses[stop + 1:] = np.nan
     return int(stop)

@@ -5,18 +5,26 @@ a backward pass into a gradient buffer. In a training step SGD has a fused form 
 the weights' step is the weight-gradient GEMM itself (beta = 1, see
 ``affine_act.sgd_backward_``) and ``sgd_bias_`` steps the bias, so dW is never stored.
 
-Adding an optimizer (Momentum, Adam, ...): its update as an ``@inline`` body over flat
-(params, grads, state) buffers here, its NumPy twin in ``fastnn.reference``, and a
-branch in ``network.run_``'s SGD modes, which then run the backward pass into a gradient
-buffer (``network.backward_`` with ``fused`` False) followed by that update.
+The other optimizers (Momentum, Nesterov, AdaGrad, RMSprop, Adam) are one body,
+``update_``: a single pass over flat (param, grad, state) buffers, the optimizer a code
+(``OPTIMIZERS``), so one compiled kernel per dtype serves all five. Their NumPy twins
+are in ``fastnn.reference``. A training step with them is the network's gradient kernel
+(``network.gradient``, into a gradient buffer the engine keeps) followed by this pass.
+(``benchmarks/compare.py --only optimizers`` sets each update beside its memory-traffic
+bound.)
+
+Adding an optimizer: a code and a branch in ``update_``, a wrapper below, its twin in
+``fastnn.reference`` and its class in ``fastnn.optim``.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._blas import gemm
-from ._config import inline
+from ._config import compiled, inline
 
 
 @inline
@@ -56,3 +64,102 @@ def sgd_update_affine(W, x, dz, lr):
                 dtype.type(lr))
     if W_buf is not W:
         W[...] = W_buf
+
+
+MOMENTUM, NESTEROV, ADAGRAD, RMSPROP, ADAM = 1, 2, 3, 4, 5
+OPTIMIZERS = {"momentum": MOMENTUM, "nesterov": NESTEROV, "adagrad": ADAGRAD,
+              "rmsprop": RMSPROP, "adam": ADAM}
+EPSILON = 1e-7  # the book's, added after the square root
+
+
+@compiled
+def update_(code, p, g, s1, s2, lr, a, b):
+    """In place, one pass: the update ``code`` of the flat param p with gradient g.
+
+    MOMENTUM (s1 = v, a = momentum), NESTEROV (s1 = v, a = momentum), ADAGRAD (s1 = h),
+    RMSPROP (s1 = h, a = decay rate), ADAM (s1 = m, s2 = v, lr = this step's lr_t,
+    a = 1 - beta1, b = 1 - beta2). Each element's arithmetic is the book's, in its order.
+    Scalars are of the arrays' dtype; unused state arrays may be any of the type.
+    """
+    eps = p.dtype.type(EPSILON)
+    if code == MOMENTUM:
+        for i in range(p.shape[0]):
+            vel = a * s1[i] - lr * g[i]
+            s1[i] = vel
+            p[i] += vel
+    elif code == NESTEROV:
+        aa, c = a * a, (1 + a) * lr
+        for i in range(p.shape[0]):
+            p[i] += aa * s1[i]
+            p[i] -= c * g[i]
+            s1[i] = a * s1[i] - lr * g[i]
+    elif code == ADAGRAD:
+        for i in range(p.shape[0]):
+            s1[i] += g[i] * g[i]
+            p[i] -= lr * g[i] / (math.sqrt(s1[i]) + eps)
+    elif code == RMSPROP:
+        c = 1 - a
+        for i in range(p.shape[0]):
+            h = s1[i] * a
+            h += c * g[i] * g[i]
+            s1[i] = h
+            p[i] -= lr * g[i] / (math.sqrt(h) + eps)
+    elif code == ADAM:
+        for i in range(p.shape[0]):
+            mi = s1[i] + a * (g[i] - s1[i])
+            vi = s2[i] + b * (g[i] * g[i] - s2[i])
+            s1[i] = mi
+            s2[i] = vi
+            p[i] -= lr * mi / (math.sqrt(vi) + eps)
+
+
+def _apply(code, param, grad, s1, s2, lr, a, b):
+    """Run ``update_`` on the arrays (any layout; float64 for other dtypes), in place.
+
+    Arrays that are not C-contiguous of the param's float dtype are computed on such a
+    copy and written back.
+    """
+    dtype = param.dtype if param.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    arrays = [param, grad, s1] + ([s2] if s2 is not None else [])
+    for other in arrays[1:]:  # (a compiled pass over mismatched buffers writes anywhere)
+        if other.shape != param.shape:
+            raise ValueError(f"expected arrays of the parameter's shape {param.shape}, got "
+                             f"{other.shape}")
+    bufs = [np.ascontiguousarray(x, dtype) for x in arrays]
+    t = dtype.type
+    flat = [x.reshape(-1) for x in bufs]
+    update_(code, flat[0], flat[1], flat[2], flat[3] if s2 is not None else flat[2],
+            t(lr), t(a), t(b))
+    for x, buf in zip(arrays, bufs):
+        if buf is not x and x is not grad:
+            x[...] = buf
+
+
+def momentum_update(param, grad, v, lr, momentum):
+    """In place: v = momentum * v - lr * grad; param += v."""
+    _apply(MOMENTUM, param, grad, v, None, lr, momentum, 0.0)
+
+
+def nesterov_update(param, grad, v, lr, momentum):
+    """In place, the book's corrected Nesterov (see ``fastnn.reference``)."""
+    _apply(NESTEROV, param, grad, v, None, lr, momentum, 0.0)
+
+
+def adagrad_update(param, grad, h, lr):
+    """In place: h += grad**2; param -= lr * grad / (sqrt(h) + 1e-7)."""
+    _apply(ADAGRAD, param, grad, h, None, lr, 0.0, 0.0)
+
+
+def rmsprop_update(param, grad, h, lr, decay_rate):
+    """In place: h = decay_rate * h + (1 - decay_rate) * grad**2, then AdaGrad's step."""
+    _apply(RMSPROP, param, grad, h, None, lr, decay_rate, 0.0)
+
+
+def adam_lr(lr, beta1, beta2, step):
+    """Adam's step size for update number ``step``: lr * sqrt(1 - b2^t) / (1 - b1^t)."""
+    return lr * np.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, step):
+    """In place, Adam's update number ``step`` (see ``fastnn.reference``)."""
+    _apply(ADAM, param, grad, m, v, adam_lr(lr, beta1, beta2, step), 1 - beta1, 1 - beta2)
