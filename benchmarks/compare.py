@@ -11,6 +11,10 @@ noisy neighbour slows all contenders alike), and reported as medians and ratios:
   the article's class against the same loop with ``fastnn.Sequential``;
 * steady-state memory: the peak allocated inside one step (tracemalloc), per batch size;
 * first use: the compile time of a training step, cold and from numba's cache;
+* with ``--only chapter6``: the book's overfit_dropout shape through ``fastnn.Trainer``
+  against a book-style baseline (``book_ch6.py``), each optimizer's step beside the
+  GEMM-only bound and its update beside the memory-traffic bound, and the cold compile
+  of an extended network;
 * with ``--peers``: PyTorch eager CPU and scikit-learn's MLPClassifier, each in its own
   block (their thread pools and OpenBLAS's slow each other when interleaved).
 """
@@ -28,9 +32,11 @@ import tracemalloc
 import numpy as np
 
 if __package__:  # imported by asv's discovery as benchmarks.compare
+    from . import book_ch6
     from .book import BookSequential
     from .timing import interleaved
 else:  # run as a script: benchmarks/ is on sys.path
+    import book_ch6
     from book import BookSequential
     from timing import interleaved
 
@@ -350,6 +356,122 @@ def report_steps(batches, dtypes, rounds: int) -> dict:
     return results
 
 
+# --- chapter 6 -------------------------------------------------------------------------
+
+OVERFIT = (784, [100] * 6, 10)  # the book's overfit_dropout / batch_norm_test network
+
+
+def _trainer_runs(iters_per_run: int, x, t, x_test, t_test):
+    """Two callables, each one Trainer run of ``iters_per_run`` iterations (BatchNorm,
+    Dropout 0.2, Adam, batch 100, float64): fastnn's and the book-style baseline's."""
+    import fastnn
+
+    epochs = max(1, iters_per_run * 100 // x.shape[0])
+
+    def fast():
+        np.random.seed(0)
+        net = fastnn.MultiLayerNetExtend(*OVERFIT, use_dropout=True, dropout_ration=0.2,
+                                         use_batchnorm=True)
+        fastnn.Trainer(net, x, t, x_test, t_test, epochs=epochs, mini_batch_size=100,
+                       optimizer="adam", optimizer_param={"lr": 0.001}, verbose=False).train()
+
+    def book():
+        np.random.seed(0)
+        net = book_ch6.Net(*OVERFIT, dropout=0.2, batchnorm=True)
+        book_ch6.train(net, book_ch6.Adam(0.001), x, t, x_test, t_test, epochs, 100)
+        net.accuracy(x_test, t_test)
+
+    return {"fastnn.Trainer": fast, "book-style": book}, epochs * x.shape[0] // 100
+
+
+def _bandwidth(n: int, dtype) -> float:
+    """Copy bandwidth (bytes read + written per second) for arrays of n elements: the
+    working set of an update over n parameters, in whatever cache level holds it."""
+    a, b = np.ones(n, dtype), np.empty(n, dtype)
+    r = interleaved({"copy": lambda: np.copyto(b, a)}, rounds=3)
+    return 2 * a.nbytes / r["copy"]
+
+
+_EXT_COMPILE_SNIPPET = """
+import time, numpy as np, fastnn
+net = fastnn.MultiLayerNetExtend(784, [100] * 6, 10, use_dropout=True, use_batchnorm=True)
+x = np.random.default_rng(0).random((100, 784)); t = np.arange(100) % 10
+opt = fastnn.Adam()
+def step():
+    t0 = time.perf_counter()
+    net.train_step(x, t, opt)
+    net.loss(x, t)
+    return time.perf_counter() - t0
+first = step()
+print(first - step())
+"""
+
+
+def report_chapter6(quick: bool = False) -> None:
+    import fastnn
+
+    rng = np.random.default_rng(0)
+    n_test = 1000 if quick else 10000
+    x, t = rng.random((300, 784)), rng.integers(0, 10, 300)
+    x_test, t_test = rng.random((n_test, 784)), rng.integers(0, 10, n_test)
+    runs, iters = _trainer_runs(6 if quick else 30, x, t, x_test, t_test)
+    r = interleaved(runs, rounds=2 if quick else 5, budget=0.5, slices=1)
+    print(f"## The book's overfit_dropout shape through Trainer: 784-100x6-10, batch 100, "
+          f"BatchNorm + Dropout + Adam, float64, 300 training rows, {n_test} test rows "
+          f"evaluated every 3 iterations; median ms per iteration ({iters} per run)\n")
+    fast, book = r["fastnn.Trainer"] / iters * 1e3, r["book-style"] / iters * 1e3
+    print("| book-style | fastnn.Trainer | speed-up |\n|---|---|---|")
+    print(f"| {book:.2f} | {fast:.2f} | {book / fast:.2f} |\n")
+
+    N, dtype = 100, np.float32
+    xb, tb = problem(N, dtype)
+    cases, nets, opts = {}, {}, {}
+    for name in fastnn.optim.OPTIMIZERS:
+        net = fastnn.Sequential(SIZES[0], list(SIZES[1:-1]), SIZES[-1], dtype=dtype, seed=0)
+        opt = fastnn.optim.optimizer_named(name, lr=1e-4)
+        nets[name], opts[name] = net, opt
+        cases[name] = (lambda net=net, opt=opt: net.engine.step(xb, tb, opt))
+    cases["gemm"] = step_cases(N, dtype)["gemm"]
+    r = interleaved(cases, 2 if quick else 7)
+    n = nets["sgd"].n_params
+    bandwidth = _bandwidth(n, dtype)
+    traffic = {"sgd": 3, "momentum": 5, "nesterov": 5, "adagrad": 5, "rmsprop": 5, "adam": 7}
+    updates = {}
+    for name, opt in opts.items():
+        if name == "sgd":
+            continue
+        grads = nets[name].engine._grads
+        updates[name] = (lambda net=nets[name], opt=opt, g=grads: opt.update_flat(net.params, g))
+    u = interleaved(updates, 2 if quick else 7)
+    print(f"## Each optimizer's training step, 784-128-128-10, batch {N}, float32, median us "
+          f"(GEMM-only bound {r['gemm'] * 1e6:.0f} us; copy bandwidth "
+          f"{bandwidth / 1e9:.1f} GB/s)\n")
+    print("| optimizer | step | step / GEMM bound | update alone | update's traffic bound | "
+          "update / bound |\n|---|---|---|---|---|---|")
+    for name in fastnn.optim.OPTIMIZERS:
+        bound = traffic[name] * n * np.dtype(dtype).itemsize / bandwidth
+        if name == "sgd":
+            upd = "(fused into the backward GEMMs)"
+            ratio = "-"
+        else:
+            upd, ratio = f"{u[name] * 1e6:.1f}", f"{u[name] / bound:.2f}"
+        print(f"| {name} | {r[name] * 1e6:.0f} | {r[name] / r['gemm']:.2f} | {upd} | "
+              f"{bound * 1e6:.1f} | {ratio} |")
+    print(f"\n(traffic: arrays read and written per parameter x {n:,} parameters x 4 bytes)\n")
+
+    if not quick:
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache, FASTNN_NUMBA_CACHE="1")
+            run = [sys.executable, "-c", _EXT_COMPILE_SNIPPET]
+            cold = float(subprocess.run(run, env=env, check=True, capture_output=True,
+                                        text=True).stdout)
+            cached = float(subprocess.run(run, env=env, check=True, capture_output=True,
+                                          text=True).stdout)
+        print("## First use of an extended network (BatchNorm + Dropout + Adam, float64): "
+              "compile time\n")
+        print(f"| cold | from cache |\n|---|---|\n| {cold:.2f} s | {cached:.2f} s |\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="compare.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", default="32,100,1000",
@@ -360,8 +482,9 @@ def main(argv=None) -> int:
     parser.add_argument("--peers", action="store_true",
                         help="also time PyTorch and scikit-learn when installed")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time run")
-    parser.add_argument("--only", choices=("steps", "breakdown", "compiled"),
-                        help="only the training-step tables, or only the compiled-path tables")
+    parser.add_argument("--only", choices=("steps", "breakdown", "compiled", "chapter6"),
+                        help="only the training-step tables, the per-kernel breakdown, the "
+                             "compiled-path tables or the chapter-6 tables")
     args = parser.parse_args(argv)
     try:
         batches = [int(b) for b in args.batches.split(",")]
@@ -380,6 +503,9 @@ def main(argv=None) -> int:
         return 0
     if args.only == "breakdown":
         report_breakdown(batches, dtypes, args.rounds)
+        return 0
+    if args.only == "chapter6":
+        report_chapter6(args.quick)
         return 0
     steps = report_steps(batches, dtypes, args.rounds)
     if args.only == "steps":

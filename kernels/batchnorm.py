@@ -7,14 +7,14 @@ passes over the (N, H) block as its reductions allow:
 * ``batchnorm_act_forward_``: ``z`` (the affine output, in the ``xc`` block) becomes
   ``xc = z - mean`` (training: the batch mean, and the biased batch variance give
   ``std = sqrt(var + eps)``; prediction: the running statistics), then
-  ``out = act(gamma * xc / std + beta) * drop`` in one pass, ``drop`` being the dropout
-  mask (training) or ``1 - ratio`` (prediction) or 1; training also moves the running
+  ``out = act(gamma * xc / std + beta)``, then ``out *= drop``, ``drop`` being the dropout
+  mask (training) or ``1 - ratio`` (prediction); training also moves the running
   statistics (``running = momentum * running + (1 - momentum) * batch``).
 * ``batchnorm_act_backward_``: from ``dy`` (the gradient at the layer's output): the
   dropout mask and the activation's gradient, ``dgamma``, ``dbeta``, and the gradient at
   ``z``, in the same order of operations as the book's ``BatchNormalization.backward``.
-* ``bias_act_drop_``: a layer without BatchNorm: ``out = act(out + b) * drop``, the
-  mask multiply inside the activation pass.
+* ``dropout_forward_`` / ``dropout_backward_``: Dropout alone (a layer without BatchNorm,
+  after its affine + activation pass).
 
 Column sums accumulate in float64, row after row (NumPy's order for ``axis=0``).
 ``scratch`` is float64 (4, H) work space.
@@ -34,22 +34,21 @@ MOMENTUM = 0.9  # the book's running-statistics momentum
 
 
 @inline
-def bias_act_drop_(out, b, mask, act, count, train, keep):
-    """In place: out = act(out + b) * (mask if ``train`` else ``keep``).
+def dropout_forward_(out, mask, train, keep):
+    """In place: out *= mask (training) or keep (prediction): the book's Dropout.
 
-    mask is (N, H) of 0/1 in the dtype. Returns the non-finite pre-activation count when
-    ``count``.
+    (A pass of its own, not a select inside the activation pass: there LLVM computes both
+    products, and the unused mask buffer's garbage can be subnormal, 4x slower.)
     """
     N, H = out.shape
-    bad = 0
-    for n in range(N):
-        for h in range(H):
-            v = out[n, h] + b[h]
-            if count:
-                bad += not math.isfinite(v)
-            y = act_value(v, act)
-            out[n, h] = y * mask[n, h] if train else y * keep
-    return bad
+    if train:
+        for n in range(N):
+            for h in range(H):
+                out[n, h] = out[n, h] * mask[n, h]
+    else:
+        for n in range(N):
+            for h in range(H):
+                out[n, h] = out[n, h] * keep
 
 
 @inline
@@ -90,10 +89,9 @@ def batchnorm_act_forward_(out, xc, std, gamma, beta, rmean, rvar, mask, act, tr
                 xc[n, h] = xc[n, h] - rmean[h]
     for n in range(N):
         for h in range(H):
-            y = act_value(gamma[h] * (xc[n, h] / std[h]) + beta[h], act)
-            if dropout:
-                y = y * mask[n, h] if train else y * keep
-            out[n, h] = y
+            out[n, h] = act_value(gamma[h] * (xc[n, h] / std[h]) + beta[h], act)
+    if dropout:
+        dropout_forward_(out, mask, train, keep)
 
 
 @inline
@@ -189,8 +187,7 @@ def dropout_forward(x, mask, train, ratio):
     dtype = _float(x)
     out = np.array(x, dtype=dtype, order="C").reshape(x.shape[0], -1)
     m = np.ascontiguousarray(mask, dtype).reshape(out.shape) if train else out
-    bias_act_drop_(out, np.zeros(out.shape[1], dtype), m, IDENTITY, False, bool(train),
-                   dtype.type(1.0 - ratio))
+    dropout_forward_(out, m, bool(train), dtype.type(1.0 - ratio))
     return out.reshape(x.shape)
 
 

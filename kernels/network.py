@@ -54,7 +54,6 @@ import math
 
 import numpy as np
 
-from ._blas import gemm
 from ._config import compiled, inline
 from ._views import view2d
 from .affine_act import (
@@ -62,13 +61,12 @@ from .affine_act import (
     IDENTITY,
     affine_act_backward_,
     affine_act_forward_,
-    bias_act_,
 )
 from .batchnorm import (
     batchnorm_act_backward_,
     batchnorm_act_forward_,
-    bias_act_drop_,
     dropout_backward_,
+    dropout_forward_,
 )
 from .losses import SOFTMAX_LABELS, correct_, kind_of, loss_
 from .optim import sgd_bias_
@@ -134,57 +132,62 @@ def first_bad_label_(labels, C):
 
 
 @compiled
-def hidden_forward_(out, inp, W, b, params, layout, i, norm, stds, state, masks, act, train,
-                    keep, scratch):
-    """Hidden layer i with BatchNorm and/or Dropout: out = Dropout(act(BN(inp @ W + b))).
+def hidden_forward_(out, z, params, layout, i, stds, state, masks, act, train, keep,
+                    scratch):
+    """Hidden layer i after its affine part: out = Dropout(act(BatchNorm(z))).
 
-    Returns the non-finite count of the pre-activations when i == 0.
+    With BatchNorm, z (the affine output, in the layer's ``norm`` block) becomes
+    x - mean; without, z is out itself, already activated, and only Dropout is left.
     """
     N, H = out.shape
     dropout = masks.shape[0] > 0
     mask = layer_block_(masks, layout, i, N) if dropout else out
-    if layout[i, 5] < 0:  # Affine -> activation -> Dropout
-        gemm(False, False, 1.0, inp, W, 0.0, out)
-        return bias_act_drop_(out, b, mask, act, i == 0, train, keep)
-    xc = layer_block_(norm, layout, i, N)  # Affine -> BatchNorm -> activation -> Dropout
-    gemm(False, False, 1.0, inp, W, 0.0, xc)
-    bad = bias_act_(xc, b, IDENTITY, i == 0)
+    if layout[i, 5] < 0:
+        if dropout:
+            dropout_forward_(out, mask, train, keep)
+        return
     s = layout[i, 7]
-    batchnorm_act_forward_(out, xc, layer_vector_(stds, layout[i, 4], H),
+    batchnorm_act_forward_(out, z, layer_vector_(stds, layout[i, 4], H),
                            layer_vector_(params, layout[i, 5], H),
                            layer_vector_(params, layout[i, 6], H), layer_vector_(state, s, H),
                            layer_vector_(state, s + H, H), mask, act, train, dropout, keep,
                            scratch)
-    return bad
 
 
 @compiled
-def hidden_backward_(dx, dW, db, dz, inp, W, out, params, grads, dbias, layout, i, norm,
-                     stds, masks, act, acc, scratch, alpha, beta, lr, fused):
-    """The backward pass of ``hidden_forward_``'s layer i (see ``backward_``): dz holds the
-    output's gradient on entry; BatchNorm's gamma and beta get their gradients (or, fused,
-    SGD's step)."""
+def hidden_backward_(dz, out, params, grads, dbias, layout, i, norm, stds, masks, act,
+                     scratch, lr, fused):
+    """The first half of hidden layer i's backward pass (see ``backward_``): dz holds the
+    output's gradient on entry. With BatchNorm it becomes the gradient at the affine
+    output, gamma and beta get their gradients (or, fused, SGD's step), and the
+    activation's code for the affine part is IDENTITY (its gradient is applied here);
+    without, only the dropout mask is applied and ``act`` is returned."""
     N, H = dz.shape
     dropout = masks.shape[0] > 0
+    mask = layer_block_(masks, layout, i, N) if dropout else out
     if layout[i, 5] < 0:
         if dropout:
-            dropout_backward_(dz, layer_block_(masks, layout, i, N))
-        affine_act_backward_(dx, dW, db, dz, inp, W, out, act, acc, i > 0, True, alpha, beta)
-        return
+            dropout_backward_(dz, mask)
+        return act
     gamma = layer_vector_(params, layout[i, 5], H)
     if fused:
         dgamma, dbeta = dbias[1, :H], dbias[2, :H]
     else:
         dgamma, dbeta = layer_vector_(grads, layout[i, 5], H), \
             layer_vector_(grads, layout[i, 6], H)
-    mask = layer_block_(masks, layout, i, N) if dropout else out
     batchnorm_act_backward_(dz, dgamma, dbeta, out, layer_block_(norm, layout, i, N),
                             layer_vector_(stds, layout[i, 4], H), gamma, mask, act, dropout,
                             scratch)
-    affine_act_backward_(dx, dW, db, dz, inp, W, out, IDENTITY, acc, i > 0, True, alpha, beta)
     if fused:
         sgd_bias_(gamma, dgamma, lr)
         sgd_bias_(layer_vector_(params, layout[i, 6], H), dbeta, lr)
+    return IDENTITY
+
+
+@compiled
+def norm_block_(norm, layout, i, N):
+    """Layer i's (N, H) block of the ``norm`` buffer (a call, not inlined: see forward_)."""
+    return layer_block_(norm, layout, i, N)
 
 
 @inline
@@ -195,6 +198,9 @@ def forward_(acts, x, params, layout, act, ext, norm, stds, state, masks, train,
     ``ext`` (a constant of the kernel) enables the hidden layers' BatchNorm (layers whose
     layout has a gamma offset >= 0) and Dropout (when ``masks`` is not empty): ``train``
     picks batch statistics and the masks, else the running statistics and ``keep``.
+    Every layer's affine part is the one ``affine_act_forward_`` call below; the ``ext``
+    branches hold only calls of compiled functions, which the plain kernel prunes before
+    compiling them (inlined code in them would be inlined before the pruning).
     """
     N = x.shape[0]
     last = layout.shape[0] - 1
@@ -205,11 +211,14 @@ def forward_(acts, x, params, layout, act, ext, norm, stds, state, masks, train,
         W, b = layer_params_(params, layout, i)
         out = layer_block_(acts, layout, i, N)
         code = act if i < last else IDENTITY
+        z = out
+        if ext and i < last and layout[i, 5] >= 0:  # BatchNorm comes before the activation
+            z = norm_block_(norm, layout, i, N)
+            code = IDENTITY
+        bad += affine_act_forward_(z, inp, W, b, code, i == 0)
         if ext and i < last and (layout[i, 5] >= 0 or dropout):
-            bad += hidden_forward_(out, inp, W, b, params, layout, i, norm, stds, state,
-                                   masks, code, train, keep, scratch)
-        else:
-            bad += affine_act_forward_(out, inp, W, b, code, i == 0)
+            hidden_forward_(out, z, params, layout, i, stds, state, masks, act, train, keep,
+                            scratch)
         inp = out
     return bad
 
@@ -240,12 +249,10 @@ def backward_(grads, dacts, acts, x, params, layout, act, acc, dbias, lr, fused,
         else:
             dW, db = layer_params_(grads, layout, i)
             alpha, beta = 1.0, 0.0
-        if ext and i < last:
-            hidden_backward_(dx, dW, db, dz, inp, W, out, params, grads, dbias, layout, i,
-                             norm, stds, masks, code, acc, scratch, alpha, beta, lr, fused)
-        else:
-            affine_act_backward_(dx, dW, db, dz, inp, W, out, code, acc, i > 0, True, alpha,
-                                 beta)
+        if ext and i < last:  # BatchNorm's / Dropout's part first
+            code = hidden_backward_(dz, out, params, grads, dbias, layout, i, norm, stds,
+                                    masks, act, scratch, lr, fused)
+        affine_act_backward_(dx, dW, db, dz, inp, W, out, code, acc, i > 0, True, alpha, beta)
         if fused:
             sgd_bias_(b, db, lr)
         elif decay != 0:

@@ -73,13 +73,15 @@ EPSILON = 1e-7  # the book's, added after the square root
 
 
 @compiled
-def update_(code, p, g, s1, s2, lr, a, b):
+def update_(code, p, g, s1, s2, lr, a, b, c):
     """In place, one pass: the update ``code`` of the flat param p with gradient g.
 
-    MOMENTUM (s1 = v, a = momentum), NESTEROV (s1 = v, a = momentum), ADAGRAD (s1 = h),
-    RMSPROP (s1 = h, a = decay rate), ADAM (s1 = m, s2 = v, lr = this step's lr_t,
-    a = 1 - beta1, b = 1 - beta2). Each element's arithmetic is the book's, in its order.
-    Scalars are of the arrays' dtype; unused state arrays may be any of the type.
+    MOMENTUM (s1 = v, a = momentum), NESTEROV (s1 = v, a = momentum, b = momentum**2,
+    c = (1 + momentum) * lr), ADAGRAD (s1 = h), RMSPROP (s1 = h, a = decay rate,
+    b = 1 - decay rate), ADAM (s1 = m, s2 = v, lr = this step's lr_t, a = 1 - beta1,
+    b = 1 - beta2). Each element's arithmetic is the book's, in its order. Scalars are of
+    the arrays' dtype, computed in Python as the book computes them (so float32 stays
+    float32: ``1 - a`` here would be float64); unused state arrays may be any of the type.
     """
     eps = p.dtype.type(EPSILON)
     if code == MOMENTUM:
@@ -88,9 +90,8 @@ def update_(code, p, g, s1, s2, lr, a, b):
             s1[i] = vel
             p[i] += vel
     elif code == NESTEROV:
-        aa, c = a * a, (1 + a) * lr
         for i in range(p.shape[0]):
-            p[i] += aa * s1[i]
+            p[i] += b * s1[i]
             p[i] -= c * g[i]
             s1[i] = a * s1[i] - lr * g[i]
     elif code == ADAGRAD:
@@ -98,10 +99,9 @@ def update_(code, p, g, s1, s2, lr, a, b):
             s1[i] += g[i] * g[i]
             p[i] -= lr * g[i] / (math.sqrt(s1[i]) + eps)
     elif code == RMSPROP:
-        c = 1 - a
         for i in range(p.shape[0]):
             h = s1[i] * a
-            h += c * g[i] * g[i]
+            h += b * g[i] * g[i]
             s1[i] = h
             p[i] -= lr * g[i] / (math.sqrt(h) + eps)
     elif code == ADAM:
@@ -113,7 +113,7 @@ def update_(code, p, g, s1, s2, lr, a, b):
             p[i] -= lr * mi / (math.sqrt(vi) + eps)
 
 
-def _apply(code, param, grad, s1, s2, lr, a, b):
+def _apply(code, param, grad, s1, s2, lr, a, b, c=0.0):
     """Run ``update_`` on the arrays (any layout; float64 for other dtypes), in place.
 
     Arrays that are not C-contiguous of the param's float dtype are computed on such a
@@ -129,7 +129,7 @@ def _apply(code, param, grad, s1, s2, lr, a, b):
     t = dtype.type
     flat = [x.reshape(-1) for x in bufs]
     update_(code, flat[0], flat[1], flat[2], flat[3] if s2 is not None else flat[2],
-            t(lr), t(a), t(b))
+            t(lr), t(a), t(b), t(c))
     for x, buf in zip(arrays, bufs):
         if buf is not x and x is not grad:
             x[...] = buf
@@ -142,7 +142,8 @@ def momentum_update(param, grad, v, lr, momentum):
 
 def nesterov_update(param, grad, v, lr, momentum):
     """In place, the book's corrected Nesterov (see ``fastnn.reference``)."""
-    _apply(NESTEROV, param, grad, v, None, lr, momentum, 0.0)
+    _apply(NESTEROV, param, grad, v, None, lr, momentum, momentum * momentum,
+           (1 + momentum) * lr)
 
 
 def adagrad_update(param, grad, h, lr):
@@ -152,7 +153,7 @@ def adagrad_update(param, grad, h, lr):
 
 def rmsprop_update(param, grad, h, lr, decay_rate):
     """In place: h = decay_rate * h + (1 - decay_rate) * grad**2, then AdaGrad's step."""
-    _apply(RMSPROP, param, grad, h, None, lr, decay_rate, 0.0)
+    _apply(RMSPROP, param, grad, h, None, lr, decay_rate, 1 - decay_rate)
 
 
 def adam_lr(lr, beta1, beta2, step):
