@@ -131,10 +131,30 @@ class Optimizer:
                 else dict(buf)
         return out
 
+    def __getstate__(self):
+        """Pickling keeps the hyperparameters and the state; the tie to a network (a weak
+        reference) becomes the state's shape, adopted by the first network that fits."""
+        state = dict(self.__dict__)
+        if isinstance(state.get("_owner"), weakref.ref):
+            state["_owner"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
     def _bind(self, params, flat: bool) -> None:
         """Create the state for ``params`` on first use, else check it is theirs."""
         if not self._slots:  # SGD: no state, any parameters
             return
+        if self._state is not None and self._owner is None:  # unpickled: adopt a fit
+            first = next(iter(self._state.values()))
+            if isinstance(params, ParamDict) and isinstance(first, np.ndarray) \
+                    and first.shape == params.flat.shape \
+                    and np.array_equal(self._layout, params.layout):
+                self._owner = weakref.ref(params)
+                return
+            raise ValueError(f"params: this {type(self).__name__}'s state (unpickled) does not "
+                             "fit these parameters; use a new optimizer for each network")
         if self._state is None:
             if isinstance(params, ParamDict):
                 self._owner = weakref.ref(params)

@@ -538,3 +538,18 @@ def test_cli_refuses_bad_chapter6_options(argv, message, capsys):
 
     assert main(["train", "--epochs", "1", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_optimizer_pickles_with_its_state():
+    x, t = problem(N=6)
+    net = fastnn.MultiLayerNet(7, [4], 3, seed=0)
+    opt = fastnn.Adam(0.01)
+    net.train_step(x, t, opt)
+    twin_net, twin_opt = pickle.loads(pickle.dumps((net, opt)))
+    net.train_step(x, t, opt)
+    twin_net.train_step(x, t, twin_opt)
+    np.testing.assert_array_equal(twin_net.params.flat, net.params.flat)
+    assert twin_opt.iter == 2
+    with pytest.raises(ValueError, match="does not fit"):
+        pickle.loads(pickle.dumps(opt)).update(fastnn.MultiLayerNet(7, [5], 3).params,
+                                               fastnn.MultiLayerNet(7, [5], 3).gradient(x, t))
