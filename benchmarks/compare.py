@@ -472,7 +472,13 @@ def report_chapter6(quick: bool = False) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="compare.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="fastnn bench" if os.environ.get("FASTNN_BENCH_PROG") else "compare.py",
+        description="Side-by-side timings, interleaved in one process and reported as "
+                    "medians and ratios: the training step (numpy backend, numba backend, "
+                    "GEMM-only bound), the seed article's loop, memory, the compiled path for "
+                    "small networks, compile times; with --peers PyTorch and scikit-learn.",
+        epilog="Measurements and how to read them: docs/performance.md.")
     parser.add_argument("--batches", default="32,100,1000",
                         help="comma-separated batch sizes (default 32,100,1000)")
     parser.add_argument("--dtypes", default="float32,float64")

@@ -28,6 +28,11 @@ DEFAULTS = {
 }
 
 
+# How `fastnn train` loads each data set (recorded in saved models)
+DATASET_OPTIONS = {"digits": {"normalize": True}, "mnist": {"normalize": True, "flatten": True},
+                   "fashion-mnist": {"normalize": True, "flatten": True}, "sine": {}}
+
+
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
@@ -35,6 +40,37 @@ class CLIError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one clear line instead of usage + message
         raise CLIError(f"{self.prog}: {message}")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows every default and keeps the epilog's table as written."""
+
+
+def _defaults_table() -> str:
+    rows = ["per-data-set defaults (what an option left out means):",
+            f"  {'dataset':<14}{'hidden':<9}{'activation':<12}{'loss':<9}{'batch':<7}"
+            f"{'epochs':<8}{'lr':<6}init"]
+    for name, d in DEFAULTS.items():
+        rows.append(f"  {name:<14}{d['hidden']:<9}{d['activation']:<12}{d['loss']:<9}"
+                    f"{d['batch_size']:<7}{d['epochs']:<8}{d['lr']:<6}{d['init']}")
+    return "\n".join(rows)
+
+
+# Library argument names -> the options a user typed (errors raised by Sequential/fit)
+OPTION_OF = {"batch_size": "--batch-size", "epochs": "--epochs", "iters": "--iters",
+             "eval_every": "--eval-every", "lr": "--lr", "seed": "--seed",
+             "weight_init_std": "--init", "hidden_size": "--hidden",
+             "momentum": "--momentum", "weight_decay_lambda": "--weight-decay",
+             "dropout_ratio": "--dropout", "threads": "--threads", "n": "--threads"}
+
+
+def _as_option_error(exc: Exception):
+    """A CLIError naming the option when ``exc`` is about an argument a user typed."""
+    name, sep, rest = str(exc).partition(": ")
+    key = name.split("[")[0]
+    if sep and key in OPTION_OF:
+        return CLIError(f"{OPTION_OF[key]}: {rest}")
+    return None
 
 
 def load_dataset(name: str, data_dir=None):
@@ -53,12 +89,13 @@ def load_dataset(name: str, data_dir=None):
 
 def _hidden(text: str) -> list[int]:
     try:
-        sizes = [int(part) for part in text.split(",")]
+        sizes = [int(part) for part in text.split(",")] if text.strip() else []
     except ValueError:
         raise CLIError(f"--hidden: expected comma-separated positive integers such as "
                        f"128,128, got {text!r}") from None
     if not sizes or min(sizes) < 1:
-        raise CLIError(f"--hidden: expected comma-separated positive integers, got {text!r}")
+        raise CLIError(f"--hidden: expected comma-separated positive integers such as "
+                       f"128,128, got {text!r}")
     return sizes
 
 
@@ -67,6 +104,17 @@ def _init(text: str):
         value = float(text)
     except ValueError:
         return text
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") \
+            from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
     return value
 
 
@@ -131,19 +179,24 @@ def build_optimizer(args, default_lr: float):
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = _Parser(prog="fastnn", description="Train and evaluate fastnn networks.")
+    parser = _Parser(prog="fastnn", description="Train and evaluate fastnn networks.",
+                     epilog="`fastnn COMMAND --help` lists a command's options and defaults.")
     parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = sub.add_parser("train", help="train a network on a data set")
+    train = sub.add_parser("train", help="train a network on a data set",
+                           formatter_class=_Help, epilog=_defaults_table())
     train.add_argument("--dataset", choices=DATASETS, default="digits")
-    train.add_argument("--hidden", help="hidden layer widths, e.g. 128,128")
-    train.add_argument("--activation", choices=("relu", "sigmoid"))
-    train.add_argument("--init", help="weight init: a number (std), he, relu, xavier, sigmoid")
-    train.add_argument("--batch-size", type=_positive(int))
+    train.add_argument("--hidden", help="hidden layer widths, e.g. 128,128 (default: per "
+                                        "data set, below)")
+    train.add_argument("--activation", choices=("relu", "sigmoid"),
+                       help="hidden activation (default: per data set)")
+    train.add_argument("--init", help="weight init: a number (std), he, relu, xavier, sigmoid "
+                                      "(default: per data set; he for relu, xavier for sigmoid)")
+    train.add_argument("--batch-size", type=_positive(int), help="default: per data set")
     length = train.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive(int))
-    length.add_argument("--iters", type=_positive(int))
+    length.add_argument("--epochs", type=_positive(int), help="default: per data set")
+    length.add_argument("--iters", type=_positive(int), help="iterations instead of epochs")
     train.add_argument("--eval-every", type=_positive(int),
                        help="iterations between evaluations (default: once per epoch)")
     train.add_argument("--lr", type=_positive(float),
@@ -161,18 +214,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="BatchNorm between each hidden affine layer and its activation")
     train.add_argument("--backend", choices=("numba", "numpy"), default="numba")
     train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    train.add_argument("--seed", type=int, default=0,
-                       help="seed of the weights and the batch order (default 0)")
+    train.add_argument("--seed", type=_non_negative_int, default=0,
+                       help="seed of the weights and the batch order")
     train.add_argument("--threads", type=_positive(int), help="threads for kernels and BLAS")
     train.add_argument("--data-dir", help="folder with the four IDX files (MNIST-style sets)")
     train.add_argument("--save", metavar="PATH", help="write the trained model (.npz)")
-    train.add_argument("--plot", metavar="PNG", help="write learning curves (needs matplotlib)")
+    train.add_argument("--plot", metavar="FILE",
+                       help="write learning curves; the format follows the extension (.png, "
+                            ".svg, .pdf, .jpg ...; needs matplotlib)")
     train.add_argument("--quiet", action="store_true", help="only the summary line")
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    evaluate = sub.add_parser("evaluate", help="loss and accuracy of a saved model")
+    evaluate = sub.add_parser("evaluate", help="loss and accuracy of a saved model",
+                              formatter_class=_Help)
     evaluate.add_argument("model", help="a .npz file written by `fastnn train --save`")
-    evaluate.add_argument("--dataset", choices=DATASETS, default="digits")
+    evaluate.add_argument("--dataset", choices=DATASETS,
+                          help="default: the data set the model was trained on (recorded in "
+                               "the file; digits for files that do not say)")
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--backend", choices=("numba", "numpy"), default="numba")
     evaluate.add_argument("--json", action="store_true")
@@ -189,9 +247,9 @@ def _format(summary: dict) -> str:
         if summary.get("test_acc") is not None:
             parts.append(f"test acc {summary['test_acc']:.4f}")
     else:
-        parts.append(f"train loss {summary['train_loss']:.6f}")
+        parts.append(f"train loss {summary['train_loss']:.6g}")
         if summary.get("test_loss") is not None:
-            parts.append(f"test loss {summary['test_loss']:.6f}")
+            parts.append(f"test loss {summary['test_loss']:.6g}")
     line = ", ".join(parts)
     if "train_seconds" in summary:
         per_iter = summary["seconds_per_iter"]
@@ -201,36 +259,87 @@ def _format(summary: dict) -> str:
     return line
 
 
+def _check_output(option: str, path: str, suffixes=None) -> None:
+    """Fail before training when ``path`` cannot be written (named by ``option``)."""
+    import os
+
+    p = Path(path)
+    if path.endswith(("/", os.sep)) or p.is_dir():
+        example = p / ("model.npz" if option == "--save" else "curves.png")
+        raise CLIError(f"{option}: {path} is a folder; give a file name such as {example}")
+    folder = p.resolve().parent
+    if not folder.is_dir():
+        raise CLIError(f"{option}: the folder {p.parent} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"{option}: the folder {p.parent} is not writable")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise CLIError(f"{option}: {path} is read-only; it is not replaced")
+    if suffixes is not None:
+        suffix = p.suffix.lower().lstrip(".")
+        if suffix not in suffixes:
+            raise CLIError(f"{option}: unknown picture format {p.suffix or '(none)'!r}; use "
+                           f"one of {', '.join('.' + s for s in sorted(suffixes))}")
+
+
+def _plot_formats() -> set:
+    try:
+        import matplotlib
+    except ImportError:
+        raise CLIError("--plot: needs matplotlib: pip install 'fastnn[plot]'") from None
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    return set(FigureCanvasAgg(Figure()).get_supported_filetypes())
+
+
+def _loss_grew(first: float, history) -> str | None:
+    """A warning when the training loss ended far above the untrained network's."""
+    losses = [v for v in history.loss if v == v]
+    if losses and first > 0 and losses[-1] > 10 * first:
+        return (f"the training loss grew from {first:.4g} (untrained) to {losses[-1]:.4g}: "
+                "the learning rate is probably too large (try --lr with a tenth of it)")
+    return None
+
+
 def cmd_train(args) -> int:
     import fastnn
 
     d = DEFAULTS[args.dataset]
-    for option, path in (("--save", args.save), ("--plot", args.plot)):
-        if path and not Path(path).resolve().parent.is_dir():  # fail before training
-            raise CLIError(f"{option}: the folder {Path(path).parent} does not exist")
-    hidden = _hidden(args.hidden or d["hidden"])
+    if args.save:
+        _check_output("--save", args.save)
+    if args.plot:
+        _check_output("--plot", args.plot, _plot_formats())
+    hidden = _hidden(d["hidden"] if args.hidden is None else args.hidden)
     activation = args.activation or d["activation"]
-    init = _init(args.init) if args.init else (_init(d["init"]) if activation == d["activation"]
-                                               else ("he" if activation == "relu" else "xavier"))
+    if args.init is not None:
+        init = _init(args.init)
+    else:
+        init = _init(d["init"]) if activation == d["activation"] else \
+            ("he" if activation == "relu" else "xavier")
     if args.threads:
         fastnn.set_num_threads(args.threads)
     (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir)
     n_out = 1 if d["loss"] == "mse" else 10
-    optimizer = build_optimizer(args, d["lr"])
-    net = fastnn.Sequential(int(np.prod(x.shape[1:])), hidden, n_out, init,
-                            activation=activation, loss=d["loss"], backend=args.backend,
-                            dtype=args.dtype, seed=args.seed,
-                            weight_decay_lambda=args.weight_decay,
-                            use_dropout=args.dropout is not None,
-                            dropout_ratio=0.5 if args.dropout is None else args.dropout,
-                            use_batchnorm=args.batchnorm)
-    epochs = None if args.iters else (args.epochs or d["epochs"])
-    history = fastnn.fit(net, x, t, x_test=x_test, t_test=t_test,
-                         optimizer=optimizer,
-                         batch_size=args.batch_size or d["batch_size"], epochs=epochs,
-                         iters=args.iters, eval_every=args.eval_every or d.get("eval_every"),
-                         seed=args.seed,
-                         progress=not (args.quiet or args.json))
+    try:
+        optimizer = build_optimizer(args, d["lr"])
+        net = fastnn.Sequential(int(np.prod(x.shape[1:])), hidden, n_out, init,
+                                activation=activation, loss=d["loss"], backend=args.backend,
+                                dtype=args.dtype, seed=args.seed,
+                                weight_decay_lambda=args.weight_decay,
+                                use_dropout=args.dropout is not None,
+                                dropout_ratio=0.5 if args.dropout is None else args.dropout,
+                                use_batchnorm=args.batchnorm)
+        epochs = None if args.iters else (args.epochs or d["epochs"])
+        history = fastnn.fit(net, x, t, x_test=x_test, t_test=t_test, optimizer=optimizer,
+                             batch_size=args.batch_size or d["batch_size"], epochs=epochs,
+                             iters=args.iters, eval_every=args.eval_every or d.get("eval_every"),
+                             seed=args.seed, progress=not (args.quiet or args.json))
+    except (ValueError, TypeError) as exc:
+        option_error = _as_option_error(exc)
+        if option_error is None:
+            raise
+        raise option_error from None
     summary = history.summary()
     if d["loss"] == "mse":
         summary["train_loss"], _ = fastnn.evaluate(net, x, t)
@@ -238,7 +347,12 @@ def cmd_train(args) -> int:
                    backend=args.backend, dtype=args.dtype, seed=args.seed,
                    optimizer=repr(optimizer), weight_decay=args.weight_decay,
                    dropout=args.dropout, batchnorm=args.batchnorm)
+    warning = _loss_grew(history.initial_loss, history)
+    if warning:
+        summary["warning"] = warning
+        print(f"fastnn: warning: {warning}", file=sys.stderr)
     if args.save:
+        net.metadata = {"dataset": args.dataset, "dataset_options": DATASET_OPTIONS[args.dataset]}
         net.save(args.save)
     if args.plot:
         from .plot import plot_history
@@ -257,17 +371,24 @@ def cmd_evaluate(args) -> int:
     from .train import evaluate
 
     net = fastnn.load(args.model, backend=args.backend)
-    (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir)
+    recorded = getattr(net, "metadata", {}).get("dataset")
+    dataset = args.dataset or (recorded if recorded in DATASETS else "digits")
+    (x, t), (x_test, t_test) = load_dataset(dataset, args.data_dir)
     if x_test is None:  # sine: the training points are the whole data set
         x_test, t_test = x, t
+    features = int(np.prod(x_test.shape[1:]))
+    if features != net.input_size:
+        raise CLIError(f"--dataset: {dataset} has {features} features per sample, the model "
+                       f"takes {net.input_size}" + (f" (it was trained on {recorded})"
+                                                    if recorded else ""))
     loss, acc = evaluate(net, x_test, t_test)
-    summary = {"dataset": args.dataset, "test_loss": loss, "test_acc": acc}
+    summary = {"dataset": dataset, "test_loss": loss, "test_acc": acc}
     if args.json:
         print(json.dumps(summary))
     elif acc is None:
-        print(f"test loss {loss:.6f}")
+        print(f"test loss {loss:.6g}")
     else:
-        print(f"test loss {loss:.4f}, test acc {acc:.4f}")
+        print(f"test loss {loss:.4g}, test acc {acc:.4f}")
     return 0
 
 
@@ -282,7 +403,10 @@ def run_bench(argv) -> int:
               "installed package; run `python benchmarks/compare.py` in a fastnn checkout "
               "(or install one with `pip install -e .`)", file=sys.stderr)
         return 2
-    return subprocess.call([sys.executable, str(script), *argv])
+    import os
+
+    env = dict(os.environ, FASTNN_BENCH_PROG="1")  # its --help then says `fastnn bench`
+    return subprocess.call([sys.executable, str(script), *argv], env=env)
 
 
 def main(argv=None) -> int:

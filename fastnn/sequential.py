@@ -173,6 +173,7 @@ class Sequential:
                              state=self.state, decay=self.weight_decay_lambda,
                              dropout=self.dropout_ratio if self.use_dropout else None,
                              draw=self._draw)
+        self.metadata = {}  # saved with the model (JSON values; fastnn train: the data set)
         self._build_layers(be)
 
     def _draw(self, shape):
@@ -345,7 +346,7 @@ class Sequential:
                 "hidden_size": self.hidden_size, "output_size": self.output_size,
                 "activation": self.activation, "loss": self.loss_name,
                 "dtype": self.dtype.name, **self._options()}
-        meta.update(getattr(self, "metadata", {}) or {})
+        meta.update(getattr(self, "metadata", {}) or {})  # e.g. the data set (fastnn train)
         serialize.write_model(path, meta, arrays)
 
     def numerical_gradient(self, x, t, h: float = 1e-4) -> dict:
@@ -513,7 +514,7 @@ def load(path, *, backend: str = "numba") -> Sequential:
     net.params.update({k: v for k, v in arrays.items() if k in net.params})
     for key, view in net.running_stats.items():
         view[...] = arrays[key]
-    net.metadata = {k: v for k, v in meta.items() if k.startswith("data")}
+    net.metadata = {k: meta[k] for k in ("dataset", "dataset_options") if k in meta}
     return net
 
 

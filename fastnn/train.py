@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -44,6 +46,7 @@ class History:
     iterations: int = 0
     train_seconds: float = 0.0
     compile_seconds: float = 0.0  # first-use compilation (or cache loading), not training
+    initial_loss: float = float("nan")  # the untrained network's loss on the training set
     path: str = "step"  # "step" (one step at a time) or "compiled" (whole epochs in numba)
 
     def to_dict(self) -> dict:
@@ -123,6 +126,9 @@ class BatchSchedule:
         order = self._epochs(first, int(epoch[-1])).reshape(-1)
         self.done += k
         return order, starts
+
+
+COMPILE_NOTICE_SECONDS = 0.5  # fit() says it is compiling when the warm-up takes longer
 
 
 def iterations_per_epoch(n: int, batch_size: int, sampling: str) -> int:
@@ -238,6 +244,7 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
     try:
         run.history.path = path
         run.warm_up(path)
+        run.open_bar()
         if path == "compiled":
             run.train_compiled(schedule)
         else:
@@ -266,11 +273,15 @@ class _Run:
         self.snapshot_state = net.state.copy()  # and BatchNorm's running statistics then
         self.snapshot_iteration = 0
         self.bar = None
-        if progress:
+        self.progress = progress
+        self.bar_every = max(1, total // 200)
+
+    def open_bar(self) -> None:
+        """The progress bar, started after compiling so its rate and ETA are training's."""
+        if self.progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, unit="it", dynamic_ncols=True, leave=True)
-        self.bar_every = max(1, total // 200)
+            self.bar = tqdm(total=self.total, unit="it", dynamic_ncols=True, leave=True)
 
     def close(self):
         if self.bar is not None:
@@ -283,7 +294,19 @@ class _Run:
         (``train_seconds``, ``seconds_per_iter``) measure training, not compilation.
         """
         t0 = time.perf_counter()
+        notice = None
+        if self.progress:  # say so when compiling takes a noticeable time (not from the cache)
+            notice = threading.Timer(COMPILE_NOTICE_SECONDS, lambda: print(
+                "compiling kernels (first run only; later runs load them from numba's "
+                "cache) ...", file=sys.stderr, flush=True))
+            notice.daemon = True
+            notice.start()
         engine = self.net.copy().engine
+        # the untrained loss (at most 1,024 rows; BatchNorm with batch statistics: its
+        # running ones are still zeros)
+        rows = slice(0, 1024)
+        self.history.initial_loss = engine.evaluate(self.x[rows], self.t[rows],
+                                                    train=engine.batchnorm)[0]
         B = min(self.batch_size, self.x.shape[0])
         if path == "compiled":
             engine.train_batches(self.x, self.t, np.arange(B, dtype=np.int64),
@@ -292,6 +315,8 @@ class _Run:
             engine.step(self.x[:B], self.t[:B], self.optimizer.fresh())
         engine.evaluate(self.x[:1], self.t[:1])
         self.history.compile_seconds = time.perf_counter() - t0
+        if notice is not None:
+            notice.cancel()
 
     # --- step-by-step ---------------------------------------------------------------
 
@@ -419,7 +444,7 @@ class _Run:
 
 
 def _postfix(loss, train_acc, test_acc) -> str:
-    parts = [f"loss {loss:.4f}"]
+    parts = [f"loss {loss:.4g}"]
     if train_acc is not None:
         parts.append(f"train acc {train_acc:.4f}")
     if test_acc is not None:

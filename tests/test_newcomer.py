@@ -1,0 +1,122 @@
+"""What a newcomer meets on the command line: one line naming the option, exit code 2 for
+usage errors, nothing written after a long training that could not be saved, defaults
+in --help, a model that remembers its data set, warnings that say what went wrong."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fastnn import train as train_module
+from fastnn.cli import main
+from fastnn.plot import _accuracy_limits
+
+
+def run(argv, capsys):
+    rc = main(argv)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "5000"], "--batch-size: expected at most the number of training samples"),
+    (["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
+    (["--hidden", ""], "--hidden: expected comma-separated positive integers"),
+    (["--hidden", "12,,3"], "--hidden: expected comma-separated positive integers"),
+    (["--init", "-2"], "--init: expected a positive finite number"),
+    (["--eval-every", "0"], "argument --eval-every: expected a positive int"),
+])
+def test_usage_errors_name_the_option_and_exit_2(argv, message, capsys):
+    rc, out, err = run(["train", "--epochs", "1", "--quiet", *argv], capsys)
+    assert rc == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_save_and_plot_paths_are_checked_before_training(tmp_path, capsys):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for argv, message in [
+        (["--save", f"{folder}/"], "is a folder; give a file name such as"),
+        (["--save", str(tmp_path / "missing" / "m.npz")], "--save: the folder"),
+        (["--plot", str(tmp_path / "missing" / "c.png")], "--plot: the folder"),
+        (["--plot", str(tmp_path / "c.bmpx")], "--plot: unknown picture format '.bmpx'"),
+    ]:
+        rc, out, err = run(["train", "--epochs", "200", *argv], capsys)
+        assert rc == 2 and message in err, err
+        assert "iter" not in out  # refused before any training
+    assert list(folder.iterdir()) == [] and list(tmp_path.glob("*.tmp")) == []
+
+
+def test_plot_format_follows_the_extension(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    jpg, svg = tmp_path / "c.jpg", tmp_path / "c.svg"
+    assert run(["train", "--epochs", "2", "--quiet", "--plot", str(jpg)], capsys)[0] == 0
+    assert jpg.read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG, not PNG bytes
+    assert run(["train", "--dataset", "sine", "--epochs", "20", "--eval-every", "63",
+                "--quiet", "--plot", str(svg)], capsys)[0] == 0
+    assert b"<svg" in svg.read_bytes()[:400]
+
+
+def test_accuracy_axis_zooms_to_the_data():
+    low, high = _accuracy_limits([0.84, 0.9, 0.97, 1.0])
+    assert 0.7 < low < 0.84 and high == 1.0
+    assert _accuracy_limits([]) == (0.0, 1.0)
+
+
+def test_a_growing_loss_is_reported(capsys):
+    rc, out, err = run(["train", "--lr", "1000", "--epochs", "3", "--quiet"], capsys)
+    assert rc == 0
+    assert "warning: the training loss grew from" in err and "--lr" in err
+    rc, out, err = run(["train", "--epochs", "3", "--quiet", "--json"], capsys)
+    assert "warning" not in err and "warning" not in json.loads(out)
+
+
+def test_small_losses_keep_significant_digits(capsys):
+    rc, out, _ = run(["train", "--dataset", "sine", "--epochs", "300", "--eval-every", "630",
+                      "--quiet"], capsys)
+    value = out.split("train loss ")[1].split()[0]
+    assert float(value) > 0 and len(value.strip("0.")) >= 4, out
+
+
+def test_evaluate_uses_the_data_set_the_model_was_trained_on(tmp_path, capsys):
+    model = tmp_path / "sine.npz"
+    assert run(["train", "--dataset", "sine", "--epochs", "5", "--eval-every", "63",
+                "--quiet", "--save", str(model)], capsys)[0] == 0
+    rc, out, err = run(["evaluate", str(model), "--json"], capsys)
+    assert rc == 0 and json.loads(out)["dataset"] == "sine"
+    rc, out, err = run(["evaluate", str(model), "--dataset", "digits"], capsys)
+    assert rc == 2 and "it was trained on sine" in err
+    import fastnn
+
+    assert fastnn.load(model).metadata["dataset"] == "sine"
+
+
+def test_help_shows_the_defaults_and_the_per_data_set_table(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: 0)" in out and "(default: sgd)" in out
+    assert "per-data-set defaults" in out and "sine" in out and "2001" in out
+
+
+def test_bench_help_is_plain_text():
+    out = subprocess.run([sys.executable, "-m", "fastnn.cli", "bench", "--help"],
+                         capture_output=True, text=True)
+    if "source checkout" in out.stderr:
+        pytest.skip("no checkout")
+    assert out.returncode == 0 and "``" not in out.stdout and "fastnn bench" in out.stdout
+
+
+def test_training_says_when_it_compiles(monkeypatch, capsys):
+    import fastnn
+
+    monkeypatch.setattr(train_module, "COMPILE_NOTICE_SECONDS", 0.0)
+    x, t = fastnn.datasets.load_digits()[0]
+    net = fastnn.Sequential(64, [8], 10, seed=0)
+    history = fastnn.fit(net, x, t, epochs=1, progress=True)
+    err = capsys.readouterr().err
+    assert "compiling kernels (first run only" in err
+    assert err.index("compiling kernels") < err.index("it/s") if "it/s" in err else True
+    assert history.compile_seconds >= 0 and history.initial_loss > 0
