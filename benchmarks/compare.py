@@ -22,6 +22,7 @@ noisy neighbour slows all contenders alike), and reported as medians and ratios:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -471,6 +472,76 @@ def report_chapter6(quick: bool = False) -> None:
         print(f"| cold | from cache |\n|---|---|\n| {cold:.2f} s | {cached:.2f} s |\n")
 
 
+# --- load: thread settings beside busy processes --------------------------------------------
+
+
+def _busy(n: int):
+    """Start n busy-loop processes (each holds a core); returns them for _stop."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def _stop(procs) -> None:
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def report_load(rounds: int, quick: bool = False) -> None:
+    """Training steps and `fastnn train` under 0, 1, 2 busy processes, for the automatic
+    thread policy and each forced count."""
+    from fastnn.kernels._threads import usable_cores
+
+    import fastnn
+
+    settings = ["auto", *range(1, usable_cores() + 1)]
+    batches = (32,) if quick else (32, 1000)
+    loads = (0, 1) if quick else (0, 1, 2)
+    print("## Thread settings under load: 784-128-128-10 train_step, float32, median ms "
+          "(busy = `python -c \"while True: pass\"` processes started by this script)\n")
+    print("| busy processes | batch | " + " | ".join(f"threads {s}" for s in settings) +
+          " | auto / best forced |")
+    print("|---" * (len(settings) + 3) + "|")
+    for load in loads:
+        procs = _busy(load)
+        try:
+            time.sleep(0.3)
+            for N in batches:
+                x, t = problem(N, np.float32)
+                nets = {}
+                for setting in settings:
+                    nets[setting] = fastnn.Sequential(784, [128, 128], 10, dtype=np.float32,
+                                                      seed=0)
+                opt = fastnn.SGD(lr=1e-4)
+
+                def case(setting, nets=nets, x=x, t=t, opt=opt):
+                    net = nets[setting]
+                    xv, tv = net.validate(x, t)
+
+                    def step():
+                        fastnn.set_num_threads(None if setting == "auto" else setting)
+                        net.engine.step(xv, tv, opt)
+                    return step
+
+                r = interleaved({str(s): case(s) for s in settings}, rounds)
+                best = min(r[str(s)] for s in settings if s != "auto")
+                cells = " | ".join(f"{r[str(s)] * 1e3:.3f}" for s in settings)
+                print(f"| {load} | {N} | {cells} | {r['auto'] / best:.2f} |")
+            if not quick:
+                times = {}
+                for setting in settings:
+                    out = subprocess.run([sys.executable, "-m", "fastnn.cli", "train", "--json",
+                                          "--threads", str(setting)], capture_output=True,
+                                         text=True, check=True)
+                    times[setting] = json.loads(out.stdout)["train_seconds"]
+                print(f"| {load} | `fastnn train` (digits), s | " +
+                      " | ".join(f"{times[s]:.2f}" for s in settings) +
+                      f" | {times['auto'] / min(v for k, v in times.items() if k != 'auto'):.2f} |")
+        finally:
+            _stop(procs)
+            fastnn.set_num_threads(None)
+    print()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="fastnn bench" if os.environ.get("FASTNN_BENCH_PROG") else "compare.py",
@@ -487,7 +558,7 @@ def main(argv=None) -> int:
     parser.add_argument("--peers", action="store_true",
                         help="also time PyTorch and scikit-learn when installed")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time run")
-    parser.add_argument("--only", choices=("steps", "breakdown", "compiled", "chapter6"),
+    parser.add_argument("--only", choices=("steps", "breakdown", "compiled", "chapter6", "load"),
                         help="only the training-step tables, the per-kernel breakdown, the "
                              "compiled-path tables or the chapter-6 tables")
     args = parser.parse_args(argv)
@@ -511,6 +582,9 @@ def main(argv=None) -> int:
         return 0
     if args.only == "chapter6":
         report_chapter6(args.quick)
+        return 0
+    if args.only == "load":
+        report_load(args.rounds, args.quick)
         return 0
     steps = report_steps(batches, dtypes, args.rounds)
     if args.only == "steps":

@@ -35,18 +35,29 @@ from .trainer import Trainer  # noqa: E402
 __version__ = "0.1.0"
 
 
-def set_num_threads(n: int) -> None:
-    """Threads for the numba kernels and the BLAS libraries (at most NUMBA_NUM_THREADS)."""
-    from .kernels import set_num_threads as _set
+def set_num_threads(n=None) -> None:
+    """BLAS threads: ``n`` (a positive int, at most the usable cores) forces that count;
+    None or "auto" restores the automatic policy, the default (one thread for small
+    passes, all usable cores for large ones, chosen by size alone so results stay
+    reproducible; see ``fastnn.kernels._threads``)."""
+    from .kernels._threads import set_num_threads as _set
 
     _set(n)
 
 
 def get_num_threads() -> int:
-    """Threads the numba kernels use."""
-    from .kernels import get_num_threads as _get
+    """The BLAS thread count in force (forced, or the automatic policy's last choice)."""
+    from .kernels._threads import get_num_threads as _get
 
     return _get()
+
+
+def thread_policy():
+    """"auto", or the thread count forced with ``set_num_threads``."""
+    from .kernels._threads import policy
+
+    return policy()
+
 
 __all__ = [
     "AdaGrad",
@@ -76,4 +87,5 @@ __all__ = [
     "gradient_check",
     "reference",
     "set_num_threads",
+    "thread_policy",
 ]

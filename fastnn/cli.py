@@ -107,6 +107,22 @@ def _init(text: str):
     return value
 
 
+def _threads(text):
+    from .kernels._threads import check_threads
+
+    if text.lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a positive integer, got {text!r}") \
+            from None
+    try:
+        return check_threads(value, "threads")
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+
+
 def _non_negative_int(text):
     try:
         value = int(text)
@@ -216,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     train.add_argument("--seed", type=_non_negative_int, default=0,
                        help="seed of the weights and the batch order")
-    train.add_argument("--threads", type=_positive(int), help="threads for kernels and BLAS")
+    train.add_argument("--threads", type=_threads, default="auto",
+                       help="BLAS threads: auto (one for small work, all cores for large) "
+                            "or a count")
     train.add_argument("--data-dir", help="folder with the four IDX files (MNIST-style sets)")
     train.add_argument("--save", metavar="PATH", help="write the trained model (.npz)")
     train.add_argument("--plot", metavar="FILE",
@@ -302,6 +320,62 @@ def _loss_grew(first: float, history) -> str | None:
     return None
 
 
+SLOW_FACTOR = 2.5  # `fastnn train` notes a run this much slower than the machine's best
+
+
+def _speed_note(summary: dict) -> str | None:
+    """Compare this run's time per iteration with the best this machine recorded for the
+    same training (``speeds.json`` in fastnn's cache folder); record a new best. A note
+    when this run was much slower, saying what fastnn did about it."""
+    import datetime
+
+    from .datasets import cache_dir
+    from .kernels._threads import get_num_threads, policy
+    from .serialize import atomic_write
+
+    per_iter = summary.get("seconds_per_iter") or 0.0
+    if per_iter <= 0 or summary.get("iterations", 0) < 50:
+        return None
+    key = json.dumps({k: summary.get(k) for k in ("dataset", "hidden", "activation",
+                                                  "backend", "dtype", "optimizer",
+                                                  "batchnorm", "dropout", "batch_size")},
+                     sort_keys=True)
+    path = cache_dir() / "speeds.json"
+    try:
+        speeds = json.loads(path.read_text()) if path.is_file() else {}
+        if not isinstance(speeds, dict):
+            speeds = {}
+    except (OSError, ValueError):
+        speeds = {}
+    best = speeds.get(key)
+    note = None
+    if isinstance(best, dict) and isinstance(best.get("seconds_per_iter"), float):
+        ratio = per_iter / best["seconds_per_iter"]
+        if ratio > SLOW_FACTOR:
+            threads = get_num_threads()
+            if policy() != "auto":
+                how = "forced with --threads"
+            elif threads > 1:
+                how = ("chosen by the work's size alone, so results stay reproducible; "
+                       "--threads 1 may help while the cores are busy")
+            else:
+                how = "the automatic policy's choice for this size"
+            note = (f"this run took {per_iter * 1e6:.1f} us/iter, {ratio:.1f}x this machine's "
+                    f"best for the same training ({best['seconds_per_iter'] * 1e6:.1f} us/iter, "
+                    f"{best.get('date', '?')}): other programs are probably using the cores. "
+                    f"fastnn ran the matrix products on {threads} BLAS thread(s) ({how})")
+    if best is None or not isinstance(best, dict) or \
+            per_iter < best.get("seconds_per_iter", float("inf")):
+        speeds[key] = {"seconds_per_iter": per_iter,
+                       "date": datetime.date.today().isoformat()}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda f: f.write(json.dumps(speeds).encode()))
+        except OSError:  # a read-only home: no record, no harm
+            pass
+    return note
+
+
 def cmd_train(args) -> int:
     import fastnn
 
@@ -317,8 +391,7 @@ def cmd_train(args) -> int:
     else:
         init = _init(d["init"]) if activation == d["activation"] else \
             ("he" if activation == "relu" else "xavier")
-    if args.threads:
-        fastnn.set_num_threads(args.threads)
+    fastnn.set_num_threads(None if args.threads == "auto" else args.threads)
     (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir)
     n_out = 1 if d["loss"] == "mse" else 10
     try:
@@ -347,6 +420,11 @@ def cmd_train(args) -> int:
                    backend=args.backend, dtype=args.dtype, seed=args.seed,
                    optimizer=repr(optimizer), weight_decay=args.weight_decay,
                    dropout=args.dropout, batchnorm=args.batchnorm)
+    summary["batch_size"] = args.batch_size or d["batch_size"]
+    note = _speed_note(summary)
+    if note:
+        summary["note"] = note
+        print(f"fastnn: note: {note}", file=sys.stderr)
     warning = _loss_grew(history.initial_loss, history)
     if warning:
         summary["warning"] = warning

@@ -11,6 +11,10 @@ Arguments are the kernels' inputs: x is a C-contiguous (N, D) array of the netwo
 dtype; t is intp class indices (N,) or (N, C) rows of that dtype (``Sequential.validate``
 makes them). The ``names`` tuples only label error messages.
 
+Threads: before each kernel call the automatic policy (``fastnn.kernels._threads``) sets
+OpenBLAS's thread count from the call's size alone (rows x multiply-adds per row), unless
+a count was forced with ``fastnn.set_num_threads(n)``.
+
 Thread safety: the work buffers belong to the network, so the calls on one engine are
 serialised by a lock (two threads that use one network take turns; use one network per
 thread to train in parallel).
@@ -26,12 +30,17 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _validation as V
+from .kernels._threads import use_threads_for
 from .params import Extras, Gradients, ParamDict, Workspace
 
 MAX_WORKSPACES = 4  # batch sizes whose buffers are kept (train, last batch, evaluation ...)
 # Rows per pass when a whole data set is evaluated or predicted: the work buffers stay
-# small (784-128-128-10 float64: 4.4 MB for both) whatever the data set's size.
-EVAL_ROWS = 1024
+# small whatever the data set's size. 512, not 1024: with the automatic thread policy a
+# digits evaluation (64-128-128-10) then stays under its threshold on one thread; at 1024
+# rows it took two, and OpenBLAS's second thread, spinning after each evaluation, slowed
+# the next training steps beside a busy process (`fastnn train` 0.55-1.0 s against
+# 0.19 s; docs/performance.md).
+EVAL_ROWS = 512
 
 
 def _locked(method):
@@ -67,6 +76,8 @@ class Engine:
         self.dropout = dropout
         self.draw = draw
         self.batchnorm = bool((self.layout[:, 5] >= 0).any())
+        # multiply-adds per row of one pass: the automatic thread policy's measure of size
+        self.work = int((self.layout[:, 1] * self.layout[:, 2]).sum())
         self.plain = not self.batchnorm and dropout is None and self.decay == 0
         self._workspaces: OrderedDict[int, Workspace] = OrderedDict()
         self._grads = None  # the gradient buffer of optimizers other than SGD
@@ -147,6 +158,7 @@ class Engine:
             xs = x[start:start + rows]
             ws = self.workspace(xs.shape[0])
             extras = self._extras(ws, train)
+            use_threads_for(xs.shape[0] * self.work)
             with np.errstate(over="ignore", invalid="ignore"):
                 n_bad = self.backend.forward(xs, self.params.flat, self.layout, ws.acts,
                                              self.activation, extras)
@@ -163,6 +175,7 @@ class Engine:
             xs, ts = x[start:start + rows], t[start:start + rows]
             ws = self.workspace(xs.shape[0])
             extras = self._extras(ws, train)
+            use_threads_for(xs.shape[0] * self.work)
             with np.errstate(over="ignore", invalid="ignore"):
                 loss, right, n_bad, at = self.backend.evaluate(
                     xs, ts, self.params.flat, self.layout, ws.acts, ws.dacts,
@@ -178,6 +191,7 @@ class Engine:
     def _gradient_into(self, x, t, grads, names):
         ws = self.workspace(x.shape[0])
         extras = self._extras(ws, True)
+        use_threads_for(x.shape[0] * self.work)
         with np.errstate(over="ignore", invalid="ignore"):
             loss, n_bad, at = self.backend.gradient(x, t, self.params.flat, self.layout,
                                                     ws.acts, ws.dacts, grads.flat,
@@ -199,6 +213,7 @@ class Engine:
         """One SGD step; the batch's loss (NaN/Inf: nothing was updated)."""
         ws = self.workspace(x.shape[0])
         extras = None if self.plain else self._extras(ws, True)
+        use_threads_for(x.shape[0] * self.work)
         # (no np.errstate here: compiled code raises no NumPy warnings, the reference
         # guards its own passes, and entering it costs a microsecond per step)
         loss, n_bad, at = self.backend.sgd_step(x, t, self.params.flat, self.layout, ws.acts,
@@ -234,9 +249,10 @@ class Engine:
         """
         losses = np.empty(starts.shape[0] - 1)
         extras = None
+        B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
         if not self.plain:
-            B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
             extras = self._extras(self.workspace(B), True)
+        use_threads_for(B * self.work)
         with np.errstate(over="ignore", invalid="ignore"):
             stop = self.backend.train_batches(x, t, order, starts, self.params.flat,
                                               self.layout, self.activation, self.loss, lr,

@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 
 import numba
 
@@ -62,22 +61,4 @@ def inline(fn):
     return compiled(fn, inline="always")
 
 
-def set_num_threads(n: int) -> None:
-    """Threads for the BLAS library's GEMMs (and numba's pool, which fastnn leaves idle)."""
-    from threadpoolctl import threadpool_limits
-
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: expected a positive integer, got {n!r}")
-    limit = numba.config.NUMBA_NUM_THREADS
-    if n > limit:
-        raise ValueError(f"n: at most {limit} threads are available (NUMBA_NUM_THREADS, read at "
-                         f"import), got {n}")
-    numba.set_num_threads(n)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        threadpool_limits(limits=n, user_api="blas")
-
-
-def get_num_threads() -> int:
-    """The thread count last set with ``set_num_threads`` (numba's; BLAS follows it)."""
-    return numba.get_num_threads()
+from ._threads import get_num_threads, set_num_threads  # noqa: E402,F401  (re-exported)
