@@ -392,6 +392,13 @@ def cmd_train(args) -> int:
         init = _init(d["init"]) if activation == d["activation"] else \
             ("he" if activation == "relu" else "xavier")
     fastnn.set_num_threads(None if args.threads == "auto" else args.threads)
+    if args.threads == "auto":
+        # start at the policy's count for small work, before anything (loading the data)
+        # calls BLAS: OpenBLAS threads started at two and then left idle measurably slowed
+        # the training steps beside busy processes (docs/performance.md)
+        from .kernels._threads import use_threads_for
+
+        use_threads_for(0)
     (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir)
     n_out = 1 if d["loss"] == "mse" else 10
     try:
