@@ -84,7 +84,8 @@ class Sequential:
     input_size, output_size : int
         Features per sample (D) and outputs (C: classes, or regression targets).
     hidden_size : list of int
-        Width of each hidden layer, e.g. ``[128, 128]``.
+        Width of each hidden layer, e.g. ``[128, 128]`` (``hidden_size_list=``, the
+        book's MultiLayerNet name, is accepted too).
     weight_init_std : float or {"he", "relu", "xavier", "sigmoid"}
         Standard deviation of the initial weights: a number (the book's 0.01), or
         ``sqrt(2 / fan_in)`` for "he"/"relu" and ``sqrt(1 / fan_in)`` for
@@ -123,10 +124,18 @@ class Sequential:
 
     _activation_names = None  # layer names: "Relu1" (Sequential), "Activation_function1"
 
-    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
-                 activation="relu", loss="softmax", backend="numba", dtype=np.float64,
+    def __init__(self, input_size, hidden_size=None, output_size=None, weight_init_std=0.01,
+                 *, activation="relu", loss="softmax", backend="numba", dtype=np.float64,
                  seed=None, weight_decay_lambda=0, use_dropout=False, dropout_ratio=0.5,
-                 use_batchnorm=False, dropout_ration=None):
+                 use_batchnorm=False, dropout_ration=None, hidden_size_list=None):
+        if hidden_size_list is not None:  # the book's MultiLayerNet keyword
+            if hidden_size is not None:
+                raise TypeError("hidden_size, hidden_size_list: give one of them")
+            hidden_size = hidden_size_list
+        if hidden_size is None:
+            raise TypeError("hidden_size: required (the hidden layers' widths, e.g. [128, 128])")
+        if output_size is None:
+            raise TypeError("output_size: required (classes or regression outputs)")
         input_size = V.check_positive_int(input_size, "input_size")
         output_size = V.check_positive_int(output_size, "output_size")
         hidden_size = _check_hidden(hidden_size)

@@ -553,3 +553,19 @@ def test_an_optimizer_pickles_with_its_state():
     with pytest.raises(ValueError, match="does not fit"):
         pickle.loads(pickle.dumps(opt)).update(fastnn.MultiLayerNet(7, [5], 3).params,
                                                fastnn.MultiLayerNet(7, [5], 3).gradient(x, t))
+
+
+def test_sequential_takes_the_books_keywords():
+    np.random.seed(3)
+    a = fastnn.Sequential(input_size=6, hidden_size_list=[5], output_size=2,
+                          weight_init_std="relu", weight_decay_lambda=0.1, use_batchnorm=True,
+                          use_dropout=True, dropout_ration=0.3)
+    np.random.seed(3)
+    b = fastnn.MultiLayerNetExtend(6, [5], 2, weight_decay_lambda=0.1, use_dropout=True,
+                                   dropout_ration=0.3, use_batchnorm=True)
+    np.testing.assert_array_equal(a.params.flat, b.params.flat)
+    assert a.dropout_ratio == 0.3 and a.use_batchnorm
+    with pytest.raises(TypeError, match="give one of them"):
+        fastnn.Sequential(6, [5], 2, hidden_size_list=[5])
+    with pytest.raises(TypeError, match="output_size: required"):
+        fastnn.Sequential(6, [5])
