@@ -27,3 +27,18 @@ def digits():
     from fastnn.datasets import load_digits
 
     return load_digits()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """fastnn's cache folder (data sets, `fastnn train`'s speed records) in a temporary
+    folder for the whole session: the tests never write into the user's ~/.cache."""
+    import os
+
+    saved = os.environ.get("FASTNN_DATA")
+    os.environ["FASTNN_DATA"] = str(tmp_path_factory.mktemp("fastnn-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("FASTNN_DATA", None)
+    else:
+        os.environ["FASTNN_DATA"] = saved
