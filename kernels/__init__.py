@@ -3,8 +3,8 @@
 Installed as ``fastnn.kernels`` from the top-level folder ``kernels/``; imports nothing
 from ``fastnn``. The modules, each with one concern:
 
-* ``_config``: every numba option, the serial/parallel kernel pairs, the row blocks of
-  the reductions;
+* ``_config``: every numba option (the ``compiled`` and ``inline`` decorators, the cache);
+* ``_threads``: the BLAS thread policy (automatic by the work's size, or forced);
 * ``_blas``: ``gemm``, NumPy's own BLAS called from compiled code (numba's ``np.dot``
   where it cannot be bound), small products as a loop;
 * ``affine_act``: an affine layer with any activation, forward and backward bodies;

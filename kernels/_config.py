@@ -61,4 +61,5 @@ def inline(fn):
     return compiled(fn, inline="always")
 
 
-from ._threads import get_num_threads, set_num_threads  # noqa: E402,F401  (re-exported)
+# (the BLAS thread policy, re-exported here for ``kernels/__init__``: see ``_threads``)
+from ._threads import get_num_threads, set_num_threads  # noqa: E402,F401
