@@ -61,16 +61,6 @@ def _flat_pair(params, grads):
     return pf, gf
 
 
-def _check_unit(value, name: str) -> float:
-    """A float in [0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a number in [0, 1), got {value!r}")
-    value = float(value)
-    if not (0.0 <= value < 1.0):
-        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
-    return value
-
-
 class Optimizer:
     """Base of the six optimizers: validated hyperparameters, state, ``update``.
 
@@ -252,7 +242,7 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     """Momentum SGD: ``v = momentum * v - lr * grad; param += v``."""
 
-    _hyper = {"lr": _lr, "momentum": _check_unit}
+    _hyper = {"lr": _lr, "momentum": V.check_unit_interval}
     _slots = ("v",)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9):
@@ -267,7 +257,7 @@ class Nesterov(Optimizer):
     ``param += momentum**2 * v; param -= (1 + momentum) * lr * grad;
     v = momentum * v - lr * grad``."""
 
-    _hyper = {"lr": _lr, "momentum": _check_unit}
+    _hyper = {"lr": _lr, "momentum": V.check_unit_interval}
     _slots = ("v",)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9):
@@ -293,7 +283,7 @@ class AdaGrad(Optimizer):
 class RMSprop(Optimizer):
     """RMSprop: ``h = decay_rate * h + (1 - decay_rate) * grad**2``, then AdaGrad's step."""
 
-    _hyper = {"lr": _lr, "decay_rate": _check_unit}
+    _hyper = {"lr": _lr, "decay_rate": V.check_unit_interval}
     _slots = ("h",)
 
     def __init__(self, lr: float = 0.01, decay_rate: float = 0.99):
@@ -308,7 +298,8 @@ class Adam(Optimizer):
     ``m += (1 - beta1) * (grad - m)``, ``v += (1 - beta2) * (grad**2 - v)``,
     ``param -= lr_t * m / (sqrt(v) + 1e-7)``. ``iter`` counts the updates."""
 
-    _hyper = {"lr": _lr, "beta1": _check_unit, "beta2": _check_unit}
+    _hyper = {"lr": _lr, "beta1": V.check_unit_interval,
+              "beta2": V.check_unit_interval}
     _slots = ("m", "v")
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999):

@@ -51,31 +51,6 @@ def _init_std(weight_init_std, fan_in: int) -> float:
 
 
 
-def _check_decay(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"weight_decay_lambda: expected a non-negative number, got {value!r}")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"weight_decay_lambda: expected a non-negative finite number, got "
-                         f"{value!r}")
-    return value
-
-
-def _check_ratio(value, name="dropout_ratio") -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a number in [0, 1), got {value!r}")
-    value = float(value)
-    if not (0.0 <= value < 1.0):
-        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
-    return value
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {value!r}")
-    return bool(value)
-
-
 class Sequential:
     """A multilayer perceptron: (Affine -> activation) x len(hidden_size) -> Affine -> loss.
 
@@ -145,12 +120,13 @@ class Sequential:
         self.dtype = V.check_dtype(dtype)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"seed: expected an int or None, got {seed!r}")
-        self.weight_decay_lambda = _check_decay(weight_decay_lambda)
-        self.use_dropout = _check_bool(use_dropout, "use_dropout")
+        self.weight_decay_lambda = V.check_non_negative_float(weight_decay_lambda,
+                                                              "weight_decay_lambda")
+        self.use_dropout = V.check_bool(use_dropout, "use_dropout")
         if dropout_ration is not None:
-            dropout_ratio = _check_ratio(dropout_ration, "dropout_ration")
-        self.dropout_ratio = _check_ratio(dropout_ratio)
-        self.use_batchnorm = _check_bool(use_batchnorm, "use_batchnorm")
+            dropout_ratio = V.check_unit_interval(dropout_ration, "dropout_ration")
+        self.dropout_ratio = V.check_unit_interval(dropout_ratio, "dropout_ratio")
+        self.use_batchnorm = V.check_bool(use_batchnorm, "use_batchnorm")
         be = get_backend(self.backend)
 
         self.sizes = [input_size, *hidden_size, output_size]
@@ -294,14 +270,14 @@ class Sequential:
         ``train_flg`` True runs BatchNorm and Dropout as in training (batch statistics,
         which move the running ones; new dropout masks), as the book's network does.
         """
-        train_flg = _check_bool(train_flg, "train_flg")
+        train_flg = V.check_bool(train_flg, "train_flg")
         x, _ = self.validate(x)
         return self.engine.predict(x, train=train_flg)
 
     def loss(self, x, t, train_flg=False) -> float:
         """The mean loss over the batch (cross-entropy, or 0.5 * squared error), plus the
         weight-decay term; ``train_flg`` as in ``predict``."""
-        train_flg = _check_bool(train_flg, "train_flg")
+        train_flg = V.check_bool(train_flg, "train_flg")
         x, t = self.validate(x, t)
         return self.engine.evaluate(x, t, train=train_flg)[0]
 
@@ -433,8 +409,8 @@ class MultiLayerNetExtend(MultiLayerNet):
         name = "dropout_ration" if dropout_ratio is None else "dropout_ratio"
         super().__init__(input_size, hidden_size_list, output_size, activation,
                          weight_init_std, weight_decay_lambda, use_dropout=use_dropout,
-                         dropout_ratio=_check_ratio(ratio, name), use_batchnorm=use_batchnorm,
-                         **options)
+                         dropout_ratio=V.check_unit_interval(ratio, name),
+                         use_batchnorm=use_batchnorm, **options)
 
 
 CLASSES = {"Sequential": Sequential, "MultiLayerNet": MultiLayerNet,
