@@ -279,24 +279,19 @@ def _format(summary: dict) -> str:
 
 def _check_output(option: str, path: str, suffixes=None) -> None:
     """Fail before training when ``path`` cannot be written (named by ``option``)."""
-    import os
+    from .serialize import check_writable
 
-    p = Path(path)
-    if path.endswith(("/", os.sep)) or p.is_dir():
-        example = p / ("model.npz" if option == "--save" else "curves.png")
-        raise CLIError(f"{option}: {path} is a folder; give a file name such as {example}")
-    folder = p.resolve().parent
-    if not folder.is_dir():
-        raise CLIError(f"{option}: the folder {p.parent} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise CLIError(f"{option}: the folder {p.parent} is not writable")
-    if p.exists() and not os.access(p, os.W_OK):
-        raise CLIError(f"{option}: {path} is read-only; it is not replaced")
+    try:
+        check_writable(path, "model.npz" if option == "--save" else "curves.png")
+    except OSError as exc:
+        rest = str(exc)[len(path) + 2:] if str(exc).startswith(f"{path}: ") else str(exc)
+        raise CLIError(f"{option}: {path} {rest}" if rest.startswith("is a folder")
+                       else f"{option}: {rest}") from None
     if suffixes is not None:
-        suffix = p.suffix.lower().lstrip(".")
+        suffix = Path(path).suffix.lower().lstrip(".")
         if suffix not in suffixes:
-            raise CLIError(f"{option}: unknown picture format {p.suffix or '(none)'!r}; use "
-                           f"one of {', '.join('.' + s for s in sorted(suffixes))}")
+            raise CLIError(f"{option}: unknown picture format {Path(path).suffix or '(none)'!r}; "
+                           f"use one of {', '.join('.' + s for s in sorted(suffixes))}")
 
 
 def _plot_formats() -> set:

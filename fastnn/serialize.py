@@ -45,6 +45,30 @@ def _remove_stale_temporaries(folder: Path, name: str) -> None:
             pass
 
 
+def check_writable(path, example: str = "model.npz") -> tuple[Path, Path]:
+    """(the file to write, its folder) for ``path``, or the error a write would meet.
+
+    FileNotFoundError: the folder does not exist; IsADirectoryError: ``path`` is a folder
+    (``example`` names a file to suggest in it); PermissionError: the folder is not
+    writable or the file is read-only. Messages start with ``path``. A symbolic link is
+    followed to its target. Callers that must fail early (``fastnn train --save``) call
+    this before the work; ``atomic_write`` calls it too.
+    """
+    raw = os.fspath(path)
+    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if raw.endswith(("/", os.sep)) or path.is_dir():
+        raise IsADirectoryError(f"{raw}: is a folder; give a file name such as "
+                                f"{path / example}")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{raw}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"{raw}: the folder {folder} is not writable")
+    if path.exists() and not path.stat().st_mode & 0o222:
+        raise PermissionError(f"{raw}: the file is read-only; it was not replaced")
+    return path, folder
+
+
 def atomic_write(path, write) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``.
 
@@ -52,18 +76,8 @@ def atomic_write(path, write) -> None:
     (0666 less the umask). A read-only file is not replaced (PermissionError); a symbolic
     link keeps pointing where it did and its target is replaced.
     """
-    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{path}: the folder {folder} does not exist")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a folder; give a file name such as "
-                                f"{path / 'model.npz'}")
-    mode = 0o666 & ~_umask()
-    if path.exists():
-        mode = path.stat().st_mode & 0o7777
-        if not mode & 0o222:
-            raise PermissionError(f"{path}: the file is read-only; it was not replaced")
+    path, folder = check_writable(path)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
     _remove_stale_temporaries(folder, path.name)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
