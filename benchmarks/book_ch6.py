@@ -225,6 +225,11 @@ class Nesterov:
             self.v[k] -= self.lr * grads[k]
 
 
+def _scaled_step(params, grads, h, lr):
+    for k in params:
+        params[k] -= lr * grads[k] / (np.sqrt(h[k]) + 1e-7)
+
+
 class AdaGrad:
     def __init__(self, lr=0.01):
         self.lr, self.h = lr, None
@@ -234,12 +239,13 @@ class AdaGrad:
             self.h = {k: np.zeros_like(v) for k, v in params.items()}
         for k in params:
             self.h[k] += grads[k] * grads[k]
-            params[k] -= self.lr * grads[k] / (np.sqrt(self.h[k]) + 1e-7)
+        _scaled_step(params, grads, self.h, self.lr)
 
 
-class RMSprop:
+class RMSprop(AdaGrad):
     def __init__(self, lr=0.01, decay_rate=0.99):
-        self.lr, self.decay_rate, self.h = lr, decay_rate, None
+        super().__init__(lr)
+        self.decay_rate = decay_rate
 
     def update(self, params, grads):
         if self.h is None:
@@ -247,7 +253,7 @@ class RMSprop:
         for k in params:
             self.h[k] *= self.decay_rate
             self.h[k] += (1 - self.decay_rate) * grads[k] * grads[k]
-            params[k] -= self.lr * grads[k] / (np.sqrt(self.h[k]) + 1e-7)
+        _scaled_step(params, grads, self.h, self.lr)
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,

@@ -212,7 +212,7 @@ class Engine:
     def sgd_step(self, x, t, lr: float, names=("x", "t")) -> float:
         """One SGD step; the batch's loss (NaN/Inf: nothing was updated)."""
         ws = self.workspace(x.shape[0])
-        extras = None if self.plain else self._extras(ws, True)
+        extras = self._extras(ws, True)  # (None for a plain network)
         use_threads_for(x.shape[0] * self.work)
         # (no np.errstate here: compiled code raises no NumPy warnings, the reference
         # guards its own passes, and entering it costs a microsecond per step)
