@@ -9,28 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATASETS = ("digits", "fashion-mnist", "mnist", "sine")
-
-# Per data set: what `fastnn train` does when no option says otherwise.
-DEFAULTS = {
-    # 1,437 training images: small batches, 40 epochs (>= 97.7 % test accuracy, seeds 0-4)
-    "digits": dict(hidden="128,128", activation="relu", loss="softmax", batch_size=32,
-                   epochs=40, lr=0.1, init="he"),
-    "mnist": dict(hidden="128,128", activation="relu", loss="softmax", batch_size=100,
-                  epochs=10, lr=0.1, init="he"),
-    "fashion-mnist": dict(hidden="128,128", activation="relu", loss="softmax", batch_size=100,
-                          epochs=10, lr=0.1, init="he"),
-    # the seed article's 1-3-1 sine fit: sigmoid hidden layer, identity output, squared
-    # error, one sample per step, 2,001 epochs, learning rate 0.1, weights ~ 0.01 * randn
-    # (it reports every 200 epochs: so does `fastnn train --dataset sine`)
-    "sine": dict(hidden="3", activation="sigmoid", loss="mse", batch_size=1, epochs=2001,
-                 lr=0.1, init="0.01", eval_every=200 * 63),
-}
-
-
-# How `fastnn train` loads each data set (recorded in saved models)
-DATASET_OPTIONS = {"digits": {"normalize": True}, "mnist": {"normalize": True, "flatten": True},
-                   "fashion-mnist": {"normalize": True, "flatten": True}, "sine": {}}
+from .recipe import DATASET_OPTIONS, DATASETS, DEFAULTS, load_dataset  # noqa: F401
 
 
 class CLIError(Exception):
@@ -73,20 +52,6 @@ def _as_option_error(exc: Exception):
     return None
 
 
-def load_dataset(name: str, data_dir=None):
-    """(x_train, t_train), (x_test, t_test) for a data set name; sine has no test split."""
-    from . import datasets
-
-    if name == "digits":
-        return datasets.load_digits()
-    if name == "mnist":
-        return datasets.load_mnist(data_dir=data_dir)
-    if name == "fashion-mnist":
-        return datasets.load_fashion_mnist(data_dir=data_dir)
-    x, t = datasets.make_sine()
-    return (x, t), (None, None)
-
-
 def _hidden(text: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",")] if text.strip() else []
@@ -97,14 +62,6 @@ def _hidden(text: str) -> list[int]:
         raise CLIError(f"--hidden: expected comma-separated positive integers such as "
                        f"128,128, got {text!r}")
     return sizes
-
-
-def _init(text: str):
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return value
 
 
 def _threads(text):
@@ -173,23 +130,18 @@ def _non_negative(text):
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 
-def build_optimizer(args, default_lr: float):
-    """The optimizer the options ask for. Without --lr, SGD takes the data set's learning
-    rate and the others their own (the book's) default."""
-    from .optim import OPTIMIZERS
+def resolve_args(args) -> dict:
+    """The training description (``recipe.resolve``) that ``args`` of train/sweep give."""
+    from . import recipe
 
-    cls = OPTIMIZERS[args.optimizer]
-    kwargs = {}
-    if args.lr is not None:
-        kwargs["lr"] = args.lr
-    elif args.optimizer == "sgd":
-        kwargs["lr"] = default_lr
-    if args.momentum is not None:
-        if args.optimizer not in ("momentum", "nesterov"):
-            raise CLIError(f"--momentum: only for --optimizer momentum or nesterov (the "
-                           f"optimizer is {args.optimizer})")
-        kwargs["momentum"] = args.momentum
-    return cls(**kwargs)
+    return recipe.resolve(args.dataset,
+                          hidden=None if args.hidden is None else _hidden(args.hidden),
+                          activation=args.activation, init=args.init,
+                          batch_size=args.batch_size, epochs=args.epochs, iters=args.iters,
+                          eval_every=args.eval_every, optimizer=args.optimizer, lr=args.lr,
+                          momentum=args.momentum, weight_decay=args.weight_decay,
+                          dropout=args.dropout, batchnorm=args.batchnorm, backend=args.backend,
+                          dtype=args.dtype, seed=args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,18 +326,11 @@ def _speed_note(summary: dict) -> str | None:
 def cmd_train(args) -> int:
     import fastnn
 
-    d = DEFAULTS[args.dataset]
     if args.save:
         _check_output("--save", args.save)
     if args.plot:
         _check_output("--plot", args.plot, _plot_formats())
-    hidden = _hidden(d["hidden"] if args.hidden is None else args.hidden)
-    activation = args.activation or d["activation"]
-    if args.init is not None:
-        init = _init(args.init)
-    else:
-        init = _init(d["init"]) if activation == d["activation"] else \
-            ("he" if activation == "relu" else "xavier")
+    config = resolve_args(args)
     fastnn.set_num_threads(None if args.threads == "auto" else args.threads)
     if args.threads == "auto":
         # start at the policy's count for small work, before anything (loading the data)
@@ -395,34 +340,28 @@ def cmd_train(args) -> int:
 
         use_threads_for(0)
     (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir)
-    n_out = 1 if d["loss"] == "mse" else 10
+    hidden, activation = config["hidden"], config["activation"]
     try:
-        optimizer = build_optimizer(args, d["lr"])
-        net = fastnn.Sequential(int(np.prod(x.shape[1:])), hidden, n_out, init,
-                                activation=activation, loss=d["loss"], backend=args.backend,
-                                dtype=args.dtype, seed=args.seed,
-                                weight_decay_lambda=args.weight_decay,
-                                use_dropout=args.dropout is not None,
-                                dropout_ratio=0.5 if args.dropout is None else args.dropout,
-                                use_batchnorm=args.batchnorm)
-        epochs = None if args.iters else (args.epochs or d["epochs"])
+        from . import recipe
+
+        net, optimizer = recipe.build(config, int(np.prod(x.shape[1:])),
+                                      recipe.n_outputs(config, t))
         history = fastnn.fit(net, x, t, x_test=x_test, t_test=t_test, optimizer=optimizer,
-                             batch_size=args.batch_size or d["batch_size"], epochs=epochs,
-                             iters=args.iters, eval_every=args.eval_every or d.get("eval_every"),
-                             seed=args.seed, progress=not (args.quiet or args.json))
+                             progress=not (args.quiet or args.json),
+                             **recipe.fit_arguments(config))
     except (ValueError, TypeError) as exc:
         option_error = _as_option_error(exc)
         if option_error is None:
             raise
         raise option_error from None
     summary = history.summary()
-    if d["loss"] == "mse":
+    if config["loss"] == "mse":
         summary["train_loss"], _ = fastnn.evaluate(net, x, t)
     summary.update(dataset=args.dataset, hidden=hidden, activation=activation,
                    backend=args.backend, dtype=args.dtype, seed=args.seed,
                    optimizer=repr(optimizer), weight_decay=args.weight_decay,
                    dropout=args.dropout, batchnorm=args.batchnorm)
-    summary["batch_size"] = args.batch_size or d["batch_size"]
+    summary["batch_size"] = config["batch_size"]
     note = _speed_note(summary)
     if note:
         summary["note"] = note
@@ -438,7 +377,7 @@ def cmd_train(args) -> int:
         from .plot import plot_history
 
         fit_curve = None
-        if d["loss"] == "mse" and x.shape[1] == 1:
+        if config["loss"] == "mse" and x.shape[1] == 1:
             fit_curve = (x, t, net.predict(x))
         plot_history(history, args.plot, title=f"fastnn on {args.dataset}", fit=fit_curve)
     print(json.dumps(summary) if args.json else _format(summary))

@@ -528,7 +528,7 @@ def test_cli_trains_with_the_chapter6_options(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--momentum", "0.9"], "--momentum: only for --optimizer momentum or nesterov"),
+    (["--momentum", "0.9"], "--momentum: only for optimizer momentum or nesterov"),
     (["--dropout", "1"], "argument --dropout: expected a number in [0, 1)"),
     (["--weight-decay", "-0.1"], "argument --weight-decay: expected a non-negative number"),
     (["--optimizer", "adamw"], "argument --optimizer: invalid choice"),
