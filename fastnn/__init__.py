@@ -29,6 +29,7 @@ from .layers import (  # noqa: E402  # noqa: E402
 )
 from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop  # noqa: E402
 from .sequential import MultiLayerNet, MultiLayerNetExtend, Sequential, load  # noqa: E402
+from .sweeps import sweep  # noqa: E402
 from .train import History, TrainingDiverged, evaluate, fit  # noqa: E402
 from .trainer import Trainer  # noqa: E402
 
@@ -87,5 +88,6 @@ __all__ = [
     "gradient_check",
     "reference",
     "set_num_threads",
+    "sweep",
     "thread_policy",
 ]

@@ -1,4 +1,4 @@
-"""The ``fastnn`` command: train, evaluate (and ``bench``, a launcher for a checkout)."""
+"""The ``fastnn`` command: train, evaluate, sweep (and ``bench``, a launcher for a checkout)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """--help shows every default and keeps the epilog's table as written."""
+    """--help shows every default (but not "None": the help says what then happens) and
+    keeps the epilog's table as written."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _defaults_table() -> str:
@@ -40,7 +46,12 @@ OPTION_OF = {"batch_size": "--batch-size", "epochs": "--epochs", "iters": "--ite
              "eval_every": "--eval-every", "lr": "--lr", "seed": "--seed",
              "weight_init_std": "--init", "hidden_size": "--hidden",
              "momentum": "--momentum", "weight_decay_lambda": "--weight-decay",
-             "dropout_ratio": "--dropout", "threads": "--threads", "n": "--threads"}
+             "dropout_ratio": "--dropout", "threads": "--threads", "n": "--threads",
+             "search": "--search", "grid": "--grid", "search, grid": "--search, --grid",
+             "trials": "--trials", "validation_fraction": "--validation-fraction",
+             "log": "--log", "resume": "--resume", "workers": "--workers",
+             "scheduler": "--scheduler", "timeout": "--timeout",
+             "optimizer": "--optimizer", "dropout": "--dropout"}
 
 
 def _as_option_error(exc: Exception):
@@ -127,73 +138,127 @@ def _non_negative(text):
     return value
 
 
+SWEEP_EPILOG = """examples:
+  fastnn sweep --trials 20 --epochs 10                 the book's random search, all cores
+  fastnn sweep --search lr=1e-3:1:log --grid batch-size=32,128 --log sweep.jsonl
+  fastnn sweep --log sweep.jsonl --resume              run what an interrupted sweep lacks
+  fastnn sweep --scheduler tcp://HOST:8786             on a cluster (dask scheduler/worker)"""
+
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 
+def _training_of(args) -> dict:
+    """The training options ``args`` of train/sweep give (None: not given)."""
+    return dict(hidden=None if args.hidden is None else _hidden(args.hidden),
+                activation=args.activation, init=args.init, batch_size=args.batch_size,
+                epochs=args.epochs, iters=args.iters, eval_every=args.eval_every,
+                optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+                weight_decay=args.weight_decay, dropout=args.dropout,
+                batchnorm=args.batchnorm, backend=args.backend, dtype=args.dtype)
+
+
 def resolve_args(args) -> dict:
-    """The training description (``recipe.resolve``) that ``args`` of train/sweep give."""
+    """The training description (``recipe.resolve``) that ``args`` of train give."""
     from . import recipe
 
-    return recipe.resolve(args.dataset,
-                          hidden=None if args.hidden is None else _hidden(args.hidden),
-                          activation=args.activation, init=args.init,
-                          batch_size=args.batch_size, epochs=args.epochs, iters=args.iters,
-                          eval_every=args.eval_every, optimizer=args.optimizer, lr=args.lr,
-                          momentum=args.momentum, weight_decay=args.weight_decay,
-                          dropout=args.dropout, batchnorm=args.batchnorm, backend=args.backend,
-                          dtype=args.dtype, seed=args.seed)
+    return recipe.resolve(args.dataset, seed=args.seed, **_training_of(args))
+
+
+def _training_options(parser, threads_default="auto",
+                      threads_help="BLAS threads: auto (one for small work, all cores for "
+                                   "large) or a count") -> None:
+    """The options that describe a training run (``fastnn train`` and ``fastnn sweep``)."""
+    parser.add_argument("--dataset", choices=DATASETS, default="digits")
+    parser.add_argument("--hidden", help="hidden layer widths, e.g. 128,128 (default: per "
+                                         "data set, below)")
+    parser.add_argument("--activation", choices=("relu", "sigmoid"),
+                        help="hidden activation (default: per data set)")
+    parser.add_argument("--init", help="weight init: a number (std), he, relu, xavier, "
+                                       "sigmoid (default: per data set; he for relu, xavier "
+                                       "for sigmoid)")
+    parser.add_argument("--batch-size", type=_positive(int), help="default: per data set")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive(int), help="default: per data set")
+    length.add_argument("--iters", type=_positive(int), help="iterations instead of epochs")
+    parser.add_argument("--eval-every", type=_positive(int),
+                        help="iterations between evaluations (default: once per epoch)")
+    parser.add_argument("--lr", type=_positive(float),
+                        help="learning rate (default: the data set's for sgd, else the "
+                             "optimizer's own: 0.01, adam 0.001)")
+    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="sgd",
+                        help="the update rule (the book's six)")
+    parser.add_argument("--momentum", type=_unit,
+                        help="momentum for --optimizer momentum/nesterov (default 0.9)")
+    parser.add_argument("--weight-decay", type=_non_negative, default=0.0, metavar="LAMBDA",
+                        help="L2 weight decay: the loss adds 0.5*LAMBDA*sum(W**2)")
+    parser.add_argument("--dropout", type=_unit, metavar="RATIO",
+                        help="Dropout after each hidden layer, dropping this fraction")
+    parser.add_argument("--batchnorm", action="store_true",
+                        help="BatchNorm between each hidden affine layer and its activation")
+    parser.add_argument("--backend", choices=("numba", "numpy"), default="numba")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    parser.add_argument("--seed", type=_non_negative_int, default=0,
+                        help="seed of the weights and the batch order (of a sweep: of its "
+                             "trials' draws)")
+    parser.add_argument("--threads", type=_threads, default=threads_default, help=threads_help)
+    parser.add_argument("--data-dir", help="folder with the four IDX files (MNIST-style sets)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = _Parser(prog="fastnn", description="Train and evaluate fastnn networks.",
+    parser = _Parser(prog="fastnn", description="Train, evaluate and sweep fastnn networks.",
                      epilog="`fastnn COMMAND --help` lists a command's options and defaults.")
     parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train a network on a data set",
                            formatter_class=_Help, epilog=_defaults_table())
-    train.add_argument("--dataset", choices=DATASETS, default="digits")
-    train.add_argument("--hidden", help="hidden layer widths, e.g. 128,128 (default: per "
-                                        "data set, below)")
-    train.add_argument("--activation", choices=("relu", "sigmoid"),
-                       help="hidden activation (default: per data set)")
-    train.add_argument("--init", help="weight init: a number (std), he, relu, xavier, sigmoid "
-                                      "(default: per data set; he for relu, xavier for sigmoid)")
-    train.add_argument("--batch-size", type=_positive(int), help="default: per data set")
-    length = train.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive(int), help="default: per data set")
-    length.add_argument("--iters", type=_positive(int), help="iterations instead of epochs")
-    train.add_argument("--eval-every", type=_positive(int),
-                       help="iterations between evaluations (default: once per epoch)")
-    train.add_argument("--lr", type=_positive(float),
-                       help="learning rate (default: the data set's for sgd, else the "
-                            "optimizer's own: 0.01, adam 0.001)")
-    train.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="sgd",
-                       help="the update rule (the book's six)")
-    train.add_argument("--momentum", type=_unit,
-                       help="momentum for --optimizer momentum/nesterov (default 0.9)")
-    train.add_argument("--weight-decay", type=_non_negative, default=0.0, metavar="LAMBDA",
-                       help="L2 weight decay: the loss adds 0.5*LAMBDA*sum(W**2)")
-    train.add_argument("--dropout", type=_unit, metavar="RATIO",
-                       help="Dropout after each hidden layer, dropping this fraction")
-    train.add_argument("--batchnorm", action="store_true",
-                       help="BatchNorm between each hidden affine layer and its activation")
-    train.add_argument("--backend", choices=("numba", "numpy"), default="numba")
-    train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    train.add_argument("--seed", type=_non_negative_int, default=0,
-                       help="seed of the weights and the batch order")
-    train.add_argument("--threads", type=_threads, default="auto",
-                       help="BLAS threads: auto (one for small work, all cores for large) "
-                            "or a count")
-    train.add_argument("--data-dir", help="folder with the four IDX files (MNIST-style sets)")
+    _training_options(train)
     train.add_argument("--save", metavar="PATH", help="write the trained model (.npz)")
     train.add_argument("--plot", metavar="FILE",
                        help="write learning curves; the format follows the extension (.png, "
                             ".svg, .pdf, .jpg ...; needs matplotlib)")
     train.add_argument("--quiet", action="store_true", help="only the summary line")
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    sweep = sub.add_parser(
+        "sweep", help="hyperparameter search: many trainings, in parallel (Dask)",
+        formatter_class=_Help, epilog=SWEEP_EPILOG + "\n\n" + _defaults_table())
+    _training_options(sweep, threads_default=1,
+                      threads_help="BLAS threads in each trial (1: the cores go to parallel "
+                                   "trials)")
+    sweep.add_argument("--trials", type=_positive(int),
+                       help="how many trials (default: the grid's size with --grid alone, "
+                            "else 100, the book's)")
+    sweep.add_argument("--search", action="append", metavar="NAME=LOW:HIGH[:log]",
+                       help="random search over NAME (lr, weight-decay, momentum, dropout, "
+                            "batch-size, epochs), log-uniform with :log, else uniform; "
+                            "repeatable (default: the book's lr=1e-6:1e-2:log and "
+                            "weight-decay=1e-8:1e-4:log)")
+    sweep.add_argument("--grid", action="append", metavar="NAME=a,b,c",
+                       help="try each value of NAME in turn; repeatable")
+    sweep.add_argument("--validation-fraction", type=float, default=0.2, metavar="F",
+                       help="training data held out to rank the trials")
+    sweep.add_argument("--log", metavar="FILE.jsonl",
+                       help="append each finished trial as a JSON line")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue --log: run only the trials it lacks")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive(int),
+                       help="an embedded local cluster of N single-threaded worker processes "
+                            "(default: one per core; 1 runs the trials in this process)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
+    sweep.add_argument("--timeout", type=_positive(float), default=10.0, metavar="SECONDS",
+                       help="how long to try reaching --scheduler")
+    sweep.add_argument("--save", metavar="PATH",
+                       help="write the best trial's model (.npz)")
+    sweep.add_argument("--plot", metavar="FILE",
+                       help="the best 20 learning curves and validation accuracy over the "
+                            "searched values (needs matplotlib)")
+    sweep.add_argument("--quiet", action="store_true", help="only the table")
+    sweep.add_argument("--json", action="store_true", help="print the results as JSON")
 
     evaluate = sub.add_parser("evaluate", help="loss and accuracy of a saved model",
                               formatter_class=_Help)
@@ -384,6 +449,123 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _sweep_line(record, done: int, total: int, regression: bool) -> str:
+    params = "  ".join(f"{k.replace('_', '-')}={v:.4g}" for k, v in record["params"].items())
+    if record["status"] == "ok":
+        score = (f"val loss {record['val_loss']:.4g}" if regression
+                 else f"val acc {record['val_acc']:.4f}")
+    else:
+        score = record["status"]
+    where = record.get("worker") or "?"
+    return (f"[{done}/{total}] trial {record['trial']}: {score}  {params}  "
+            f"({record['seconds']:.2f} s on {where})")
+
+
+def _sweep_table(trials, shown: int = 20) -> str:
+    ranked = trials.ranked()
+    names = sorted({k for r in ranked for k in r["params"]})
+    score = "val loss" if trials.regression else "val acc"
+    head = f"{'rank':>4}  {'trial':>5}  {score:>8}  " + "".join(
+        f"{n.replace('_', '-'):>13}" for n in names) + f"  {'status':<9}{'seconds':>8}"
+    rows = [head]
+    for rank, r in enumerate(ranked[:shown], 1):
+        value = r.get("val_loss" if trials.regression else "val_acc")
+        shown_value = f"{value:8.4f}" if value is not None else f"{'-':>8}"
+        rows.append(f"{rank:>4}  {r['trial']:>5}  {shown_value}  " + "".join(
+            f"{r['params'].get(n, float('nan')):>13.4g}" for n in names)
+            + f"  {r['status']:<9}{r['seconds']:>8.3f}")
+    if len(ranked) > shown:
+        rows.append(f"({len(ranked) - shown} more trials: all are in --log and --json)")
+    best = trials.best
+    if best is not None:
+        params = ", ".join(f"{k.replace('_', '-')}={v:.4g}" for k, v in best["params"].items())
+        line = f"best: trial {best['trial']} ({params}): "
+        if trials.regression:
+            line += f"val loss {best['val_loss']:.4g}"
+            if best.get("test_loss") is not None:
+                line += f", test loss {best['test_loss']:.4g}"
+        else:
+            line += f"val acc {best['val_acc']:.4f}"
+            if best.get("test_acc") is not None:
+                line += f", test acc {best['test_acc']:.4f}"
+        rows.append(line)
+    else:
+        rows.append("best: none (no trial finished)")
+    return "\n".join(rows)
+
+
+def cmd_sweep(args) -> int:
+    from . import sweeps as S
+
+    if args.save:
+        _check_output("--save", args.save)
+    if args.plot:
+        _check_output("--plot", args.plot, _plot_formats())
+    try:
+        plan = S.prepare(dataset=args.dataset, data_dir=args.data_dir, trials=args.trials,
+                         search=args.search, grid=args.grid, seed=args.seed,
+                         validation_fraction=args.validation_fraction, workers=args.workers,
+                         scheduler=args.scheduler, timeout=args.timeout, log=args.log,
+                         resume=args.resume, threads=args.threads,
+                         training=_training_of(args))
+    except (ValueError, TypeError) as exc:
+        raise _as_option_error(exc) or exc from None
+    if plan.log is not None and getattr(plan.log, "torn", False):
+        print(f"fastnn: note: {args.log}: its last line was cut off (a crash while it was "
+              f"written); that trial runs again", file=sys.stderr)
+    quiet = args.quiet or args.json
+
+    def started(client):
+        if quiet:
+            return
+        where = (f"the cluster at {args.scheduler}" if args.scheduler else
+                 "this process" if client is None else f"{plan.workers} local workers")
+        todo = len(plan.todo())
+        print(f"fastnn sweep: {todo} of {plan.trials} trials to run on {where}"
+              + (f" ({plan.trials - todo} already in {args.log})" if plan.done else ""),
+              file=sys.stderr, flush=True)
+
+    def progress(record, done, total):
+        if not quiet:
+            print(_sweep_line(record, done, total, plan.regression), file=sys.stderr,
+                  flush=True)
+
+    try:
+        trials = plan.run(progress, started)
+    except KeyboardInterrupt:
+        logged = f"; {len(plan.done)} of {plan.trials} trials are in {args.log}, and the " \
+                 f"same command with --resume runs the rest" if args.log else \
+                 " (with --log FILE a sweep can be resumed)"
+        print(f"fastnn: sweep interrupted{logged}", file=sys.stderr)
+        return 130
+    except ValueError as exc:  # the scheduler could not be reached
+        raise _as_option_error(exc) or exc from None
+    best = trials.best
+    if args.save:
+        if best is None or best.get("net") is None:
+            print("fastnn: note: --save: no model to save (no trial finished)",
+                  file=sys.stderr)
+        else:
+            net = best["net"]
+            net.metadata = {"dataset": args.dataset,
+                            "dataset_options": DATASET_OPTIONS[args.dataset]}
+            net.save(args.save)
+    if args.plot:
+        from .plot import plot_sweep
+
+        plot_sweep(trials, args.plot, title=f"fastnn sweep on {args.dataset}")
+    if args.json:
+        def plain(r):
+            return {k: v for k, v in r.items() if k not in ("net", "sweep")}
+
+        print(json.dumps({"trials": [plain(r) for r in trials.ranked()],
+                          "best": None if best is None else plain(best),
+                          "log": args.log}))
+    else:
+        print(_sweep_table(trials))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     import fastnn
 
@@ -437,13 +619,15 @@ def main(argv=None) -> int:
         return run_bench(argv[1:])
     if not argv:  # a newcomer's first try: say what there is, then the one-line error
         build_parser().print_help()
-        print("fastnn: error: the following arguments are required: command (train, evaluate "
-              "or bench; see above)", file=sys.stderr)
+        print("fastnn: error: the following arguments are required: command (train, evaluate, "
+              "sweep or bench; see above)", file=sys.stderr)
         return 2
     try:
         args = build_parser().parse_args(argv)
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
         return cmd_evaluate(args)
     except CLIError as exc:
         message = str(exc)

@@ -76,6 +76,11 @@ def plot_history(history, path, *, title: str = "", fit=None) -> None:
     right.legend(loc="upper right")
     if title:
         fig.suptitle(title)
+    _save(plt, fig, path)
+
+
+def _save(plt, fig, path) -> None:
+    """Write ``fig`` atomically in the format of ``path``'s extension."""
     fig.tight_layout()
     fmt = str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else "png"
     if fmt not in fig.canvas.get_supported_filetypes():
@@ -84,3 +89,57 @@ def plot_history(history, path, *, title: str = "", fit=None) -> None:
                          f"{', '.join(sorted(fig.canvas.get_supported_filetypes()))}")
     atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100))
     plt.close(fig)
+
+
+def plot_sweep(trials, path, *, title: str = "", best: int = 20) -> None:
+    """The book's picture of a random search: the ``best`` trials' validation (solid) and
+    training (dashed) accuracy per epoch in a grid, ranked, and below them each finished
+    trial's final validation accuracy over the first two searched hyperparameters (lr and
+    weight decay for the book's search), on log axes where they span decades."""
+    plt = _pyplot()
+    ranked = [r for r in trials.ranked() if r.get("status") == "ok"][:best]
+    cols = 5
+    rows = max(1, -(-len(ranked) // cols))
+    fig = plt.figure(figsize=(3 * cols, 2.2 * rows + 4))
+    grid = fig.add_gridspec(rows + 2, cols)
+    key = "val_loss" if trials.regression else "val_acc"
+    train_key = "loss" if trials.regression else "train_acc"
+    for k, r in enumerate(ranked):
+        ax = fig.add_subplot(grid[k // cols, k % cols])
+        h = r.get("history") or {}
+        epochs = h.get("epoch") or []
+        ax.plot(epochs, [np.nan if v is None else v for v in h.get(key) or []])
+        ax.plot(epochs, [np.nan if v is None else v for v in h.get(train_key) or []],
+                linestyle="--")
+        ax.set_title(f"best-{k + 1} (trial {r['trial']}, {key.replace('_', ' ')} "
+                     f"{r[key]:.3g})", fontsize=8)
+        if not trials.regression:
+            ax.set_ylim(0.0, 1.0)
+        if k == 0:
+            ax.legend(["validation", "training"], fontsize=7, loc="best")
+        ax.tick_params(labelsize=7)
+    if not ranked:
+        fig.add_subplot(grid[0, :]).set_title("no trial finished")
+    names = sorted({n for r in trials for n in r.get("params", {})},
+                   key=lambda n: (n not in ("lr", "weight_decay"), n))
+    done = [r for r in trials if r.get("status") == "ok" and r.get(key) is not None]
+    ax = fig.add_subplot(grid[rows:, :])
+    if names and done:
+        xs = np.array([r["params"].get(names[0], np.nan) for r in done], dtype=float)
+        ys = np.array([r["params"].get(names[1], np.nan) if len(names) > 1 else r[key]
+                       for r in done], dtype=float)
+        colour = np.array([r[key] for r in done], dtype=float)
+        points = ax.scatter(xs, ys, c=colour, cmap="viridis", s=30)
+        fig.colorbar(points, ax=ax, label=key.replace("_", " "))
+        for values, setter in ((xs, ax.set_xscale), (ys, ax.set_yscale)):
+            finite = values[np.isfinite(values)]
+            if finite.size and finite.min() > 0 and finite.max() / finite.min() >= 100:
+                setter("log")
+        ax.set_xlabel(names[0].replace("_", " "))
+        ax.set_ylabel(names[1].replace("_", " ") if len(names) > 1 else key.replace("_", " "))
+        ax.set_title(f"{key.replace('_', ' ')} of each trial")
+    else:
+        ax.set_title("nothing to show: no finished trial")
+    if title:
+        fig.suptitle(title)
+    _save(plt, fig, path)
