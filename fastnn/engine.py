@@ -30,7 +30,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _validation as V
-from .kernels._threads import use_threads_for
+from .kernels._threads import policy, threads_for, use_threads_for
 from .params import Extras, Gradients, ParamDict, Workspace
 
 MAX_WORKSPACES = 4  # batch sizes whose buffers are kept (train, last batch, evaluation ...)
@@ -258,3 +258,36 @@ class Engine:
                                               self.layout, self.activation, self.loss, lr,
                                               losses, extras)
         return losses, stop
+
+    def evaluates_inside(self, batch: int, x, t, x2=None, t2=None) -> bool:
+        """Whether ``train_periods`` can evaluate inside the kernel exactly as
+        ``evaluate`` would from Python: the same kind of targets in both sets, and the
+        thread count the training batches get is the one the evaluation passes would
+        (OpenBLAS's sums depend on it)."""
+        if x2 is not None and (t2.ndim != t.ndim):
+            return False
+        rows = min(EVAL_ROWS, max(x.shape[0], 0 if x2 is None else x2.shape[0]))
+        return policy() != "auto" or threads_for(batch * self.work) == threads_for(rows *
+                                                                                   self.work)
+
+    @_locked
+    def train_periods(self, x, t, x2, t2, order, starts, ends, lr: float, records, snapshot,
+                      snap_state):
+        """``train_batches`` with the evaluations of ``fastnn.kernels.train_periods``
+        (after batch ``ends[k] - 1``, of x, t and x2, t2, EVAL_ROWS rows per pass).
+
+        Returns (losses, stop, periods evaluated, stopped for non-finite parameters).
+        """
+        losses = np.empty(starts.shape[0] - 1)
+        B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
+        extras = None
+        if not self.plain:
+            n_eval = max(x.shape[0], 0 if x2 is None else x2.shape[0])
+            extras = self._extras(self.workspace(max(B, min(EVAL_ROWS, n_eval))), True)
+        use_threads_for(B * self.work)
+        with np.errstate(over="ignore", invalid="ignore"):
+            stop, done, not_finite = self.backend.train_periods(
+                x, t, x2, t2, order, starts, ends, self.params.flat, self.layout,
+                self.activation, self.loss, lr, losses, records, snapshot, snap_state,
+                EVAL_ROWS, extras)
+        return losses, stop, done, not_finite

@@ -64,6 +64,7 @@ __all__ = [
     "gradient",
     "sgd_step",
     "train_batches",
+    "train_periods",
 ]
 
 
@@ -562,3 +563,61 @@ def train_batches(x, t, order, starts, params, layout, activation, loss, lr, los
             losses[i + 1:] = np.nan
             return i
     return -1
+
+
+class _Predicting:
+    """``extras`` as they are, in prediction mode (running statistics)."""
+
+    def __init__(self, ex):
+        self.norm, self.stds, self.state, self.masks = ex.norm, ex.stds, ex.state, ex.masks
+        self.keep, self.decay, self.train = ex.keep, ex.decay, False
+
+
+def _evaluate_set(x, t, rows, params, layout, activation, loss, ex):
+    """(mean loss, correct rows) of x, t, ``rows`` rows per pass, summed as
+    ``fastnn.Engine.evaluate`` sums them."""
+    width = int(layout[-1, 4] + layout[-1, 2])
+    total, correct = 0.0, 0
+    for start in range(0, x.shape[0], rows):
+        xs, ts = x[start:start + rows], t[start:start + rows]
+        acts = np.empty(xs.shape[0] * width, params.dtype)
+        value, right, _, _ = evaluate(xs, ts, params, layout, acts, np.empty_like(acts),
+                                      activation, loss, ex)
+        total += float(value) * xs.shape[0]
+        correct += right
+    return total / x.shape[0], correct
+
+
+def train_periods(x, t, x2, t2, order, starts, ends, params, layout, activation, loss, lr,
+                  losses, records, snapshot, snap_state, rows, extras=None):
+    """``train_batches`` period by period, evaluating after batch ``ends[k] - 1``.
+
+    At each period's end: parameters (or running statistics) that are not finite stop
+    it; else ``records[k]`` = (mean loss on x, correct rows of x, mean loss on x2,
+    correct rows of x2; NaN and 0 without x2), ``rows`` rows per pass in prediction
+    mode, and the parameters and statistics are copied to ``snapshot``/``snap_state``.
+    Returns (stop, periods evaluated, stopped for non-finite parameters).
+    """
+    state = np.empty(0) if extras is None or extras.state is None else extras.state
+    predicting = _Plain if extras is None else _Predicting(extras)
+    done = 0
+    for k, end in enumerate(ends):
+        begin = 0 if k == 0 else int(ends[k - 1])
+        stop = train_batches(x, t, order, starts[begin:end + 1], params, layout, activation,
+                             loss, lr, losses[begin:end], extras)
+        if stop >= 0:
+            losses[end:] = np.nan
+            return begin + stop, done, False
+        if not (np.all(np.isfinite(params)) and np.all(np.isfinite(state))):
+            losses[end:] = np.nan
+            return int(end), done, True
+        records[k, :2] = _evaluate_set(x, t, rows, params, layout, activation, loss, predicting)
+        records[k, 2:] = (np.nan, 0) if x2 is None else \
+            _evaluate_set(x2, t2, rows, params, layout, activation, loss, predicting)
+        snapshot[...] = params
+        snap_state[...] = state
+        done += 1
+    last = int(ends[-1]) if len(ends) else 0
+    stop = train_batches(x, t, order, starts[last:], params, layout, activation, loss, lr,
+                         losses[last:], extras)
+    return (last + stop if stop >= 0 else -1), done, False

@@ -33,7 +33,8 @@ class History:
     ``train_acc``/``test_acc`` are accuracies over the whole sets (None for regression);
     ``test_loss`` is the mean loss on the test set (None without one);
     ``seconds_per_iter`` is training time per iteration in that period (evaluation
-    excluded).
+    excluded; on the compiled path, whose kernel evaluates too, training's share of the
+    kernel's time is estimated from the rows each part processes).
     """
 
     iteration: list = field(default_factory=list)
@@ -129,6 +130,9 @@ class BatchSchedule:
 
 
 COMPILE_NOTICE_SECONDS = 0.5  # fit() says it is compiling when the warm-up takes longer
+# The compiled path runs about this much training per kernel call (Python gets control
+# back between calls: the progress bar, Ctrl-C)
+CHUNK_SECONDS = 0.1
 
 
 def iterations_per_epoch(n: int, batch_size: int, sampling: str) -> int:
@@ -308,9 +312,12 @@ class _Run:
         self.history.initial_loss = engine.evaluate(self.x[rows], self.t[rows],
                                                     train=engine.batchnorm)[0]
         B = min(self.batch_size, self.x.shape[0])
-        if path == "compiled":
-            engine.train_batches(self.x, self.t, np.arange(B, dtype=np.int64),
-                                 np.array([0, B], dtype=np.int64), self.optimizer.lr)
+        if path == "compiled":  # one period with its evaluation, on the first batch
+            x2, t2 = (None, None) if self.x_test is None else (self.x_test[:1], self.t_test[:1])
+            engine.train_periods(self.x[:B], self.t[:B], x2, t2, np.arange(B, dtype=np.int64),
+                                 np.array([0, B], dtype=np.int64), np.array([1], np.int64),
+                                 self.optimizer.lr, np.empty((1, 4)),
+                                 np.empty_like(engine.params.flat), np.empty_like(engine.state))
         else:
             engine.step(self.x[:B], self.t[:B], self.optimizer.fresh())
         engine.evaluate(self.x[:1], self.t[:1])
@@ -349,7 +356,7 @@ class _Run:
                 if self.bar is not None and self.iteration % self.bar_every == 0:
                     self.bar.update(self.bar_every)
             self.period_seconds += time.perf_counter() - t0
-            self.loss_sum += float(losses.sum())
+            self.loss_sum += _loss_sum(losses)
             self.loss_count += losses.shape[0]
             if self.evaluate():
                 return
@@ -362,6 +369,105 @@ class _Run:
     # --- compiled epochs --------------------------------------------------------------
 
     def train_compiled(self, schedule) -> None:
+        """Whole periods inside the kernel, evaluated there too when that gives what
+        Python would (``Engine.evaluates_inside``); else one kernel call per period and
+        the evaluation from Python."""
+        engine = self.net.engine
+        if not engine.evaluates_inside(self.batch_size, self.x, self.t, self.x_test,
+                                       self.t_test):
+            self.train_compiled_periods(schedule)
+            return
+        lr, periods = self.optimizer.lr, 1
+        n_eval = self.x.shape[0] + (0 if self.x_test is None else self.x_test.shape[0])
+        while self.iteration < self.total:
+            ends = self.period_ends(periods)
+            order, starts = schedule.take(int(ends[-1]))
+            records = np.empty((ends.shape[0], 4))
+            t0 = time.perf_counter()
+            losses, stop, done, not_finite = engine.train_periods(
+                self.x, self.t, self.x_test, self.t_test, order, starts, ends, lr, records,
+                self.snapshot, self.snapshot_state)
+            elapsed = time.perf_counter() - t0
+            # the kernel cannot time its evaluations apart: training's share of the time
+            # is estimated from the rows each does (a batch row: forward and backward)
+            train_rows = 3 * self.batch_size * int(ends[-1])
+            share = train_rows / (train_rows + n_eval * ends.shape[0])
+            seconds_per_batch = elapsed * share / max(int(ends[-1]), 1)
+            if self.callbacks or self.bar is not None:  # Python after every evaluation
+                begin = 0
+                for j in range(done):
+                    end = int(ends[j])
+                    self.add_losses(losses[begin:end], seconds_per_batch)
+                    r = records[j]
+                    test = (None, None) if self.x_test is None else \
+                        (float(r[2]), self.accuracy(r[3], self.x_test.shape[0]))
+                    if self.record(self.accuracy(r[1], self.x.shape[0]), *test,
+                                   snapshot=False):
+                        return
+                    begin = end
+            else:
+                self.record_all(losses, ends[:done], records[:done], seconds_per_batch)
+                begin = int(ends[done - 1]) if done else 0
+            if stop >= 0:  # a batch not applied, or a period ending with non-finite values
+                self.add_losses(losses[begin:stop], seconds_per_batch)
+                self.diverged(None if not_finite else float(losses[stop]), lr)
+            if not self.callbacks:  # about CHUNK_SECONDS of training per kernel call
+                periods = max(1, min(8 * periods, int(CHUNK_SECONDS * done / max(elapsed,
+                                                                               1e-9))))
+
+    def period_ends(self, periods: int) -> np.ndarray:
+        """Batches from here to each of the next ``periods`` evaluation points."""
+        E, it = self.eval_every, self.iteration
+        first = (it // E + 1) * E
+        points = np.minimum(np.arange(first, first + periods * E, E), self.total)
+        points = points[: int(np.searchsorted(points, self.total)) + 1]
+        return (points - it).astype(np.int64)
+
+    def record_all(self, losses, ends, records, seconds_per_batch: float) -> None:
+        """``record`` for each of the periods ending at batches ``ends`` (evaluated in the
+        kernel: ``records``), at once: the same numbers, without a Python call each."""
+        if not ends.shape[0]:
+            return
+        h, it = self.history, self.iteration
+        bounds = np.concatenate([[0], ends[:-1]]).astype(np.intp)
+        sums = np.add.reduceat(losses[: int(ends[-1])], bounds)  # as _loss_sum sums each
+        counts = np.diff(np.concatenate([[0], ends]))
+        iterations = it + ends
+        h.iteration.extend(iterations.tolist())
+        h.epoch.extend((iterations / self.per_epoch).tolist())
+        h.loss.extend((sums / counts).tolist())
+        h.train_acc.extend(self._accuracies(records[:, 1], self.x.shape[0]))
+        if self.x_test is None:
+            h.test_acc.extend([None] * ends.shape[0])
+            h.test_loss.extend([None] * ends.shape[0])
+        else:
+            h.test_acc.extend(self._accuracies(records[:, 3], self.x_test.shape[0]))
+            h.test_loss.extend(records[:, 2].tolist())
+        h.seconds_per_iter.extend([seconds_per_batch] * ends.shape[0])
+        self.iteration = h.iterations = int(iterations[-1])
+        h.train_seconds += seconds_per_batch * int(ends[-1])
+        self.snapshot_iteration = self.iteration
+        self.loss_sum, self.loss_count, self.period_seconds = 0.0, 0, 0.0
+
+    def _accuracies(self, correct, n: int) -> list:
+        if self.net.engine.loss != "softmax":
+            return [None] * correct.shape[0]
+        return (correct / n).tolist()
+
+    def add_losses(self, losses, seconds_per_batch: float) -> None:
+        """Count the training batches ``losses`` (in order) into the current period."""
+        if losses.shape[0]:
+            self.loss_sum += _loss_sum(losses)
+            self.loss_count += losses.shape[0]
+            self.iteration += losses.shape[0]
+            self.period_seconds += seconds_per_batch * losses.shape[0]
+            if self.bar is not None:
+                self.bar.update(losses.shape[0])
+
+    def accuracy(self, correct, n: int):
+        return correct / n if self.net.engine.loss == "softmax" else None
+
+    def train_compiled_periods(self, schedule) -> None:
         engine, lr = self.net.engine, self.optimizer.lr
         while self.iteration < self.total:
             # the batches up to the next evaluation run inside one kernel call
@@ -371,11 +477,11 @@ class _Run:
             losses, stop = engine.train_batches(self.x, self.t, order, starts, lr)
             self.period_seconds += time.perf_counter() - t0
             if stop >= 0:  # the kernel stopped before applying batch `stop`
-                self.loss_sum += float(losses[:stop].sum())
+                self.loss_sum += _loss_sum(losses[:stop])
                 self.loss_count += stop
                 self.iteration += stop
                 self.diverged(float(losses[stop]), lr)
-            self.loss_sum += float(losses.sum())
+            self.loss_sum += _loss_sum(losses)
             self.loss_count += k
             self.iteration += k
             if self.bar is not None:
@@ -386,17 +492,24 @@ class _Run:
     # --- shared -----------------------------------------------------------------------
 
     def evaluate(self) -> bool:
-        """Record one evaluation; True when a callback asks to stop."""
-        net, h = self.net, self.history
+        """Evaluate from Python and record it; True when a callback asks to stop."""
+        net = self.net
         if not (np.all(np.isfinite(net.params.flat)) and np.all(np.isfinite(net.state))):
             # (a last update can overflow)
             self.diverged(None, self.optimizer.lr)
-        loss = self.loss_sum / self.loss_count if self.loss_count else float("nan")
         _, train_acc = net.engine.evaluate(self.x, self.t, ("x_train", "t_train"))
         test_loss, test_acc = (None, None)
         if self.x_test is not None:
             test_loss, test_acc = net.engine.evaluate(self.x_test, self.t_test,
                                                       ("x_test", "t_test"))
+        return self.record(train_acc, test_loss, test_acc)
+
+    def record(self, train_acc, test_loss, test_acc, snapshot: bool = True) -> bool:
+        """Record one evaluation (the parameters are finite); True when a callback asks
+        to stop. ``snapshot``: keep these parameters as the last finite ones (the
+        kernel did it itself when it evaluated)."""
+        net, h = self.net, self.history
+        loss = self.loss_sum / self.loss_count if self.loss_count else float("nan")
         done_in_period = self.iteration - (h.iteration[-1] if h.iteration else 0)
         h.iteration.append(self.iteration)
         h.epoch.append(self.iteration / self.per_epoch)
@@ -408,10 +521,10 @@ class _Run:
         h.iterations = self.iteration
         h.train_seconds += self.period_seconds
         self.loss_sum, self.loss_count, self.period_seconds = 0.0, 0, 0.0
-        if np.all(np.isfinite(net.params.flat)):
+        if snapshot:
             self.snapshot[...] = net.params.flat
             self.snapshot_state[...] = net.state
-            self.snapshot_iteration = self.iteration
+        self.snapshot_iteration = self.iteration
         if self.bar is not None:
             self.bar.set_postfix_str(_postfix(loss, train_acc, test_acc), refresh=False)
             self.bar.write(f"iter {self.iteration:>6} | {_postfix(loss, train_acc, test_acc)}")
@@ -441,6 +554,12 @@ class _Run:
             f"training diverged: {what} with learning rate {lr:g}; the parameters are {where} "
             f"{at} (all finite). Try a smaller learning rate (e.g. {lr / 10:g}).",
             self.history, it)
+
+
+def _loss_sum(losses) -> float:
+    """The sum of a period's batch losses, in order (``np.add.reduceat``'s sum: the
+    compiled path sums many periods with one call, and every path must agree)."""
+    return float(np.add.reduceat(losses, [0])[0]) if losses.shape[0] else 0.0
 
 
 def _postfix(loss, train_acc, test_acc) -> str:

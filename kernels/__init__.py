@@ -41,7 +41,7 @@ from .batchnorm import (
     dropout_forward,
 )
 from .losses import softmax, softmax_cross_entropy, squared_error
-from .network import evaluate, forward, gradient, sgd_step, train_batches
+from .network import evaluate, forward, gradient, sgd_step, train_batches, train_periods
 from .optim import (
     adagrad_update,
     adam_update,
@@ -84,6 +84,7 @@ __all__ = [
     "gradient",
     "sgd_step",
     "train_batches",
+    "train_periods",
     "get_num_threads",
     "set_num_threads",
 ]

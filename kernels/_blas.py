@@ -20,7 +20,8 @@ cache stays valid across processes (a ctypes pointer would be baked in and uncac
 exists (other BLAS builds, or ``FASTNN_KERNEL_BLAS=0``; ``available`` is then False) it
 compiles to numba's ``np.dot`` (SciPy's BLAS) plus the alpha/beta pass, chosen once at
 import. Products smaller than ``SMALL_GEMM`` multiply-adds run as a plain loop instead
-of a library call either way (a BLAS call costs more than multiplying a 1x3 by a 3x1).
+of a library call either way (a BLAS call costs more than multiplying a 1x3 by a 3x1);
+``gemm`` is inlined into its callers, the library call behind it is a call.
 With ``NUMBA_DISABLE_JIT=1`` ``gemm`` runs as the NumPy code below.
 """
 
@@ -32,8 +33,7 @@ import os
 import llvmlite.binding as llvm
 import numpy as np
 from numba import njit, types
-from numba.core.errors import TypingError
-from numba.extending import overload
+from numba.core import config as numba_config
 
 from ._config import COMMON, SMALL_GEMM
 
@@ -134,7 +134,7 @@ def gemm_loop(trans_a, trans_b, alpha, a, b, beta, c):
             c[i, j] = alpha * acc + (beta * c[i, j] if beta != 0 else 0.0)
 
 
-def gemm(trans_a, trans_b, alpha, a, b, beta, c):
+def _gemm_meaning(trans_a, trans_b, alpha, a, b, beta, c):
     """c = alpha * op(a) @ op(b) + beta * c, in place; op transposes when trans_* is True.
 
     a, b, c are C-contiguous 2-D arrays of one dtype (float32 or float64); beta = 0
@@ -149,18 +149,23 @@ def gemm(trans_a, trans_b, alpha, a, b, beta, c):
         c[...] = alpha * product + beta * c
 
 
-@overload(gemm, jit_options=COMMON)
-def _gemm_compiled(trans_a, trans_b, alpha, a, b, beta, c):
-    if c.dtype not in (types.float32, types.float64):
-        raise TypingError(f"fastnn gemm: dtype {c.dtype} is not float32/float64")
-    real = c.dtype
-    f = _EXTERNAL.get(real)
+def _compiled_gemm():
+    """``gemm`` for compiled code: inlined into each caller (a call per product cost a
+    1-3-1 training step 75 of its 160 ns: five calls, each passing three arrays), the
+    small-product loop or the bound BLAS chosen by size; float32 or float64 by the
+    arrays' item size (a constant once compiled)."""
+    f32, f64 = _EXTERNAL.get(types.float32), _EXTERNAL.get(types.float64)
 
-    if f is not None:
+    if available:
         def product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K):
-            f(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
-              M, N, K, real(alpha), a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1],
-              real(beta), c.ctypes.data, N)
+            ta = _TRANS if trans_a else _NO_TRANS
+            tb = _TRANS if trans_b else _NO_TRANS
+            if c.itemsize == 4:
+                f32(_ROW_MAJOR, ta, tb, M, N, K, np.float32(alpha), a.ctypes.data, a.shape[1],
+                    b.ctypes.data, b.shape[1], np.float32(beta), c.ctypes.data, N)
+            else:
+                f64(_ROW_MAJOR, ta, tb, M, N, K, np.float64(alpha), a.ctypes.data, a.shape[1],
+                    b.ctypes.data, b.shape[1], np.float64(beta), c.ctypes.data, N)
     else:  # numba's np.dot (SciPy's BLAS), then the alpha/beta pass
         def product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K):
             if trans_a:
@@ -169,11 +174,11 @@ def _gemm_compiled(trans_a, trans_b, alpha, a, b, beta, c):
                 p = np.dot(a, b.T) if trans_b else np.dot(a, b)
             for i in range(M):
                 for j in range(N):
-                    v = real(alpha) * p[i, j]
-                    c[i, j] = v + real(beta) * c[i, j] if beta != 0 else v
-    product = njit(inline="always", **COMMON)(product)
+                    v = alpha * p[i, j]
+                    c[i, j] = v + beta * c[i, j] if beta != 0 else v
+    product = njit(**COMMON)(product)  # (a call: large products only)
 
-    def impl(trans_a, trans_b, alpha, a, b, beta, c):
+    def gemm(trans_a, trans_b, alpha, a, b, beta, c):
         M, N = c.shape
         K = a.shape[0] if trans_a else a.shape[1]
         if M * N * K < SMALL_GEMM:
@@ -181,4 +186,10 @@ def _gemm_compiled(trans_a, trans_b, alpha, a, b, beta, c):
         else:
             product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K)
 
-    return impl
+    gemm.__doc__ = _gemm_meaning.__doc__
+    return njit(inline="always", **COMMON)(gemm)
+
+
+# c = alpha * op(a) @ op(b) + beta * c (see _gemm_meaning): compiled, or with
+# NUMBA_DISABLE_JIT=1 the NumPy meaning itself
+gemm = _gemm_meaning if numba_config.DISABLE_JIT else _compiled_gemm()

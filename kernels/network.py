@@ -10,7 +10,7 @@ rows: layer i's block is ``buf[N * a : N * (a + fan_out)]`` viewed as (N, fan_ou
 being the last layout column. (``fastnn.params.layout_of`` writes layouts.)
 
 The bodies, inlined where they are used (layer i's W, b and blocks are views made where
-they are needed, ``layer_params_`` and ``layer_block_``, free with ``_views.view2d``):
+they are needed, ``layer_params_`` and ``layer_block_``: borrowed views, ``_views``):
 
 * ``forward_``: each layer's ``affine_act_forward_`` (the last one's activation is the
   identity); the first layer counts non-finite pre-activations (NaN/Inf in x or W1, or an
@@ -20,15 +20,18 @@ they are needed, ``layer_params_`` and ``layer_block_``, free with ``_views.view
   gradient buffer of the params' layout, or, for SGD, fused with its step (the weight
   GEMM accumulates into W with beta = 1, then ``sgd_bias_``).
 
-``run_`` is the loop over batches that composes them, and the one kernel (compiled once
+``_network_of(ext)`` is the loop that composes them, and the one kernel (compiled once
 per dtype; the loss kind and the activation are arguments, so every configuration of a
 plain network shares one compilation). Its ``mode`` says what a pass
 does: FORWARD (prediction), EVALUATE (loss and correct rows), GRADIENT, SGD_STEP (one
 step on the given batch, what ``Sequential.train_step`` runs) or TRAIN (the compiled
-path of ``fit``: for each batch of a schedule, gather its rows, then the SGD step). The
-step path and the compiled path thus run the same instructions on the same batches
-and give the same bits. (One kernel instead of one per use: numba compiles a kernel's
-inlined bodies anew for each kernel, and four kernels took four times as long.)
+path of ``fit``: for each batch of a schedule, gather its rows, then the SGD step; and
+at the end of each evaluation period, the evaluation of the training and test sets,
+``train_periods``). Every pass, a batch or a chunk of an evaluated set, goes through the
+one ``forward_`` / ``loss_`` call of the loop. The step path and the compiled path thus
+run the same instructions on the same batches and give the same bits, evaluations
+included. (One kernel instead of one per use: numba compiles a kernel's inlined bodies
+anew for each kernel, and four kernels took four times as long.)
 
 Kernels return status, never raise: ``n_bad`` (the first layer's non-finite count: then
 nothing changed and the loss is NaN) and ``bad_label`` (the index of the first class
@@ -55,7 +58,7 @@ import math
 import numpy as np
 
 from ._config import compiled, inline
-from ._views import view2d
+from ._views import view1d, view2d, view_rows
 from .affine_act import (
     ACTIVATIONS,
     IDENTITY,
@@ -78,7 +81,7 @@ from .optim import sgd_bias_
 def layer_params_(params, layout, i):
     """Layer i's W (fan_in, fan_out) and b (fan_out,): views of the flat buffer."""
     w, fan_in, fan_out, b = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
-    return view2d(params, w, fan_in, fan_out), params[b:b + fan_out]
+    return view2d(params, w, fan_in, fan_out), view1d(params, b, fan_out)
 
 
 @inline
@@ -90,17 +93,17 @@ def layer_block_(buf, layout, i, N):
 @compiled
 def scratch_(layout, params):
     """Work space as wide as the widest layer: float64 accumulators (1 and 4 rows) and
-    three vectors of the dtype (the fused step's db, dgamma, dbeta)."""
+    three vectors of the dtype back to back (the fused step's db, dgamma, dbeta)."""
     widest = 1
     for i in range(layout.shape[0]):
         widest = max(widest, layout[i, 2])
-    return np.empty(widest), np.empty((3, widest), params.dtype), np.empty((4, widest))
+    return np.empty(widest), np.empty(3 * widest, params.dtype), np.empty((4, widest))
 
 
 @inline
 def layer_vector_(buf, offset, H):
     """A length-H slice of a flat buffer (gamma, beta, running statistics, std)."""
-    return buf[offset:offset + H]
+    return view1d(buf, offset, H)
 
 
 @inline
@@ -123,9 +126,6 @@ def first_bad_label_(labels, C):
         if labels[n] < 0 or labels[n] >= C:
             return n
     return -1
-
-
-# --- the loop -----------------------------------------------------------------------------
 
 
 # --- hidden layers with BatchNorm or Dropout (compiled once, called: see forward_) ----------
@@ -171,7 +171,8 @@ def hidden_backward_(dz, out, params, grads, dbias, layout, i, norm, stds, masks
         return act
     gamma = layer_vector_(params, layout[i, 5], H)
     if fused:
-        dgamma, dbeta = dbias[1, :H], dbias[2, :H]
+        widest = dbias.shape[0] // 3
+        dgamma, dbeta = view1d(dbias, widest, H), view1d(dbias, 2 * widest, H)
     else:
         dgamma, dbeta = layer_vector_(grads, layout[i, 5], H), \
             layer_vector_(grads, layout[i, 6], H)
@@ -245,7 +246,7 @@ def backward_(grads, dacts, acts, x, params, layout, act, acc, dbias, lr, fused,
         inp = x if i == 0 else layer_block_(acts, layout, i - 1, N)
         dx = dz if i == 0 else layer_block_(dacts, layout, i - 1, N)  # (unused if i == 0)
         if fused:  # the weight GEMM is W's step; db goes to scratch, then b's step
-            dW, db, alpha, beta = W, dbias[0, :H], -lr, 1.0 - lr * decay
+            dW, db, alpha, beta = W, view1d(dbias, 0, H), -lr, 1.0 - lr * decay
         else:
             dW, db = layer_params_(grads, layout, i)
             alpha, beta = 1.0, 0.0
@@ -265,72 +266,146 @@ FORWARD, EVALUATE, GRADIENT, SGD_STEP, TRAIN = 0, 1, 2, 3, 4
 
 
 @inline
-def run_(mode, losses, grads, acts, dacts, x, labels, targets, order, starts, params, layout,
-         lr, norm, stds, state, masks, train, keep, decay, act, kind, ext):
-    """The network loop: (loss, correct rows, n_bad, bad_label, stopped at batch or -1).
+def all_finite_(a):
+    """True when every value of the 1-D array a is finite."""
+    for k in range(a.shape[0]):
+        if not math.isfinite(a[k]):
+            return False
+    return True
 
-    TRAIN: SGD steps on the batches ``order[starts[i]:starts[i + 1]]`` of x and labels or
-    targets in turn (acts and dacts hold the largest batch), each loss to ``losses[i]``;
-    at the first batch not applied it stops, later losses NaN. The other modes make one
-    pass over the whole of x. FORWARD and EVALUATE run the hidden layers in training
-    (``train``) or prediction mode; the others always in training mode. The loss
-    includes the weight-decay term when ``decay`` is not 0.
-    """
-    last = layout.shape[0] - 1
-    D, C = x.shape[1], layout[last, 2]
-    n_batches = starts.shape[0] - 1 if mode == TRAIN else 1
-    train = train or mode >= GRADIENT
-    B_max = 0
-    if mode == TRAIN:  # gather buffers for the largest batch
-        for i in range(n_batches):
-            B_max = max(B_max, starts[i + 1] - starts[i])
-    xflat, tflat = np.empty(B_max * D, params.dtype), np.empty(B_max * C, params.dtype)
-    lflat = np.empty(B_max, np.intp)
-    acc, dbias, scratch = scratch_(layout, params)
-    loss, correct, bad, at = math.nan, 0, 0, -1
-    for i in range(n_batches):
-        if mode == TRAIN:
-            first, N = starts[i], starts[i + 1] - starts[i]
-            xb, tb, lb = view2d(xflat, 0, N, D), view2d(tflat, 0, N, C), lflat[:N]
-            for r in range(N):  # gather the batch's rows
-                src = order[first + r]
-                for d in range(D):
-                    xb[r, d] = x[src, d]
-                if kind == SOFTMAX_LABELS:
-                    lb[r] = labels[src]
+
+def _network_of(ext):
+    """The network loop for ``ext`` (BatchNorm/Dropout compiled in, a constant): the one
+    kernel's body. (Its body is this closure itself, not an inlined function called by
+    it: numba deep-copies an inlined function's whole IR block by block, and for this
+    loop that copying was 3.6 of 10 s of compiling.)"""
+
+    def network(mode, kind, act, losses, grads, acts, dacts, x, labels, targets, order,
+                starts, params, layout, lr, norm, stds, state, masks, train, keep, decay,
+                ends, x2, labels2, targets2, rows, records, snapshot, snap_state):
+        """(loss, correct rows, n_bad, bad_label, stopped at batch or -1, periods
+        evaluated, parameters not finite at a period's end).
+
+        TRAIN: SGD steps on the batches ``order[starts[i]:starts[i + 1]]`` of x and labels
+        or targets in turn, each loss to ``losses[i]``; at the first batch not applied it
+        stops (later losses NaN). After batch ``ends[k] - 1`` (period k ends) it
+        evaluates: first, when a parameter (or running statistic) is not finite, it
+        stops there (the last flag); else ``records[k]`` = (mean loss on x, correct rows
+        of x, mean loss on x2, correct rows of x2), ``rows`` rows per pass (the hidden
+        layers in prediction mode), and the parameters and statistics are copied to
+        ``snapshot`` and ``snap_state``. acts and dacts hold the largest batch or pass.
+        The other modes make one pass over the whole of x. FORWARD and EVALUATE run the
+        hidden layers in training (``train``) or prediction mode; the others always in
+        training mode. The loss includes the weight-decay term when ``decay`` is not 0.
+
+        Every pass, a training batch or a chunk of an evaluated set, runs through the
+        one ``forward_`` and ``loss_`` below (one copy of each in the compiled code).
+        """
+        last = layout.shape[0] - 1
+        D, C = x.shape[1], layout[last, 2]
+        n_batches = starts.shape[0] - 1 if mode == TRAIN else 1
+        n_periods = ends.shape[0] if mode == TRAIN else 0
+        train = train or mode >= GRADIENT
+        B_max = 0
+        if mode == TRAIN:  # gather buffers for the largest batch
+            for i in range(n_batches):
+                B_max = max(B_max, starts[i + 1] - starts[i])
+        xflat, tflat = np.empty(B_max * D, params.dtype), np.empty(B_max * C, params.dtype)
+        lflat = np.empty(B_max, np.intp)
+        acc, dbias, scratch = scratch_(layout, params)
+        loss, correct, bad, at = math.nan, 0, 0, -1
+        i, k = 0, 0  # the next batch, the next period
+        phase, row = 0, 0  # 0: training; 1, 2: evaluating x, x2 (from that row)
+        set_loss, set_correct = 0.0, 0
+        while True:
+            if phase == 0:
+                if k < n_periods and i == ends[k]:  # period k ends: evaluate
+                    if not (all_finite_(params) and all_finite_(state)):
+                        return loss, 0, 0, -1, i, k, True
+                    phase, row, set_loss, set_correct = 1, 0, 0.0, 0
+                    continue
+                if i == n_batches:
+                    break
+                if mode == TRAIN:
+                    first, N = starts[i], starts[i + 1] - starts[i]
+                    xb, tb = view2d(xflat, 0, N, D), view2d(tflat, 0, N, C)
+                    lb = view1d(lflat, 0, N)
+                    for r in range(N):  # gather the batch's rows
+                        src = order[first + r]
+                        for d in range(D):
+                            xb[r, d] = x[src, d]
+                        if kind == SOFTMAX_LABELS:
+                            lb[r] = labels[src]
+                        else:
+                            for c in range(C):
+                                tb[r, c] = targets[src, c]
                 else:
-                    for c in range(C):
-                        tb[r, c] = targets[src, c]
-        else:
-            N, xb, tb, lb = x.shape[0], x, targets, labels
-        if mode != FORWARD and kind == SOFTMAX_LABELS:
-            at = first_bad_label_(lb, C)
-            if at >= 0:
-                losses[i] = math.nan  # (TRAIN: the batch's loss; elsewhere a scratch slot)
-                return loss, 0, 0, at, i
-        bad = forward_(acts, xb, params, layout, act, ext, norm, stds, state, masks, train,
-                       keep, scratch)
-        if mode == FORWARD:
-            return loss, 0, bad, -1, -1
-        if bad:
-            losses[i] = math.nan
-            return loss, 0, bad, -1, i
-        scores, dscores = layer_block_(acts, layout, last, N), layer_block_(dacts, layout, last, N)
-        loss = loss_(dscores, scores, lb, tb, kind)
-        if decay != 0:
-            loss = loss + weight_decay_(params, layout, decay)
-        if mode == EVALUATE:
-            correct = correct_(scores, lb, tb, kind)
-        elif mode == GRADIENT or math.isfinite(loss):  # SGD_STEP, TRAIN: fused with the step
-            backward_(grads, dacts, acts, xb, params, layout, act, acc, dbias, lr,
-                      mode != GRADIENT, ext, norm, stds, masks, scratch, decay)
-        if mode == TRAIN:
-            losses[i] = loss
-            if not math.isfinite(loss):
-                for rest in range(i + 1, n_batches):
-                    losses[rest] = math.nan
-                return loss, 0, 0, -1, i
-    return loss, correct, 0, -1, -1
+                    N, xb, tb, lb = x.shape[0], x, targets, labels
+                if mode != FORWARD and kind == SOFTMAX_LABELS:
+                    at = first_bad_label_(lb, C)
+                    if at >= 0:
+                        losses[i] = math.nan  # (TRAIN: the batch's loss; else scratch)
+                        return loss, 0, 0, at, i, k, False
+            else:
+                n_set = x.shape[0] if phase == 1 else x2.shape[0]
+                if row == n_set:  # the set is done: its mean loss and correct rows
+                    records[k, 2 * phase - 2] = set_loss / n_set if n_set else math.nan
+                    records[k, 2 * phase - 1] = set_correct
+                    if phase == 1 and x2.shape[0] > 0:
+                        phase, row, set_loss, set_correct = 2, 0, 0.0, 0
+                        continue
+                    for j in range(params.shape[0]):
+                        snapshot[j] = params[j]
+                    for j in range(state.shape[0]):
+                        snap_state[j] = state[j]
+                    phase, k = 0, k + 1
+                    continue
+                N = min(rows, n_set - row)
+                if phase == 1:
+                    xb, tb = view_rows(x, row, N), view_rows(targets, row, N)
+                    lb = view1d(labels, row, N) if kind == SOFTMAX_LABELS else labels
+                else:
+                    xb, tb = view_rows(x2, row, N), view_rows(targets2, row, N)
+                    lb = view1d(labels2, row, N) if kind == SOFTMAX_LABELS else labels2
+                row += N
+            evaluating = phase > 0
+            bad = forward_(acts, xb, params, layout, act, ext, norm, stds, state, masks,
+                           train and not evaluating, keep, scratch)
+            if mode == FORWARD:
+                return loss, 0, bad, -1, -1, 0, False
+            scores = layer_block_(acts, layout, last, N)
+            dscores = layer_block_(dacts, layout, last, N)
+            value = math.nan
+            if not bad:
+                value = loss_(dscores, scores, lb, tb, kind)
+                if decay != 0:
+                    value = value + weight_decay_(params, layout, decay)
+            right = 0
+            if (evaluating or mode == EVALUATE) and not bad:
+                right = correct_(scores, lb, tb, kind)
+            if evaluating:  # (Engine.evaluate's sums, in its order)
+                set_loss += value * N
+                set_correct += right
+                continue
+            if bad:
+                losses[i] = math.nan
+                return loss, 0, bad, -1, i, k, False
+            loss = value
+            if mode == EVALUATE:
+                correct = right
+            elif mode == GRADIENT or math.isfinite(loss):  # SGD_STEP, TRAIN: fused step
+                backward_(grads, dacts, acts, xb, params, layout, act, acc, dbias, lr,
+                          mode != GRADIENT, ext, norm, stds, masks, scratch, decay)
+            if mode == TRAIN:
+                losses[i] = loss
+                if not math.isfinite(loss):
+                    for rest in range(i + 1, n_batches):
+                        losses[rest] = math.nan
+                    return loss, 0, 0, -1, i, k, False
+            i += 1
+        return loss, correct, 0, -1, -1, k, False
+
+    return network
 
 
 @functools.cache
@@ -338,13 +413,7 @@ def _kernel(ext: bool):
     """The kernel for ``ext`` (BatchNorm/Dropout compiled in), compiled on first use (per
     dtype); the loss kind and the activation are arguments."""
 
-    def network(mode, kind, act, losses, grads, acts, dacts, x, labels, targets, order, starts,
-                params, layout, lr, norm, stds, state, masks, train, keep, decay):
-        return run_(mode, losses, grads, acts, dacts, x, labels, targets, order, starts,
-                    params, layout, lr, norm, stds, state, masks, train, keep, decay, act,
-                    kind, ext)
-
-    return compiled(network)
+    return compiled(_network_of(ext))
 
 
 # --- the Python entry points (fastnn.reference's names and signatures) ---------------------
@@ -368,28 +437,43 @@ def _targets(loss, t, x):
 
 _NO_BATCHES = np.zeros(2, np.int64)  # (order, starts) outside TRAIN: unused
 _NO_LOSSES = np.empty(1)
+_NO_ENDS = np.empty(0, np.int64)
+_NO_RECORDS = np.empty((0, 4))
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
           np.dtype(np.float64): np.empty(0, np.float64)}
 
 
 def _run(mode, x, t, params, layout, acts, dacts, grads, activation, loss, lr, extras,
-         order=_NO_BATCHES, starts=_NO_BATCHES, losses=_NO_LOSSES):
+         order=_NO_BATCHES, starts=_NO_BATCHES, losses=_NO_LOSSES, periods=None):
     """One kernel call. ``extras`` (or None: a plain network) has the attributes ``norm``,
     ``stds``, ``state``, ``masks`` (flat buffers; ``masks`` empty: no Dropout),
-    ``train``, ``keep`` and ``decay``: see ``fastnn.params.Extras``."""
+    ``train``, ``keep`` and ``decay``: see ``fastnn.params.Extras``. ``periods``: None,
+    or (ends, x2, t2, rows, records, snapshot, snap_state) for TRAIN's evaluations."""
     x = _c(x)
     kind, labels, targets = _targets(loss, t, x)
     dtype, act = params.dtype.type, ACTIVATIONS[activation]
+    empty = _EMPTY[params.dtype]
+    if periods is None:
+        ends, x2, labels2, targets2, rows = _NO_ENDS, x[:0], labels[:0], targets[:0], 1
+        records, snapshot, snap_state = _NO_RECORDS, empty, empty
+    else:
+        ends, x2, t2, rows, records, snapshot, snap_state = periods
+        if x2 is None:
+            x2, labels2, targets2 = x[:0], labels[:0], targets[:0]
+        else:
+            x2 = _c(x2)
+            _, labels2, targets2 = _targets(loss, t2, x2)
     if extras is None:
-        empty = _EMPTY[params.dtype]
         return _kernel(False)(mode, kind, act, losses, grads, acts, dacts, x, labels, targets,
                               order, starts, params, layout, dtype(lr), empty, empty, empty,
-                              empty, False, dtype(1.0), dtype(0.0))
+                              empty, False, dtype(1.0), dtype(0.0), ends, x2, labels2,
+                              targets2, rows, records, snapshot, snap_state)
     ext = bool(extras.masks.shape[0] > 0 or (layout[:, 5] >= 0).any())
     return _kernel(ext)(mode, kind, act, losses, grads, acts, dacts, x, labels, targets, order,
                         starts, params, layout, dtype(lr), extras.norm, extras.stds,
                         extras.state, extras.masks, bool(extras.train), dtype(extras.keep),
-                        dtype(extras.decay))
+                        dtype(extras.decay), ends, x2, labels2, targets2, rows, records,
+                        snapshot, snap_state)
 
 
 def forward(x, params, layout, acts, activation, extras=None):
@@ -408,8 +492,8 @@ def evaluate(x, t, params, layout, acts, dacts, activation, loss, extras=None):
     Correct rows: the highest score is the class (0 for ``loss="mse"``). dacts receives
     the loss's gradient at the scores (it is a work buffer here).
     """
-    value, correct, bad, at, _ = _run(EVALUATE, x, t, params, layout, acts, dacts, params,
-                                      activation, loss, 0.0, extras)
+    value, correct, bad, at = _run(EVALUATE, x, t, params, layout, acts, dacts, params,
+                                      activation, loss, 0.0, extras)[:4]
     return float(value), int(correct), int(bad), int(at)
 
 
@@ -419,8 +503,8 @@ def gradient(x, t, params, layout, acts, dacts, grads, activation, loss, extras=
     ``grads`` is a flat buffer of the params' layout; it is unchanged when n_bad or
     bad_label says the pass stopped. The hidden layers run in training mode.
     """
-    value, _, bad, at, _ = _run(GRADIENT, x, t, params, layout, acts, dacts, grads,
-                                activation, loss, 0.0, extras)
+    value, _, bad, at = _run(GRADIENT, x, t, params, layout, acts, dacts, grads,
+                             activation, loss, 0.0, extras)[:4]
     return float(value), int(bad), int(at)
 
 
@@ -431,8 +515,8 @@ def sgd_step(x, t, params, layout, acts, dacts, activation, loss, lr, extras=Non
     changed when a label is out of range (bad_label >= 0), the first layer's
     pre-activations are not finite (n_bad > 0, loss NaN) or the loss is NaN/Inf.
     """
-    value, _, bad, at, _ = _run(SGD_STEP, x, t, params, layout, acts, dacts, params,
-                                activation, loss, lr, extras)
+    value, _, bad, at = _run(SGD_STEP, x, t, params, layout, acts, dacts, params,
+                             activation, loss, lr, extras)[:4]
     return float(value), int(bad), int(at)
 
 
@@ -453,3 +537,35 @@ def train_batches(x, t, order, starts, params, layout, activation, loss, lr, los
     if stop >= 0:
         losses[stop + 1:] = np.nan
     return int(stop)
+
+
+def train_periods(x, t, x2, t2, order, starts, ends, params, layout, activation, loss, lr,
+                  losses, records, snapshot, snap_state, rows, extras=None):
+    """``train_batches``, evaluating after batch ``ends[k] - 1`` for each k (a period).
+
+    At each period's end: when a parameter or running statistic (``extras.state``) is
+    not finite it stops there; else ``records[k]`` (float64, (len(ends), 4)) = (mean loss
+    on x, t; correct rows of x; mean loss on x2, t2; correct rows of x2), as
+    ``evaluate`` computes them over passes of ``rows`` rows (x2 None: NaN, 0), and the
+    parameters and statistics are copied to ``snapshot`` and ``snap_state``.
+
+    Returns (stop, periods, not_finite): stop is -1 or the first batch not applied (as
+    ``train_batches``), periods how many were evaluated, not_finite whether it stopped at
+    a period's end for non-finite parameters (then stop is that period's end; the losses
+    from there on are NaN). ``extras`` (BatchNorm, no Dropout) needs
+    ``norm`` and ``stds`` for max(largest batch, rows) rows.
+    """
+    B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
+    n_eval = max(x.shape[0], 0 if x2 is None else x2.shape[0])
+    width = int(layout[-1, 4] + layout[-1, 2])
+    acts = np.empty(max(B, min(rows, n_eval)) * width, params.dtype)
+    if x2 is None:
+        records[:, 2:] = (np.nan, 0)
+    out = _run(TRAIN, x, t, params, layout, acts, np.empty_like(acts), params, activation,
+               loss, lr, extras, order, starts, losses,
+               (np.ascontiguousarray(ends, np.int64), x2, t2, int(rows), records, snapshot,
+                snap_state))
+    stop, done, not_finite = int(out[4]), int(out[5]), bool(out[6])
+    if stop >= 0:
+        losses[stop + (0 if not_finite else 1):] = np.nan
+    return stop, done, not_finite

@@ -112,3 +112,166 @@ def test_choose_path():
         choose_path(fastnn.Sequential(1, [3], 1, backend="numpy", seed=0), 1, (), True)
     with pytest.raises(ValueError, match="on_step"):
         choose_path(small, 1, (Stepper(),), True)
+
+
+# --- evaluation inside the compiled loop ---------------------------------------------------
+
+HISTORY_FIELDS = ("iteration", "epoch", "loss", "train_acc", "test_acc", "test_loss")
+
+
+def _digits_like(seed=0, n=150, n_test=70, d=12, c=5):
+    rng = np.random.default_rng(seed)
+    x, xt = rng.standard_normal((n, d)), rng.standard_normal((n_test, d))
+    w = rng.standard_normal((d, c))
+    return x, np.argmax(x @ w, axis=1), xt, np.argmax(xt @ w, axis=1)
+
+
+@pytest.mark.parametrize("case", ["sine", "labels", "onehot", "batchnorm", "float32-decay"])
+def test_history_is_the_step_paths_bit_for_bit(case):
+    """The compiled path evaluates inside the kernel; History must not change a bit."""
+    if case == "sine":
+        x, t = make_sine()
+        xt = tt = None
+
+        def make():
+            return fastnn.Sequential(1, [3], 1, 0.01, activation="sigmoid", loss="mse", seed=0)
+        kw = dict(batch_size=1, epochs=40, seed=0)
+    else:
+        x, t, xt, tt = _digits_like()
+        if case == "onehot":
+            t, tt = one_hot(t, 5), one_hot(tt, 5)
+        options = {"batchnorm": dict(use_batchnorm=True),
+                   "float32-decay": dict(dtype=np.float32, weight_decay_lambda=0.01)}.get(case, {})
+
+        def make():
+            return fastnn.Sequential(12, [16, 8], 5, "he", seed=1, **options)
+        kw = dict(batch_size=8, epochs=6, seed=2, eval_every=7)
+    runs = []
+    for compiled in (False, True):
+        net = make()
+        h = fastnn.fit(net, x, t, x_test=xt, t_test=tt, progress=False, compiled=compiled, **kw)
+        runs.append((net, h))
+    (step, h_step), (comp, h_comp) = runs
+    assert h_comp.path == "compiled"
+    for field in HISTORY_FIELDS:
+        assert getattr(h_comp, field) == getattr(h_step, field), field
+    np.testing.assert_array_equal(comp.params.flat, step.params.flat)
+    np.testing.assert_array_equal(comp.state, step.state)
+
+
+def test_a_whole_small_fit_is_a_handful_of_kernel_calls(monkeypatch):
+    x, t = make_sine()
+    net = fastnn.Sequential(1, [3], 1, 0.01, activation="sigmoid", loss="mse", seed=0)
+    calls = []
+    original = net.engine.train_periods
+
+    def counting(*args, **kwargs):
+        calls.append(args[6].shape[0])  # periods in this call
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(net.engine, "train_periods", counting)
+    h = fastnn.fit(net, x, t, batch_size=1, epochs=2001, optimizer=fastnn.SGD(0.1),
+                   progress=False)
+    assert len(h.iteration) == 2001 and sum(calls) == 2001  # (the warm-up ran on a copy)
+    assert len(calls) <= 16
+
+
+def test_callbacks_see_every_evaluation_in_order_and_stop_exactly():
+    x, t, xt, tt = _digits_like(3)
+    seen = []
+
+    def make():
+        return fastnn.Sequential(12, [16], 5, "he", seed=4)
+
+    def stop_at_fifth(h):
+        seen.append({f: list(getattr(h, f)) for f in HISTORY_FIELDS})
+        return len(h.iteration) == 5
+
+    kw = dict(x_test=xt, t_test=tt, batch_size=10, epochs=20, seed=5, progress=False)
+    net = make()
+    h = fastnn.fit(net, x, t, callbacks=[stop_at_fifth], compiled=True, **kw)
+    assert h.path == "compiled" and len(h.iteration) == 5 and len(seen) == 5
+    assert [len(s["iteration"]) for s in seen] == [1, 2, 3, 4, 5]  # in order, as it was then
+    for s in seen:
+        for field in HISTORY_FIELDS:
+            assert s[field] == getattr(h, field)[:len(s["iteration"])]
+    # the parameters are those of a run of exactly five periods, period by period
+    period_by_period = make()
+    fastnn.fit(period_by_period, x, t, compiled=False, **dict(kw, epochs=5))
+    np.testing.assert_array_equal(net.params.flat, period_by_period.params.flat)
+
+
+def test_the_guard_holds_inside_the_kernel():
+    """An update that leaves parameters non-finite (the last batch of a period can): the
+    kernel stops at that period's end, fit restores the last finite state and raises."""
+    x = np.linspace(-1, 1, 40).reshape(-1, 1)
+    t = 1e150 * np.ones((40, 1))  # a finite loss, then an update that overflows
+    for compiled in (True, False):
+        net = fastnn.Sequential(1, [4], 1, 0.5, loss="mse", seed=0)
+        before = net.params.flat.copy()
+        with pytest.raises(fastnn.TrainingDiverged) as info:
+            fastnn.fit(net, x, t, batch_size=40, epochs=3, progress=False, compiled=compiled,
+                       optimizer=fastnn.SGD(1e300))
+        assert np.all(np.isfinite(net.params.flat))
+        assert info.value.iteration == 1
+        np.testing.assert_array_equal(net.params.flat, before)  # the last finite state
+        assert info.value.history.iteration == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("target", ["labels", "onehot", "mse"])
+@pytest.mark.parametrize("with_test", [True, False])
+def test_train_periods_kernel_is_the_reference(dtype, target, with_test):
+    from fastnn import kernels, reference
+
+    x, labels, xt, lt = _digits_like(6, n=37, n_test=23)
+    x, xt = x.astype(dtype), xt.astype(dtype)
+    t, tt = {"labels": (labels, lt), "onehot": (one_hot(labels, 5).astype(dtype),
+                                               one_hot(lt, 5).astype(dtype)),
+             "mse": (np.random.default_rng(7).standard_normal((37, 5)).astype(dtype),
+                     np.random.default_rng(8).standard_normal((23, 5)).astype(dtype))}[target]
+    loss = "mse" if target == "mse" else "softmax"
+    if not with_test:
+        xt = tt = None
+    net = fastnn.Sequential(12, [9, 7], 5, "he", loss=loss, dtype=dtype, seed=9)
+    rng = np.random.default_rng(10)
+    order = np.concatenate([rng.permutation(37) for _ in range(3)]).astype(np.int64)
+    starts = np.concatenate([np.arange(0, 111, 6), [111]]).astype(np.int64)  # 19 batches
+    ends = np.array([5, 11, 19], np.int64)  # periods of 5, 6 and 8 batches
+    out = {}
+    for name, backend in (("kernel", kernels), ("reference", reference)):
+        params = net.params.flat.copy()
+        losses, records = np.empty(19), np.empty((3, 4))
+        snapshot = np.empty_like(params)
+        result = backend.train_periods(x, t, xt, tt, order, starts, ends, params,
+                                       net.params.layout, "relu", loss, 0.05, losses,
+                                       records, snapshot, np.empty(0, dtype), rows=8)
+        out[name] = (result, params, losses, records, snapshot)
+    (r_k, p_k, l_k, rec_k, s_k), (r_r, p_r, l_r, rec_r, s_r) = out["kernel"], out["reference"]
+    assert r_k == r_r == (-1, 3, False)
+    tol = dict(rtol=1e-9, atol=1e-12) if dtype == np.float64 else dict(rtol=3e-4, atol=3e-5)
+    np.testing.assert_allclose(p_k, p_r, **tol)
+    np.testing.assert_allclose(l_k, l_r, **tol)
+    np.testing.assert_allclose(rec_k, rec_r, **tol)
+    np.testing.assert_array_equal(s_k, p_k)  # the snapshot: the last period's parameters
+    np.testing.assert_array_equal(s_r, p_r)
+    if not with_test:
+        assert np.isnan(rec_k[:, 2]).all() and (rec_k[:, 3] == 0).all()
+
+
+def test_train_periods_stops_at_a_period_end_with_non_finite_parameters():
+    from fastnn import kernels, reference
+
+    x, t, _, _ = _digits_like(11, n=20)
+    net = fastnn.Sequential(12, [6], 5, "he", seed=12)
+    for backend in (kernels, reference):
+        params = net.params.flat.copy()
+        params[3] = np.inf
+        losses, snapshot = np.full(4, 7.0), np.zeros_like(params)
+        result = backend.train_periods(x, t, None, None, np.arange(20, dtype=np.int64),
+                                       np.arange(0, 21, 5, dtype=np.int64),
+                                       np.array([0, 2], np.int64), params, net.params.layout,
+                                       "relu", "softmax", 0.1, losses, np.empty((2, 4)),
+                                       snapshot, np.empty(0), 8)
+        assert result == (0, 0, True)  # period 0 ends before any batch: stop there
+        assert np.isnan(losses).all() and (snapshot == 0).all()
