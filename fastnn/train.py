@@ -118,13 +118,16 @@ class BatchSchedule:
             order = self.rng.integers(0, n, k * B, dtype=np.int64)
             self.done += k
             return order, np.arange(0, k * B + 1, B, dtype=np.int64)
-        g = np.arange(self.done, self.done + k, dtype=np.int64)  # global batch numbers
-        epoch, j = np.divmod(g, self.per_epoch)
-        first = int(epoch[0])
+        P = self.per_epoch
+        first, j0 = divmod(self.done, P)  # the epoch and batch of the first batch
+        last, j_last = divmod(self.done + k - 1, P)
+        # batch starts of the epochs first..last, laid end to end, from batch j0 on
+        grid = (np.arange(last - first + 1, dtype=np.int64)[:, None] * n
+                + np.arange(0, P * B, B, dtype=np.int64)[None, :]).reshape(-1)
         starts = np.empty(k + 1, dtype=np.int64)
-        starts[:k] = (epoch - first) * n + j * B
-        starts[k] = (epoch[-1] - first) * n + min((j[-1] + 1) * B, n)
-        order = self._epochs(first, int(epoch[-1])).reshape(-1)
+        starts[:k] = grid[j0:j0 + k]
+        starts[k] = (last - first) * n + min((j_last + 1) * B, n)
+        order = self._epochs(first, last).reshape(-1)
         self.done += k
         return order, starts
 
