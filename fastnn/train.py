@@ -315,7 +315,12 @@ class _Run:
         self.history.initial_loss = engine.evaluate(self.x[rows], self.t[rows],
                                                     train=engine.batchnorm)[0]
         B = min(self.batch_size, self.x.shape[0])
-        if path == "compiled":  # one period with its evaluation, on the first batch
+        inside = engine.evaluates_inside(self.batch_size, self.x, self.t, self.x_test,
+                                         self.t_test)
+        if path == "compiled" and not inside:
+            engine.train_batches(self.x, self.t, np.arange(B, dtype=np.int64),
+                                 np.array([0, B], dtype=np.int64), self.optimizer.lr)
+        elif path == "compiled":  # one period with its evaluation, on the first batch
             x2, t2 = (None, None) if self.x_test is None else (self.x_test[:1], self.t_test[:1])
             engine.train_periods(self.x[:B], self.t[:B], x2, t2, np.arange(B, dtype=np.int64),
                                  np.array([0, B], dtype=np.int64), np.array([1], np.int64),

@@ -555,6 +555,13 @@ def train_periods(x, t, x2, t2, order, starts, ends, params, layout, activation,
     from there on are NaN). ``extras`` (BatchNorm, no Dropout) needs
     ``norm`` and ``stds`` for max(largest batch, rows) rows.
     """
+    if x2 is not None:  # the kernel reads x2, t2 as it reads x, t: they must match
+        if x2.ndim != 2 or x2.shape[1] != x.shape[1] or t2.shape[0] != x2.shape[0]:
+            raise ValueError(f"x2, t2: expected (n, {x.shape[1]}) inputs and n targets, got "
+                             f"{x2.shape} and {t2.shape}")
+        if kind_of(loss, t2) != kind_of(loss, t) or t2.shape[1:] != t.shape[1:]:
+            raise ValueError(f"t2: expected targets like t's ({t.ndim}-D, {t.shape[1:]} per "
+                             f"row), got {t2.shape}")
     B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
     n_eval = max(x.shape[0], 0 if x2 is None else x2.shape[0])
     width = int(layout[-1, 4] + layout[-1, 2])

@@ -126,7 +126,8 @@ def _digits_like(seed=0, n=150, n_test=70, d=12, c=5):
     return x, np.argmax(x @ w, axis=1), xt, np.argmax(xt @ w, axis=1)
 
 
-@pytest.mark.parametrize("case", ["sine", "labels", "onehot", "batchnorm", "float32-decay"])
+@pytest.mark.parametrize("case", ["sine", "labels", "onehot", "mixed", "batchnorm",
+                                  "float32-decay"])
 def test_history_is_the_step_paths_bit_for_bit(case):
     """The compiled path evaluates inside the kernel; History must not change a bit."""
     if case == "sine":
@@ -140,6 +141,8 @@ def test_history_is_the_step_paths_bit_for_bit(case):
         x, t, xt, tt = _digits_like()
         if case == "onehot":
             t, tt = one_hot(t, 5), one_hot(tt, 5)
+        if case == "mixed":  # labels to train on, one-hot test rows: evaluated from Python
+            tt = one_hot(tt, 5)
         options = {"batchnorm": dict(use_batchnorm=True),
                    "float32-decay": dict(dtype=np.float32, weight_decay_lambda=0.01)}.get(case, {})
 
@@ -275,3 +278,17 @@ def test_train_periods_stops_at_a_period_end_with_non_finite_parameters():
                                        snapshot, np.empty(0), 8)
         assert result == (0, 0, True)  # period 0 ends before any batch: stop there
         assert np.isnan(losses).all() and (snapshot == 0).all()
+
+
+def test_train_periods_refuses_a_test_set_unlike_the_training_set():
+    from fastnn import kernels
+
+    x, t, xt, tt = _digits_like(13, n=20, n_test=9)
+    net = fastnn.Sequential(12, [6], 5, "he", seed=14)
+    args = (np.arange(20, dtype=np.int64), np.array([0, 20], np.int64), np.array([1], np.int64),
+            net.params.flat.copy(), net.params.layout, "relu", "softmax", 0.1, np.empty(1),
+            np.empty((1, 4)), np.empty(net.params.flat.shape), np.empty(0), 8)
+    with pytest.raises(ValueError, match="t2: expected targets like t's"):
+        kernels.train_periods(x, t, xt, one_hot(tt, 5), *args)  # labels and one-hot rows
+    with pytest.raises(ValueError, match="x2, t2: expected"):
+        kernels.train_periods(x, t, xt[:, :5], tt, *args)
