@@ -699,6 +699,18 @@ def report_sweep(quick: bool = False) -> None:
                       f"{med[1] / med[2]:.2f}x | {med['here'] / med[2]:.2f}x |")
             finally:
                 _stop(procs)
+        short, n_short = dict(epochs=2 if quick else 5), 8 if quick else 32
+        times = {k: [] for k in ("here", 1, 2)}
+        for _ in range(rounds):
+            times["here"].append(_here_seconds(n_short, **short))
+            for n, c in clients.items():
+                times[n].append(_sweep_seconds(n_short, c, **short))
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        print(f"\nShort trials ({n_short} trials of {short['epochs']} epochs, about "
+              f"{med['here'] / n_short * 1e3:.0f} ms each, quiet): in-process "
+              f"{med['here']:.2f} s, 1 worker {med[1]:.2f} s, 2 workers {med[2]:.2f} s: "
+              f"2 workers vs 1 {med[1] / med[2]:.2f}x, vs in-process "
+              f"{med['here'] / med[2]:.2f}x")
         n_tiny = 10 if quick else 40
         here = float(np.median([_here_seconds(n_tiny, **tiny) for _ in range(rounds)]))
         one = float(np.median([_sweep_seconds(n_tiny, clients[1], **tiny)

@@ -458,7 +458,7 @@ def _sweep_line(record, done: int, total: int, regression: bool) -> str:
         score = record["status"]
     where = record.get("worker") or "?"
     return (f"[{done}/{total}] trial {record['trial']}: {score}  {params}  "
-            f"({record['seconds']:.2f} s on {where})")
+            f"({record['seconds']:.3g} s on {where})")
 
 
 def _sweep_table(trials, shown: int = 20) -> str:
@@ -473,7 +473,7 @@ def _sweep_table(trials, shown: int = 20) -> str:
         shown_value = f"{value:8.4f}" if value is not None else f"{'-':>8}"
         rows.append(f"{rank:>4}  {r['trial']:>5}  {shown_value}  " + "".join(
             f"{r['params'].get(n, float('nan')):>13.4g}" for n in names)
-            + f"  {r['status']:<9}{r['seconds']:>8.3f}")
+            + f"  {r['status']:<9}{r['seconds']:>8.3g}")
     if len(ranked) > shown:
         rows.append(f"({len(ranked) - shown} more trials: all are in --log and --json)")
     best = trials.best
