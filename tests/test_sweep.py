@@ -316,6 +316,16 @@ def test_sweep_command_in_process(tmp_path, capsys, reference):
     assert rc == 0 and len(result["trials"]) == 6 and result["best"]["test_acc"] > 0
 
 
+def test_a_grid_alone_runs_each_point_once(capsys):
+    rc, out, err = cli(["sweep", "--grid", "batch-size=16,32", "--grid", "lr=0.05,0.2",
+                        "--workers", "1", "--hidden", "8", "--epochs", "1", "--json"], capsys)
+    assert rc == 0, err
+    trials = json.loads(out)["trials"]
+    assert sorted((r["params"]["batch_size"], r["params"]["lr"]) for r in trials) == [
+        (16, 0.05), (16, 0.2), (32, 0.05), (32, 0.2)]
+    assert err == ""  # --json: nothing but the result
+
+
 def test_sweep_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     rc, out, err = cli(["sweep", "--trials", "3", "--workers", "1", "--hidden", "8",
