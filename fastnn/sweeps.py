@@ -738,9 +738,16 @@ class _Plan:
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise SweepError(f"scheduler: cannot reach {self.scheduler} within "
                                  f"{self.timeout:g} s ({reason})") from None
-        self.cluster = distributed.LocalCluster(
-            n_workers=self.workers, threads_per_worker=1, processes=True,
-            dashboard_address=":0", silence_logs=logging.ERROR)
+        try:
+            self.cluster = distributed.LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True,
+                dashboard_address=":0", silence_logs=logging.ERROR)
+        except RuntimeError as exc:  # "Nanny failed to start", usually for this reason:
+            raise SweepError(
+                f"workers: the {self.workers} local worker processes did not start ({exc}). "
+                "Dask starts them by importing your program's main module again: in a "
+                "script, call fastnn.sweep under `if __name__ == \"__main__\":`, or run "
+                "the trials in this process with workers=1") from None
         return distributed.Client(self.cluster)
 
     def _close(self, client) -> None:
