@@ -556,12 +556,11 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
     from .kernels._threads import check_threads
 
     training = dict(training or {})
-    for key in ("seed", "dataset"):
-        training.pop(key, None)
-    unknown = sorted(set(training) - set(recipe.KEYS))
+    options = [k for k in recipe.KEYS if k not in ("dataset", "seed")]  # (own arguments)
+    unknown = sorted(set(training) - set(options))
     if unknown:
         raise TypeError(f"sweep: unknown training option {unknown[0]!r}; expected one of "
-                        f"{', '.join(k for k in recipe.KEYS if k not in ('dataset', 'seed'))}")
+                        f"{', '.join(options)}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SweepError(f"seed: expected a non-negative integer, got {seed!r}")
     seed = int(seed)

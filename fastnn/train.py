@@ -315,9 +315,10 @@ class _Run:
         self.history.initial_loss = engine.evaluate(self.x[rows], self.t[rows],
                                                     train=engine.batchnorm)[0]
         B = min(self.batch_size, self.x.shape[0])
-        inside = engine.evaluates_inside(self.batch_size, self.x, self.t, self.x_test,
-                                         self.t_test)
-        if path == "compiled" and not inside:
+        # (whether the compiled path can evaluate inside the kernel: decided once, here)
+        self.inside = path == "compiled" and engine.evaluates_inside(
+            self.batch_size, self.x, self.t, self.x_test, self.t_test)
+        if path == "compiled" and not self.inside:
             engine.train_batches(self.x, self.t, np.arange(B, dtype=np.int64),
                                  np.array([0, B], dtype=np.int64), self.optimizer.lr)
         elif path == "compiled":  # one period with its evaluation, on the first batch
@@ -381,8 +382,7 @@ class _Run:
         Python would (``Engine.evaluates_inside``); else one kernel call per period and
         the evaluation from Python."""
         engine = self.net.engine
-        if not engine.evaluates_inside(self.batch_size, self.x, self.t, self.x_test,
-                                       self.t_test):
+        if not self.inside:
             self.train_compiled_periods(schedule)
             return
         lr, periods = self.optimizer.lr, 1
@@ -444,23 +444,21 @@ class _Run:
         h.iteration.extend(iterations.tolist())
         h.epoch.extend((iterations / self.per_epoch).tolist())
         h.loss.extend((sums / counts).tolist())
-        h.train_acc.extend(self._accuracies(records[:, 1], self.x.shape[0]))
+        none = [None] * ends.shape[0]
+        acc = self.accuracy(records[:, 1], self.x.shape[0])
+        h.train_acc.extend(none if acc is None else acc.tolist())
         if self.x_test is None:
-            h.test_acc.extend([None] * ends.shape[0])
-            h.test_loss.extend([None] * ends.shape[0])
+            h.test_acc.extend(none)
+            h.test_loss.extend(none)
         else:
-            h.test_acc.extend(self._accuracies(records[:, 3], self.x_test.shape[0]))
+            acc = self.accuracy(records[:, 3], self.x_test.shape[0])
+            h.test_acc.extend(none if acc is None else acc.tolist())
             h.test_loss.extend(records[:, 2].tolist())
         h.seconds_per_iter.extend([seconds_per_batch] * ends.shape[0])
         self.iteration = h.iterations = int(iterations[-1])
         h.train_seconds += seconds_per_batch * int(ends[-1])
         self.snapshot_iteration = self.iteration
         self.loss_sum, self.loss_count, self.period_seconds = 0.0, 0, 0.0
-
-    def _accuracies(self, correct, n: int) -> list:
-        if self.net.engine.loss != "softmax":
-            return [None] * correct.shape[0]
-        return (correct / n).tolist()
 
     def add_losses(self, losses, seconds_per_batch: float) -> None:
         """Count the training batches ``losses`` (in order) into the current period."""
@@ -473,6 +471,7 @@ class _Run:
                 self.bar.update(losses.shape[0])
 
     def accuracy(self, correct, n: int):
+        """Correct rows (a count, or an array of counts) as accuracy; None for regression."""
         return correct / n if self.net.engine.loss == "softmax" else None
 
     def train_compiled_periods(self, schedule) -> None:
