@@ -36,6 +36,7 @@ from numba import njit, types
 from numba.core import config as numba_config
 
 from ._config import COMMON, SMALL_GEMM
+from ._views import address
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _ILP64_NAMES = ("scipy_cblas_{}gemm64_", "cblas_{}gemm64_")
@@ -161,11 +162,11 @@ def _compiled_gemm():
             ta = _TRANS if trans_a else _NO_TRANS
             tb = _TRANS if trans_b else _NO_TRANS
             if c.itemsize == 4:
-                f32(_ROW_MAJOR, ta, tb, M, N, K, np.float32(alpha), a.ctypes.data, a.shape[1],
-                    b.ctypes.data, b.shape[1], np.float32(beta), c.ctypes.data, N)
+                f32(_ROW_MAJOR, ta, tb, M, N, K, np.float32(alpha), address(a), a.shape[1],
+                    address(b), b.shape[1], np.float32(beta), address(c), N)
             else:
-                f64(_ROW_MAJOR, ta, tb, M, N, K, np.float64(alpha), a.ctypes.data, a.shape[1],
-                    b.ctypes.data, b.shape[1], np.float64(beta), c.ctypes.data, N)
+                f64(_ROW_MAJOR, ta, tb, M, N, K, np.float64(alpha), address(a), a.shape[1],
+                    address(b), b.shape[1], np.float64(beta), address(c), N)
     else:  # numba's np.dot (SciPy's BLAS), then the alpha/beta pass
         def product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K):
             if trans_a:

@@ -1,4 +1,4 @@
-"""``view2d``, ``view1d``: views of part of a flat buffer, free inside compiled code.
+"""``view2d``, ``view1d``, ``borrow``: views of flat buffers, free inside compiled code.
 
 The network loop works on flat buffers (all parameters back to back; all layers'
 outputs back to back) and needs each layer's (rows, cols) block as a 2-D array many
@@ -8,12 +8,16 @@ nanoseconds per step of a small network, more than its arithmetic. The block of 
 C-contiguous buffer needs no working out (strides ``(cols, 1)`` items), so compiled code
 builds the view directly here: a few instructions.
 
-The views are borrowed: they carry no reference to the buffer's memory (a view from a
-slice or reshape carries one, and every copy of it inside compiled code is an atomic
-increment and decrement: about 50 of them per training step of a 1-3-1 network, a third
-of the step's time). So a view must never outlive its buffer: compiled code makes them
-from a kernel's arguments or locals and drops them before it returns (no kernel returns
-one).
+The views are borrowed: their numba type, ``Borrowed``, is an array whose data model
+has no reference-counted member, so numba emits no reference counting for them at all.
+(A view from a slice or reshape carries a reference to the buffer's memory, and numba
+increments and decrements it wherever the view is copied, crosses a branch or a loop,
+or is passed to an inlined body: about 50 calls per training step of a 1-3-1 network,
+a third of the step's time. Views with a null reference still paid for the calls.) So
+a view must never outlive its buffer: compiled code makes them from a kernel's
+arguments or from buffers it keeps alive (``hold``) and drops them before it returns
+(no kernel returns one). The network kernel ``borrow``s each of its arguments on entry,
+so that nothing inside its loop is reference-counted.
 
 Outside compiled code (and with ``NUMBA_DISABLE_JIT=1``) ``view2d`` is the slice and
 reshape it stands for. No bounds are checked: callers pass blocks inside the buffer.
@@ -21,13 +25,44 @@ reshape it stands for. No bounds are checked: callers pass blocks inside the buf
 
 from __future__ import annotations
 
-from numba import njit
 from numba.core import cgutils, types
 from numba.core import config as numba_config
-from numba.extending import intrinsic
+from numba.core.datamodel.models import ArrayModel
+from numba.extending import intrinsic, register_model
 from numba.np.arrayobj import make_array, populate_array
 
-from ._config import COMMON
+
+class Borrowed(types.Array):
+    """The numba type of a borrowed view: a C-contiguous array whose value carries no
+    reference to its memory, so that numba emits no reference counting for it at all
+    (its data model lists no reference-counted member). Indexing, ``shape`` and passing
+    it to compiled functions work as for any array; a slice or reshape of one is an
+    ordinary array (with the same null reference, so it must not outlive the buffer
+    either)."""
+
+    def __init__(self, dtype, ndim):
+        super().__init__(dtype, ndim, "C", name=f"borrowed({dtype}, {ndim}d, C)")
+
+
+@register_model(Borrowed)
+class _BorrowedModel(ArrayModel):
+    def traverse(self, builder):  # (numba reference-counts what traverse lists)
+        return []
+
+
+def borrow(a):
+    """``a`` itself, as a borrowed view (compiled: of type ``Borrowed``)."""
+    return a
+
+
+def hold(owners):
+    """Nothing; in compiled code a use of the tuple ``owners``, so that numba keeps them
+    (arrays whose memory borrowed views use) alive up to this point."""
+
+
+def address(a):
+    """The address of a's first item."""
+    return a.ctypes.data
 
 
 def view2d(flat, offset, rows, cols):
@@ -74,7 +109,7 @@ def _view2d(typingctx, flat, offset, rows, cols):
     def codegen(context, builder, signature, args):
         return _borrowed(context, builder, signature, args[0], args[1], [args[2], args[3]])
 
-    return flat.copy(ndim=2)(flat, types.intp, types.intp, types.intp), codegen
+    return Borrowed(flat.dtype, 2)(flat, types.intp, types.intp, types.intp), codegen
 
 
 @intrinsic
@@ -85,7 +120,7 @@ def _view1d(typingctx, flat, offset, n):
     def codegen(context, builder, signature, args):
         return _borrowed(context, builder, signature, args[0], args[1], [args[2]])
 
-    return flat(flat, types.intp, types.intp), codegen
+    return Borrowed(flat.dtype, 1)(flat, types.intp, types.intp), codegen
 
 
 @intrinsic
@@ -99,18 +134,43 @@ def _view_rows(typingctx, a, start, n):
         return _borrowed(context, builder, signature, args[0], builder.mul(args[1], cols),
                          [args[2], cols])
 
-    return a(a, types.intp, types.intp), codegen
+    return Borrowed(a.dtype, 2)(a, types.intp, types.intp), codegen
 
 
-if not numba_config.DISABLE_JIT:  # compiled code gets the intrinsics, inlined
-    @njit(inline="always", **COMMON)
-    def view2d(flat, offset, rows, cols):  # noqa: F811
-        return _view2d(flat, offset, rows, cols)
+@intrinsic
+def _borrow(typingctx, a):
+    if not _c_array(a, getattr(a, "ndim", 0)) or a.ndim == 0:
+        return None
 
-    @njit(inline="always", **COMMON)
-    def view1d(flat, offset, n):  # noqa: F811
-        return _view1d(flat, offset, n)
+    def codegen(context, builder, signature, args):
+        source = make_array(signature.args[0])(context, builder, args[0])
+        return _borrowed(context, builder, signature, args[0],
+                         context.get_constant(types.intp, 0),
+                         cgutils.unpack_tuple(builder, source.shape))
 
-    @njit(inline="always", **COMMON)
-    def view_rows(a, start, n):  # noqa: F811
-        return _view_rows(a, start, n)
+    return Borrowed(a.dtype, a.ndim)(a), codegen
+
+
+@intrinsic
+def _hold(typingctx, owners):
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+
+    return types.none(owners), codegen
+
+
+@intrinsic
+def _address(typingctx, a):
+    if not isinstance(a, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.ptrtoint(data, context.get_value_type(types.uintp))
+
+    return types.uintp(a), codegen
+
+
+if not numba_config.DISABLE_JIT:  # compiled code calls the intrinsics themselves
+    view2d, view1d, view_rows = _view2d, _view1d, _view_rows
+    borrow, hold, address = _borrow, _hold, _address

@@ -41,14 +41,17 @@ ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "sigmoid": SIGMOID}
 
 @inline
 def act_value(v, act):
-    """act(v) for one pre-activation: ReLU keeps NaN (as np.maximum), sigmoid never overflows."""
+    """act(v) for one pre-activation: ReLU keeps NaN (as np.maximum), sigmoid never overflows.
+
+    The sigmoid is 1 / (1 + e) or e / (1 + e) with e = exp(-|v|) <= 1, as the reference
+    computes it, the numerator picked without a branch (a branch on the sign of v is
+    mispredicted half the time on data of both signs: 10 ns a unit).
+    """
     if act == RELU:
         return 0 if v < 0 else v
     if act == SIGMOID:
-        if v >= 0:
-            return 1.0 / (1.0 + math.exp(-v))
-        e = math.exp(v)
-        return e / (1.0 + e)
+        e = math.exp(-abs(v))
+        return (1.0 if v >= 0 else e) / (1.0 + e)
     return v
 
 
@@ -105,6 +108,12 @@ def act_grad_colsum_(dz, db, out, act, acc):
     make LLVM's runtime overlap check pick its scalar loop, 4x slower.)
     """
     N, H = dz.shape
+    if N == 1:  # one row (SGD on single samples): the sums are the row itself
+        for h in range(H):
+            g = act_grad_value(dz[0, h], out[0, h], act)
+            dz[0, h] = g
+            db[h] = g
+        return
     for h in range(H):
         acc[h] = 0.0
     for n in range(N):

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ._config import compiled, inline
+from ._config import inline
 
 SOFTMAX_LABELS, SOFTMAX_ROWS, SQUARED_ERROR = 0, 1, 2
 
@@ -30,7 +30,7 @@ def kind_of(loss: str, t) -> int:
     return SOFTMAX_LABELS if t.ndim == 1 else SOFTMAX_ROWS
 
 
-@compiled
+@inline
 def softmax_row_(d, s, n):
     """d[n] = exp(s[n] - max(s[n])) for a row of s (N, C); returns (max, sum) of it."""
     C = s.shape[1]
@@ -45,7 +45,7 @@ def softmax_row_(d, s, n):
     return m, total
 
 
-@compiled
+@inline
 def xent_label_row(d, s, n, y, inv_n):
     """Row n: d[n] = (softmax(s[n]) - onehot(y)) * inv_n; returns the row's loss."""
     m, total = softmax_row_(d, s, n)
@@ -56,7 +56,7 @@ def xent_label_row(d, s, n, y, inv_n):
     return math.log(total) - (s[n, y] - m)  # logsumexp - z_y, both shifted by m
 
 
-@compiled
+@inline
 def xent_target_row(d, s, t, n, inv_n):
     """Row n with one-hot (or probability) targets t (N, C); returns the row's loss."""
     m, total = softmax_row_(d, s, n)
@@ -73,7 +73,7 @@ def xent_target_row(d, s, t, n, inv_n):
     return row
 
 
-@compiled
+@inline
 def squared_error_row(d, y, t, n, inv_n):
     """Row n: d[n] = (y[n] - t[n]) * inv_n; returns sum_c (y - t)**2 (halved by loss_)."""
     row = 0.0

@@ -58,7 +58,7 @@ import math
 import numpy as np
 
 from ._config import compiled, inline
-from ._views import view1d, view2d, view_rows
+from ._views import borrow, hold, view1d, view2d, view_rows
 from .affine_act import (
     ACTIVATIONS,
     IDENTITY,
@@ -301,6 +301,16 @@ def _network_of(ext):
         Every pass, a training batch or a chunk of an evaluated set, runs through the
         one ``forward_`` and ``loss_`` below (one copy of each in the compiled code).
         """
+        # Every array is used through a borrowed view (no reference counting inside the
+        # loop: see _views); the work buffers allocated here stay alive to the hold().
+        losses, grads, acts, dacts = borrow(losses), borrow(grads), borrow(acts), borrow(dacts)
+        x, labels, targets = borrow(x), borrow(labels), borrow(targets)
+        order, starts, params, layout = borrow(order), borrow(starts), borrow(params), \
+            borrow(layout)
+        norm, stds, state, masks = borrow(norm), borrow(stds), borrow(state), borrow(masks)
+        ends, x2, labels2, targets2 = borrow(ends), borrow(x2), borrow(labels2), \
+            borrow(targets2)
+        records, snapshot, snap_state = borrow(records), borrow(snapshot), borrow(snap_state)
         last = layout.shape[0] - 1
         D, C = x.shape[1], layout[last, 2]
         n_batches = starts.shape[0] - 1 if mode == TRAIN else 1
@@ -310,9 +320,12 @@ def _network_of(ext):
         if mode == TRAIN:  # gather buffers for the largest batch
             for i in range(n_batches):
                 B_max = max(B_max, starts[i + 1] - starts[i])
-        xflat, tflat = np.empty(B_max * D, params.dtype), np.empty(B_max * C, params.dtype)
-        lflat = np.empty(B_max, np.intp)
-        acc, dbias, scratch = scratch_(layout, params)
+        owned_x = np.empty(B_max * D, params.dtype)
+        owned_t = np.empty(B_max * C, params.dtype)
+        owned_l = np.empty(B_max, np.intp)
+        owned_acc, owned_dbias, owned_scratch = scratch_(layout, params)
+        xflat, tflat, lflat = borrow(owned_x), borrow(owned_t), borrow(owned_l)
+        acc, dbias, scratch = borrow(owned_acc), borrow(owned_dbias), borrow(owned_scratch)
         loss, correct, bad, at = math.nan, 0, 0, -1
         i, k = 0, 0  # the next batch, the next period
         phase, row = 0, 0  # 0: training; 1, 2: evaluating x, x2 (from that row)
@@ -403,6 +416,7 @@ def _network_of(ext):
                         losses[rest] = math.nan
                     return loss, 0, 0, -1, i, k, False
             i += 1
+        hold((owned_x, owned_t, owned_l, owned_acc, owned_dbias, owned_scratch))
         return loss, correct, 0, -1, -1, k, False
 
     return network
