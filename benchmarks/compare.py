@@ -295,8 +295,12 @@ def report_compiled(quick: bool = False) -> None:
     for label, common in (("evaluating each epoch (fit()'s default)", dict(batch_size=1, seed=0)),
                           ("evaluating every 200 epochs", dict(batch_size=1, seed=0,
                                                                eval_every=200 * 63))):
-        compiled = _fit_wall(sine_net("numba"), x, t, epochs=epochs, **common)
-        numpy = _fit_wall(sine_net("numpy"), x, t, repeat=1, epochs=numpy_epochs, **common)
+        # best of 7 (each about 25 ms) and of 2: the minimum is the run least disturbed by
+        # the machine's other work, whose noise is larger than the short fit itself
+        compiled = _fit_wall(sine_net("numba"), x, t, repeat=3 if quick else 7, epochs=epochs,
+                             **common)
+        numpy = _fit_wall(sine_net("numpy"), x, t, repeat=1 if quick else 2,
+                          epochs=numpy_epochs, **common)
         numpy_scaled = numpy * epochs / numpy_epochs
         print(f"| sine 1-3-1, batch 1, {epochs} epochs x 63, {label}: whole fit() call | "
               f"{numpy_scaled:.2f} s (measured {numpy_epochs} epochs: {numpy:.3f} s, scaled) | "

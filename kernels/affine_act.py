@@ -104,8 +104,10 @@ def act_grad_colsum_(dz, db, out, act, acc):
 
     dz (the upstream gradient on entry) and out are (N, H), db is (H,); out is unused for
     IDENTITY. ``acc`` is float64 scratch of at least H: the sums accumulate in float64 for
-    either dtype, row after row. (In place, one array goes in: two arguments that alias
-    make LLVM's runtime overlap check pick its scalar loop, 4x slower.)
+    either dtype, row after row; one row (SGD on single samples) is its own sum, written
+    directly (through the accumulator it was a third of a 1-3-1 step's backward pass).
+    (In place, one array goes in: two arguments that alias make LLVM's runtime overlap
+    check pick its scalar loop, 4x slower.)
     """
     N, H = dz.shape
     if N == 1:  # one row (SGD on single samples): the sums are the row itself

@@ -276,9 +276,10 @@ def all_finite_(a):
     return True
 
 
-def _sources_digest() -> str:
-    """A digest of every kernel module's source (see ``_network_of``)."""
-    here = os.path.dirname(os.path.abspath(__file__))
+def _sources_digest(here: str | None = None) -> str:
+    """A digest of every kernel module's source, the ``.py`` files of ``here`` (default:
+    this package; see ``_network_of``)."""
+    here = here or os.path.dirname(os.path.abspath(__file__))
     digest = hashlib.sha256()
     for name in sorted(os.listdir(here)):
         if name.endswith(".py"):

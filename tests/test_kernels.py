@@ -609,6 +609,54 @@ def test_network_kernel_loads_from_the_cache_in_a_new_process(tmp_path):
     assert hits == ["0", "1"]
 
 
+def test_network_kernel_cache_key_covers_every_kernel_module(tmp_path):
+    """numba notices edits of the kernel's own file only; the kernel's closure carries a
+    digest of every kernel module, so an edit of an inlined body elsewhere is a new key."""
+    import os
+    import shutil
+
+    from fastnn.kernels import network
+
+    f = network._kernel(False)
+    cells = [c.cell_contents for c in (getattr(f, "py_func", f).__closure__ or ())]
+    assert network._sources_digest() in cells  # (numba hashes the closure into its key)
+    here = os.path.dirname(network.__file__)
+    copy = tmp_path / "kernels"
+    shutil.copytree(here, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert network._sources_digest(str(copy)) == network._sources_digest()
+    with open(copy / "affine_act.py", "a") as f:
+        f.write("\n# an edit\n")
+    assert network._sources_digest(str(copy)) != network._sources_digest()
+
+
+def test_borrowed_views_are_the_buffer_itself():
+    """borrow / view2d / view1d / view_rows in compiled code: views of the same memory
+    (writes through them land in the buffer), the buffer kept alive by hold."""
+    from fastnn.kernels._views import borrow, hold, view1d, view2d, view_rows
+    from numba import njit
+
+    @njit
+    def fill(flat, grid):
+        owned = np.zeros(6)
+        work = borrow(owned)
+        block = view2d(borrow(flat), 2, 2, 3)  # items 2..7 as (2, 3)
+        for r in range(2):
+            for c in range(3):
+                block[r, c] = 10 * r + c
+                work[3 * r + c] = block[r, c]
+        row = view_rows(borrow(grid), 1, 1)
+        tail = view1d(borrow(flat), 8, 2)
+        for c in range(grid.shape[1]):
+            row[0, c] = -1.0
+        tail[0], tail[1] = work.sum(), float(block.shape[0] * 10 + block.shape[1])
+        hold((owned,))
+
+    flat, grid = np.zeros(10), np.zeros((3, 4))
+    fill(flat, grid)
+    np.testing.assert_array_equal(flat, [0, 0, 0, 1, 2, 10, 11, 12, 36, 23])
+    np.testing.assert_array_equal(grid, [[0] * 4, [-1] * 4, [0] * 4])
+
+
 def test_kernel_blas_can_be_switched_off():
     """FASTNN_KERNEL_BLAS=0: no binding; gemm compiles to numba's np.dot instead."""
     import os
