@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit, types
 from numba.core import config as numba_config
 
-from ._config import COMMON, SMALL_GEMM
+from ._config import COMMON, INLINE, SMALL_GEMM
 from ._views import address
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -116,7 +116,7 @@ available = _FUNCS is not None and _self_test(_FUNCS)
 _EXTERNAL = _externals(_FUNCS) if available else {}
 
 
-@njit(inline="always", cache=True, **COMMON)
+@njit(inline=INLINE, cache=True, **COMMON)
 def gemm_loop(trans_a, trans_b, alpha, a, b, beta, c):
     """``gemm`` as a plain loop, for products too small to be worth a library call.
 
@@ -188,7 +188,7 @@ def _compiled_gemm():
             product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K)
 
     gemm.__doc__ = _gemm_meaning.__doc__
-    return njit(inline="always", **COMMON)(gemm)
+    return njit(inline=INLINE, **COMMON)(gemm)
 
 
 # c = alpha * op(a) @ op(b) + beta * c (see _gemm_meaning): compiled, or with

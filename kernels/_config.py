@@ -16,6 +16,16 @@
   The small-product GEMM loop is inlined too: called, it was half of that step's 160 ns.
   Re-measured with borrowed views, which are not reference-counted: compiled calls still
   made the step 217 ns instead of 120 and compiled no faster.)
+
+  When: ``INLINE``, numba's cost-model form of the option, inlines a body into the
+  function being compiled, never into another body while numba prepares that body for
+  inlining. (numba prepares a body by running its front end on it, which inlines the
+  body's own bodies first; the result is deep-copied into the caller block by block,
+  each block copy re-copying the body's whole variable scope, so nesting made each level
+  copy everything below it again. Declined there, the nested calls are inlined when the
+  body's blocks land in the function being compiled: each body is copied once, as it is
+  written. Inlining fell from 2.0 to 0.9-1.0 s of the network kernel's cold compile.)
+  ``gemm`` and its small-product loop (``_blas``) use it too.
 * ``compiled``: the decorator of the entry points that Python calls (kernels).
 * No ``parallel=True``: every loop is serial, so results never depend on numba's thread
   count. On the 2-core machines fastnn is built on, the fused passes between GEMMs
@@ -27,6 +37,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numba
 
@@ -56,12 +67,29 @@ def compiled(fn, **options):
     return numba.njit(**options)(fn)
 
 
+def _into_the_function_compiled(expr, caller_ir, callee_ir):
+    """numba's inlining decision for the bodies: inline into the function being
+    compiled, but not into another body while numba prepares that body for inlining
+    (its ``InlineWorker.run_untyped_passes`` is then on the stack; should a numba
+    version rename it, every body is inlined everywhere again: slower to compile, the
+    same code)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "run_untyped_passes":
+            return False
+        frame = frame.f_back
+    return True
+
+
+INLINE = _into_the_function_compiled  # (numba's ``inline=`` option of every body)
+
+
 def inline(fn):
     """Decorator: a body that numba inlines into each compiled function calling it.
 
     Called from Python it is a compiled function of its own (the per-op API does that).
     """
-    return compiled(fn, inline="always")
+    return compiled(fn, inline=INLINE)
 
 
 # (the BLAS thread policy, re-exported here for ``kernels/__init__``: see ``_threads``)
