@@ -629,6 +629,18 @@ def test_network_kernel_cache_key_covers_every_kernel_module(tmp_path):
     assert network._sources_digest(str(copy)) != network._sources_digest()
 
 
+def test_bodies_are_inlined_only_into_the_function_being_compiled():
+    """The inlining cost model declines while numba prepares a body for inlining (its
+    run_untyped_passes on the stack) and accepts otherwise."""
+    from fastnn.kernels._config import INLINE
+
+    def run_untyped_passes():  # (what numba's InlineWorker calls the preparation)
+        return INLINE(None, None, None)
+
+    assert INLINE(None, None, None) is True
+    assert run_untyped_passes() is False
+
+
 def test_borrowed_views_are_the_buffer_itself():
     """borrow / view2d / view1d / view_rows in compiled code: views of the same memory
     (writes through them land in the buffer), the buffer kept alive by hold."""
