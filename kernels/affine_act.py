@@ -44,8 +44,8 @@ def act_value(v, act):
     """act(v) for one pre-activation: ReLU keeps NaN (as np.maximum), sigmoid never overflows.
 
     The sigmoid is 1 / (1 + e) or e / (1 + e) with e = exp(-|v|) <= 1, as the reference
-    computes it, the numerator picked without a branch (a branch on the sign of v is
-    mispredicted half the time on data of both signs: 10 ns a unit).
+    computes it: one exp, the numerator a conditional expression. (Branching first on
+    the sign of v into exp(-v) or exp(v) measured 10 ns slower a 1-3-1 training step.)
     """
     if act == RELU:
         return 0 if v < 0 else v
