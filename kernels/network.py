@@ -20,7 +20,7 @@ they are needed, ``layer_params_`` and ``layer_block_``: borrowed views, ``_view
   gradient buffer of the params' layout, or, for SGD, fused with its step (the weight
   GEMM accumulates into W with beta = 1, then ``sgd_bias_``).
 
-``_network_of(ext)`` is the loop that composes them, and the one kernel (compiled once
+``_network_of(ext, sources)`` is the loop that composes them, and the one kernel (compiled once
 per dtype; the loss kind and the activation are arguments, so every configuration of a
 plain network shares one compilation). Its ``mode`` says what a pass
 does: FORWARD (prediction), EVALUATE (loss and correct rows), GRADIENT, SGD_STEP (one
