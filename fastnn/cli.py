@@ -341,8 +341,9 @@ def _speed_note(summary: dict) -> str | None:
     when this run was much slower, saying what fastnn did about it."""
     import datetime
 
+    from . import get_num_threads
+    from . import thread_policy as policy
     from .datasets import cache_dir
-    from .kernels._threads import get_num_threads, policy
     from .serialize import atomic_write
 
     per_iter = summary.get("seconds_per_iter") or 0.0
@@ -398,12 +399,13 @@ def cmd_train(args) -> int:
     config = resolve_args(args)
     fastnn.set_num_threads(None if args.threads == "auto" else args.threads)
     if args.threads == "auto":
-        # start at the policy's count for small work, before anything (loading the data)
-        # calls BLAS: OpenBLAS threads started at two and then left idle measurably slowed
-        # the training steps beside busy processes (docs/performance.md)
-        from .kernels._threads import use_threads_for
+        # this process's BLAS starts on one thread, before anything (loading the data)
+        # calls it: OpenBLAS threads started at two and then left idle measurably slowed
+        # the training steps beside busy processes (docs/performance.md); fastnn's calls
+        # on large work still take all cores for their duration
+        from threadpoolctl import threadpool_limits
 
-        use_threads_for(0)
+        threadpool_limits(1, user_api="blas")
     (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir)
     hidden, activation = config["hidden"], config["activation"]
     try:

@@ -11,9 +11,10 @@ Arguments are the kernels' inputs: x is a C-contiguous (N, D) array of the netwo
 dtype; t is intp class indices (N,) or (N, C) rows of that dtype (``Sequential.validate``
 makes them). The ``names`` tuples only label error messages.
 
-Threads: before each kernel call the automatic policy (``fastnn.kernels._threads``) sets
-OpenBLAS's thread count from the call's size alone (rows x multiply-adds per row), unless
-a count was forced with ``fastnn.set_num_threads(n)``.
+Threads: each kernel call runs inside ``for_work`` (``fastnn.kernels._threads``): OpenBLAS's
+thread count is the automatic policy's for the call's size alone (rows x multiply-adds per
+row), or the count forced with ``fastnn.set_num_threads(n)``, for the call only; the
+process's own setting is put back when the call returns or raises.
 
 Thread safety: the work buffers belong to the network, so the calls on one engine are
 serialised by a lock (two threads that use one network take turns; use one network per
@@ -30,7 +31,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _validation as V
-from .kernels._threads import policy, threads_for, use_threads_for
+from .kernels._threads import for_work, policy, threads_for
 from .params import Extras, Gradients, ParamDict, Workspace
 
 MAX_WORKSPACES = 4  # batch sizes whose buffers are kept (train, last batch, evaluation ...)
@@ -158,8 +159,8 @@ class Engine:
             xs = x[start:start + rows]
             ws = self.workspace(xs.shape[0])
             extras = self._extras(ws, train)
-            use_threads_for(xs.shape[0] * self.work)
-            with np.errstate(over="ignore", invalid="ignore"):
+            with for_work(xs.shape[0] * self.work), \
+                    np.errstate(over="ignore", invalid="ignore"):
                 n_bad = self.backend.forward(xs, self.params.flat, self.layout, ws.acts,
                                              self.activation, extras)
             self._check(n_bad, -1, xs, None, names)
@@ -175,8 +176,8 @@ class Engine:
             xs, ts = x[start:start + rows], t[start:start + rows]
             ws = self.workspace(xs.shape[0])
             extras = self._extras(ws, train)
-            use_threads_for(xs.shape[0] * self.work)
-            with np.errstate(over="ignore", invalid="ignore"):
+            with for_work(xs.shape[0] * self.work), \
+                    np.errstate(over="ignore", invalid="ignore"):
                 loss, right, n_bad, at = self.backend.evaluate(
                     xs, ts, self.params.flat, self.layout, ws.acts, ws.dacts,
                     self.activation, self.loss, extras)
@@ -191,8 +192,7 @@ class Engine:
     def _gradient_into(self, x, t, grads, names):
         ws = self.workspace(x.shape[0])
         extras = self._extras(ws, True)
-        use_threads_for(x.shape[0] * self.work)
-        with np.errstate(over="ignore", invalid="ignore"):
+        with for_work(x.shape[0] * self.work), np.errstate(over="ignore", invalid="ignore"):
             loss, n_bad, at = self.backend.gradient(x, t, self.params.flat, self.layout,
                                                     ws.acts, ws.dacts, grads.flat,
                                                     self.activation, self.loss, extras)
@@ -213,12 +213,12 @@ class Engine:
         """One SGD step; the batch's loss (NaN/Inf: nothing was updated)."""
         ws = self.workspace(x.shape[0])
         extras = self._extras(ws, True)  # (None for a plain network)
-        use_threads_for(x.shape[0] * self.work)
         # (no np.errstate here: compiled code raises no NumPy warnings, the reference
         # guards its own passes, and entering it costs a microsecond per step)
-        loss, n_bad, at = self.backend.sgd_step(x, t, self.params.flat, self.layout, ws.acts,
-                                                ws.dacts, self.activation, self.loss, lr,
-                                                extras)
+        with for_work(x.shape[0] * self.work):
+            loss, n_bad, at = self.backend.sgd_step(x, t, self.params.flat, self.layout,
+                                                    ws.acts, ws.dacts, self.activation,
+                                                    self.loss, lr, extras)
         if n_bad or at >= 0:
             self._check(n_bad, at, x, t, names)
         return loss
@@ -252,8 +252,7 @@ class Engine:
         B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
         if not self.plain:
             extras = self._extras(self.workspace(B), True)
-        use_threads_for(B * self.work)
-        with np.errstate(over="ignore", invalid="ignore"):
+        with for_work(B * self.work), np.errstate(over="ignore", invalid="ignore"):
             stop = self.backend.train_batches(x, t, order, starts, self.params.flat,
                                               self.layout, self.activation, self.loss, lr,
                                               losses, extras)
@@ -284,8 +283,7 @@ class Engine:
         if not self.plain:
             n_eval = max(x.shape[0], 0 if x2 is None else x2.shape[0])
             extras = self._extras(self.workspace(max(B, min(EVAL_ROWS, n_eval))), True)
-        use_threads_for(B * self.work)
-        with np.errstate(over="ignore", invalid="ignore"):
+        with for_work(B * self.work), np.errstate(over="ignore", invalid="ignore"):
             stop, done, not_finite = self.backend.train_periods(
                 x, t, x2, t2, order, starts, ends, self.params.flat, self.layout,
                 self.activation, self.loss, lr, losses, records, snapshot, snap_state,

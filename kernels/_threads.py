@@ -5,35 +5,40 @@ threads on a small product lose (they wait for each other at every call, and lon
 another process holds a core), so the default policy, ``auto``, gives each kernel call a
 thread count from the size of its work alone: one thread below ``AUTO_WORK``
 multiply-adds per network pass (batch rows x sum of fan_in x fan_out), all usable cores
-at or above it. Measured on the 2-core VM fastnn is built on (784-128-128-10, float32,
-one training step, us, 1 / 2 threads): batch 32 196 / 302, 64 360 / 438, 100 540 / 582,
-200 1046 / 793, 400 2107 / 1504, 1000 5277 / 3738: the crossover lies between 11.8 M and
-23.6 M, hence 16 M (``FASTNN_AUTO_WORK`` overrides it; docs/performance.md).
+at or above it (``FASTNN_AUTO_WORK`` overrides it; the crossover is measured in
+docs/performance.md, "Threads").
 
 Reproducible bits: OpenBLAS's results at large sizes depend on its thread count (it
 splits some reductions), so the choice depends on the shapes only, never on the load or
 on timings: the same seed gives the same parameters on the same machine whatever else
-runs. (What is given up: reacting to busy cores at large batches; ``set_num_threads(1)``
-does that by hand.)
+runs.
 
-Setting the count is a direct call of OpenBLAS's ``set_num_threads`` (0.27 us), made
-only when it changes; without that symbol, ``threadpoolctl`` (slower, also only on a
-change).
+No hidden global state: OpenBLAS's thread count is process-wide, and the user's own
+``np.dot`` runs on it. So the count is set only for the duration of a kernel call
+(``for_work``, a context manager) and put back as it was when the call returns or
+raises; ``set_num_threads`` only records fastnn's policy. The library acted on is named,
+not guessed: the one fastnn's kernels and NumPy call (NumPy's OpenBLAS), plus SciPy's
+when the kernels fall back to numba's ``np.dot`` (a process holds both, and
+threadpoolctl lists them in an order that varies from run to run).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import warnings
+import threading
 
 import numba
 
 AUTO_WORK = int(os.environ.get("FASTNN_AUTO_WORK", 16_000_000))
 
 _forced: int | None = None  # None: the automatic policy
-_current: int | None = None  # the BLAS thread count last set by fastnn
-_setter = None
+_current: int | None = None  # the BLAS thread count fastnn's last call ran on
+_libraries: list | None = None  # [(get, set)] of the BLAS libraries the kernels call
+_lock = threading.Lock()
+_depth = 0  # kernel calls in progress (several Python threads may call kernels at once)
+_saved: list = []  # the counts found when the first of them started
+_now: list = []  # the counts set since
 
 
 def usable_cores() -> int:
@@ -45,44 +50,68 @@ def usable_cores() -> int:
     return max(1, min(cores, numba.config.NUMBA_NUM_THREADS))
 
 
-def _find_setter():
-    """OpenBLAS's own set_num_threads (NumPy's bundled library), or threadpoolctl."""
+def _accessors(path: str):
+    """(get, set) of the thread count of the OpenBLAS at ``path``, or None."""
     try:
-        from threadpoolctl import threadpool_info
-
-        for info in threadpool_info():
-            if info.get("internal_api") != "openblas":
-                continue
-            lib = ctypes.CDLL(info["filepath"])
-            prefix = info.get("prefix", "")
-            names = ["openblas_set_num_threads", "openblas_set_num_threads64_"]
-            if prefix.startswith("libscipy_openblas"):
-                names[:0] = ["scipy_openblas_set_num_threads64_",
-                             "scipy_openblas_set_num_threads"]
-            for name in names:
-                fn = getattr(lib, name, None)
-                if fn is not None:
-                    fn.argtypes, fn.restype = [ctypes.c_int], None
-                    return fn
-    except Exception:  # an unusual BLAS: the generic way below
-        pass
-
-    def generic(n: int) -> None:
-        from threadpoolctl import threadpool_limits
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            threadpool_limits(limits=n, user_api="blas")
-
-    return generic
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for prefix in ("scipy_openblas", "openblas"):
+        for suffix in ("64_", ""):
+            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                get.argtypes, get.restype = [], ctypes.c_int
+                put.argtypes, put.restype = [ctypes.c_int], None
+                return get, put
+    return None
 
 
-def _set_blas(n: int) -> None:
-    global _setter, _current
-    if _setter is None:
-        _setter = _find_setter()
-    _setter(n)
-    _current = n
+def _generic(path: str):
+    """(get, set) through threadpoolctl, for a BLAS other than OpenBLAS (slower)."""
+    from threadpoolctl import ThreadpoolController
+
+    def select():
+        return ThreadpoolController().select(filepath=path)
+
+    def get() -> int:
+        pools = select().info()
+        return pools[0]["num_threads"] if pools else 1
+
+    def put(n: int) -> None:
+        select().limit(limits=n)
+
+    return get, put
+
+
+def _kernel_libraries() -> list:
+    """The BLAS libraries fastnn's calls run on: NumPy's (the reference's ``np.dot`` and
+    the kernels' bound GEMM), and SciPy's where the kernels use numba's ``np.dot``."""
+    from threadpoolctl import threadpool_info
+
+    from . import _blas
+
+    numpy_path = _blas._numpy_blas_path()
+    paths = [numpy_path] if numpy_path else []
+    if not _blas.available:
+        paths += [info["filepath"] for info in threadpool_info()
+                  if info.get("user_api") == "blas" and info["filepath"] != numpy_path
+                  and "scipy" in os.path.basename(os.path.dirname(info["filepath"]))]
+    found = []
+    for path in paths:
+        try:
+            found.append(_accessors(path) or _generic(path))
+        except Exception:  # an unreadable library: leave it alone
+            continue
+    return found
+
+
+def blas_libraries() -> list:
+    """[(get, set)] of the thread counts fastnn's calls use (found once)."""
+    global _libraries
+    if _libraries is None:
+        _libraries = _kernel_libraries()
+    return _libraries
 
 
 def check_threads(n, name: str = "n"):
@@ -102,13 +131,11 @@ def check_threads(n, name: str = "n"):
 
 
 def set_num_threads(n=None) -> None:
-    """Force ``n`` BLAS threads, or (None / "auto") restore the automatic policy."""
+    """Force ``n`` BLAS threads for fastnn's calls, or (None / "auto") restore the
+    automatic policy. Only fastnn's own calls are affected: the process's BLAS settings
+    are left as they are."""
     global _forced
-    n = check_threads(n)
-    _forced = n
-    if n is not None:
-        numba.set_num_threads(n)
-        _set_blas(n)
+    _forced = check_threads(n)
 
 
 def get_num_threads() -> int:
@@ -129,9 +156,36 @@ def threads_for(work: int) -> int:
     return 1 if work < AUTO_WORK else usable_cores()
 
 
-def use_threads_for(work: int) -> None:
-    """Before a kernel call: under the automatic policy, the thread count for ``work``."""
-    if _forced is None:
-        n = threads_for(work)
-        if n != _current:
-            _set_blas(n)
+class for_work:
+    """``with for_work(madds):`` a kernel call on the policy's thread count for that
+    much work (or the forced count); the BLAS counts found are put back afterwards."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, work: int):
+        self.n = _forced if _forced is not None else threads_for(work)
+
+    def __enter__(self):
+        global _depth, _current
+        with _lock:
+            libraries = blas_libraries()
+            if _depth == 0:  # the process's counts, put back when the last call ends
+                _saved[:] = [get() for get, _ in libraries]
+                _now[:] = _saved
+            _depth += 1
+            for i, (_, put) in enumerate(libraries):
+                if _now[i] != self.n:
+                    put(self.n)
+                    _now[i] = self.n
+            _current = self.n
+        return self
+
+    def __exit__(self, *exc):
+        global _depth
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                for (_, put), before, now in zip(blas_libraries(), _saved, _now):
+                    if now != before:
+                        put(before)
+        return False

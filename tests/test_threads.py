@@ -102,3 +102,60 @@ def test_a_run_much_slower_than_the_machines_best_is_noted(tmp_path, monkeypatch
     (tmp_path / "speeds.json").write_text("not json")  # a damaged record is replaced
     assert main(["train", "--epochs", "3", "--quiet"]) == 0
     assert isinstance(json.loads((tmp_path / "speeds.json").read_text()), dict)
+
+
+def _blas_counts():
+    """{library file: thread count} of every BLAS in the process (both OpenBLAS builds)."""
+    from threadpoolctl import threadpool_info
+
+    return {info["filepath"]: info["num_threads"] for info in threadpool_info()
+            if info["user_api"] == "blas"}
+
+
+@pytest.fixture
+def user_blas_settings():
+    """Distinct, user-chosen counts in every BLAS library; put back afterwards."""
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    original = _blas_counts()
+    pools = [lib for lib in controller.lib_controllers if lib.user_api == "blas"]
+    for i, lib in enumerate(pools):  # 1 in one library, all cores in the other
+        lib.set_num_threads(1 if i % 2 == 0 else CORES)
+    chosen = _blas_counts()
+    yield chosen
+    for lib in pools:
+        lib.set_num_threads(original[lib.filepath])
+
+
+@pytest.mark.parametrize("forced", [None, 1])
+def test_fastnn_calls_leave_every_blas_setting_as_they_found_it(backend, forced,
+                                                                user_blas_settings, digits):
+    """No hidden global state: after each call (returning or raising) every BLAS library
+    in the process runs on the count the user set, whatever fastnn chose for its call."""
+    (x, t), (x_test, t_test) = digits
+    fastnn.set_num_threads(forced)
+    assert _blas_counts() == user_blas_settings  # the setter itself touches nothing
+    small = fastnn.Sequential(64, [32], 10, seed=0, backend=backend)
+    big = fastnn.Sequential(64, [1024, 1024], 10, seed=0, backend=backend)  # all cores
+    calls = {
+        "gradient": lambda: small.gradient(x[:64], t[:64]),
+        "predict (large work)": lambda: big.predict(x[:600]),
+        "accuracy": lambda: small.accuracy(x_test, t_test),
+        "fit, compiled path": lambda: fastnn.fit(small, x, t, epochs=1, batch_size=100,
+                                                 x_test=x_test, t_test=t_test, seed=0,
+                                                 progress=False),
+        "fit, step path": lambda: fastnn.fit(small, x, t, epochs=1, batch_size=100,
+                                             optimizer=fastnn.Adam(), seed=0,
+                                             progress=False, callbacks=[lambda *a: None]),
+        "Trainer": lambda: fastnn.Trainer(small, x, t, x_test, t_test, epochs=1,
+                                          mini_batch_size=200, verbose=False).train(),
+    }
+    for name, call in calls.items():
+        call()
+        assert _blas_counts() == user_blas_settings, name
+    bad = x[:8].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        big.predict(bad)
+    assert _blas_counts() == user_blas_settings, "a call that raised"
