@@ -26,6 +26,7 @@ from .layers import (  # noqa: E402  # noqa: E402
     Relu,
     Sigmoid,
     SoftmaxWithLoss,
+    Tanh,
 )
 from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop  # noqa: E402
 from .sequential import MultiLayerNet, MultiLayerNetExtend, Sequential, load  # noqa: E402
@@ -84,6 +85,7 @@ __all__ = [
     "Sequential",
     "Sigmoid",
     "SoftmaxWithLoss",
+    "Tanh",
     "get_num_threads",
     "gradient_check",
     "reference",

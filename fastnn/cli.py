@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .layers import ACTIVATIONS
 from .recipe import DATASET_OPTIONS, DATASETS, DEFAULTS, load_dataset  # noqa: F401
 
 
@@ -171,11 +172,11 @@ def _training_options(parser, threads_default="auto",
     parser.add_argument("--dataset", choices=DATASETS, default="digits")
     parser.add_argument("--hidden", help="hidden layer widths, e.g. 128,128 (default: per "
                                          "data set, below)")
-    parser.add_argument("--activation", choices=("relu", "sigmoid"),
+    parser.add_argument("--activation", choices=tuple(ACTIVATIONS),
                         help="hidden activation (default: per data set)")
-    parser.add_argument("--init", help="weight init: a number (std), he, relu, xavier, "
-                                       "sigmoid (default: per data set; he for relu, xavier "
-                                       "for sigmoid)")
+    schemes = ", ".join(f"{a.init} for {name}" for name, a in ACTIVATIONS.items())
+    parser.add_argument("--init", help=f"weight init: a number (std), he, xavier, or an "
+                                       f"activation's name (default: per data set; {schemes})")
     parser.add_argument("--batch-size", type=_positive(int), help="default: per data set")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive(int), help="default: per data set")

@@ -10,6 +10,8 @@ own methods run the backend's whole-network loop instead (``fastnn.engine``).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import reference
@@ -71,6 +73,21 @@ class Sigmoid(_Layer):
 
     def backward(self, dout):
         return self.backend.sigmoid_backward(dout, self.out)
+
+
+class Tanh(_Layer):
+    """out = tanh(x); the gradient is dout * (1 - out^2)."""
+
+    def __init__(self, backend="numpy"):
+        super().__init__(backend)
+        self.out = None
+
+    def forward(self, x):
+        self.out = self.backend.tanh_forward(x)
+        return self.out
+
+    def backward(self, dout):
+        return self.backend.tanh_backward(dout, self.out)
 
 
 class SoftmaxWithLoss(_Layer):
@@ -176,8 +193,23 @@ class Dropout(_Layer):
         return self.backend.dropout_backward(dout, self.mask)
 
 
-ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
+class Activation(NamedTuple):
+    """A hidden activation's registration: its layer class, and the weight-init scheme
+    that suits it ("he": std sqrt(2 / fan_in); "xavier": std sqrt(1 / fan_in))."""
+
+    layer: type
+    init: str
+
+
+# The one registration of each hidden activation, by name: ``Sequential``, its init
+# defaults and the command line's choices read it. (Its math: ``act_value`` and
+# ``act_grad_value`` in ``kernels/affine_act.py``; its NumPy twin in ``reference``.)
+ACTIVATIONS = {
+    "relu": Activation(Relu, "he"),
+    "sigmoid": Activation(Sigmoid, "xavier"),
+    "tanh": Activation(Tanh, "xavier"),
+}
 LOSSES = {"softmax": SoftmaxWithLoss, "mse": IdentityWithLoss}
 
-__all__ = ["Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "IdentityWithLoss",
+__all__ = ["Affine", "Relu", "Sigmoid", "Tanh", "SoftmaxWithLoss", "IdentityWithLoss",
            "BatchNormalization", "Dropout"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .layers import ACTIVATIONS
+
 DATASETS = ("digits", "fashion-mnist", "mnist", "sine")
 
 # Per data set: what `fastnn train` does when no option says otherwise.
@@ -64,7 +66,8 @@ def parse_init(value):
 def resolve(dataset: str = "digits", **given) -> dict:
     """The whole description of a training run: ``given`` (keys of ``KEYS``; None means
     "not given") over the data set's defaults. Without an explicit init, a changed
-    activation takes its own scheme (he for relu, xavier for sigmoid)."""
+    activation takes its own scheme (``fastnn.layers.ACTIVATIONS``: he for relu, xavier
+    for sigmoid and tanh)."""
     if dataset not in DEFAULTS:
         raise ValueError(f"dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
     unknown = sorted(set(given) - set(KEYS))
@@ -80,7 +83,7 @@ def resolve(dataset: str = "digits", **given) -> dict:
     c["activation"] = c["activation"] or d["activation"]
     if c["init"] is None:
         c["init"] = parse_init(d["init"]) if c["activation"] == d["activation"] else \
-            ("he" if c["activation"] == "relu" else "xavier")
+            ACTIVATIONS[c["activation"]].init
     else:
         c["init"] = parse_init(c["init"])
     c["loss"] = c["loss"] or d["loss"]

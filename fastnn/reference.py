@@ -43,6 +43,8 @@ __all__ = [
     "sigmoid_backward",
     "affine_sigmoid_forward",
     "affine_sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
     "affine_act_forward_checked",
     "affine_act_backward_sgd",
     "softmax",
@@ -157,22 +159,49 @@ def affine_sigmoid_backward(dout, x, W, out, dx=None, dW=None, db=None, need_dx=
     return affine_backward(dz, x, W, dx, dW, db, need_dx, need_dW)
 
 
+# --- tanh -------------------------------------------------------------------------
+
+
+def tanh_forward(x, out=None):
+    """out = tanh(x)."""
+    return _into(out, np.tanh(x))
+
+
+def tanh_backward(dout, out, dx=None):
+    """dx = dout * (1 - y^2), where y = ``out`` is the forward output."""
+    return _into(dx, dout * (1 - out * out))
+
+
+def _identity(z, out=None):
+    return _into(out, z)
+
+
+# Every activation by name: (forward, backward from the output). The one table the
+# reference's layers and whole-network passes read; a new activation is its two
+# functions above and a row here.
+ACTIVATIONS = {
+    "identity": (_identity, lambda dout, out, dx=None: _into(dx, dout)),
+    "relu": (relu_forward, relu_backward),
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+    "tanh": (tanh_forward, tanh_backward),
+}
+
+
 def affine_act_forward_checked(x, W, b, activation, out=None):
     """(act(x @ W + b), number of non-finite pre-activations).
 
-    ``activation`` is "identity", "relu" or "sigmoid". A non-zero count means x, W or b
-    held NaN/Inf (or the product overflowed); ``Sequential`` validates x with it.
+    ``activation`` is a name in ``ACTIVATIONS``. A non-zero count means x, W or b held
+    NaN/Inf (or the product overflowed); ``Sequential`` validates x with it.
     """
     z = affine_forward(x, W, b)
     n_bad = int(np.count_nonzero(~np.isfinite(z)))
-    act = {"identity": lambda a: a, "relu": relu_forward, "sigmoid": sigmoid_forward}
-    return _into(out, act[activation](z)), n_bad
+    return _into(out, ACTIVATIONS[activation][0](z)), n_bad
 
 
 def affine_act_backward_sgd(dout, x, W, b, out, activation, lr, dx=None, need_dx=True):
     """Backward of out = act(x @ W + b), then the SGD step of W and b; returns dx.
 
-    ``activation`` is "identity" (``out`` unused, may be None), "relu" or "sigmoid".
+    ``activation`` is a name in ``ACTIVATIONS`` ("identity": ``out`` unused, may be None).
     dz = dout * act'(out) is left in ``dout``; dx = dz @ W.T is computed with the old W
     (None unless ``need_dx``); then W -= lr * x.T @ dz and b -= lr * sum_n dz: the same
     numbers as the layer's gradients followed by ``sgd_update`` of each.
@@ -180,7 +209,7 @@ def affine_act_backward_sgd(dout, x, W, b, out, activation, lr, dx=None, need_dx
     if activation == "identity":
         dz = dout
     else:
-        dz = {"relu": relu_backward, "sigmoid": sigmoid_backward}[activation](dout, out)
+        dz = ACTIVATIONS[activation][1](dout, out)
         dout[...] = dz
     grad_x, _, grad_b = affine_backward(dz, x, W, dx, None, None, need_dx, need_dW=False)
     sgd_update_affine(W, x, dz, lr)
@@ -340,9 +369,6 @@ def dropout_backward(dout, mask):
 
 # --- whole networks ------------------------------------------------------------------
 
-_BACKWARD = {"relu": relu_backward, "sigmoid": sigmoid_backward}
-
-
 def _layers(flat, layout):
     """[(W, b), ...]: each layer's parameters, sliced from the flat buffer as layout says."""
     out = []
@@ -407,7 +433,7 @@ def _forward_pass(x, params, layout, acts, activation, ex, train):
                                                ex.state[s + H:s + 2 * H], train)
                 xcs[i][...] = xc
                 ex.stds[a:a + H] = std
-            y = relu_forward(z) if activation == "relu" else sigmoid_forward(z)
+            y = ACTIVATIONS[activation][0](z)
             if masks[i] is not None:
                 y = dropout_forward(y, masks[i], train, 1.0 - ex.keep)
             h[i][...] = y
@@ -458,7 +484,7 @@ def _backward_pass(x, params, layout, acts, dacts, activation, lr, grads, ex):
             dz = dh[i]
         else:
             dy = dh[i] if masks[i] is None else dropout_backward(dh[i], masks[i])
-            dz = _BACKWARD[activation](dy, h[i])
+            dz = ACTIVATIONS[activation][1](dy, h[i])
             if bn is not None:
                 a, H = int(layout[i, 4]), int(layout[i, 2])
                 dz, dgamma, dbeta = batchnorm_backward(dz, xcs[i], ex.stds[a:a + H], bn[0])

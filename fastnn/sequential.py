@@ -28,7 +28,10 @@ from .engine import Engine
 from .layers import ACTIVATIONS, LOSSES, Affine, BatchNormalization, Dropout
 from .params import ParamDict, layout_of, n_params, n_stats, stat_views
 
-_INIT_STD = {"he": 2.0, "relu": 2.0, "xavier": 1.0, "sigmoid": 1.0}  # std = sqrt(k / fan_in)
+# std = sqrt(k / fan_in): by scheme, or by the activation whose scheme it is (the book's
+# weight_init_std="relu" / "sigmoid")
+_SCHEMES = {"he": 2.0, "xavier": 1.0}
+_INIT_STD = {**_SCHEMES, **{name: _SCHEMES[a.init] for name, a in ACTIVATIONS.items()}}
 
 
 def _check_hidden(hidden_size) -> list[int]:
@@ -65,7 +68,7 @@ class Sequential:
         Standard deviation of the initial weights: a number (the book's 0.01), or
         ``sqrt(2 / fan_in)`` for "he"/"relu" and ``sqrt(1 / fan_in)`` for
         "xavier"/"sigmoid". Biases start at zero.
-    activation : {"relu", "sigmoid"}
+    activation : {"relu", "sigmoid", "tanh"}
     loss : {"softmax", "mse"}
         Softmax with mean cross-entropy, or identity output with mean squared error
         ``mean_n(0.5 * sum_c (y - t)**2)``.
@@ -177,7 +180,7 @@ class Sequential:
                         self.params[f"gamma{i}"], self.params[f"beta{i}"],
                         running_mean=self.running_stats[f"running_mean{i}"],
                         running_var=self.running_stats[f"running_var{i}"], backend=be)
-                self.layers[f"{names}{i}"] = ACTIVATIONS[self.activation](be)
+                self.layers[f"{names}{i}"] = ACTIVATIONS[self.activation].layer(be)
                 if self.use_dropout:
                     self.layers[f"Dropout{i}"] = Dropout(self.dropout_ratio, backend=be,
                                                          draw=self._draw)

@@ -33,6 +33,8 @@ from .affine_act import (
     relu_forward,
     sigmoid_backward,
     sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
 )
 from .batchnorm import (
     batchnorm_backward,
@@ -63,6 +65,8 @@ __all__ = [
     "sigmoid_backward",
     "affine_sigmoid_forward",
     "affine_sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
     "affine_act_forward_checked",
     "affine_act_backward_sgd",
     "softmax",

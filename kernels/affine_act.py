@@ -17,7 +17,8 @@ Activations are integer codes (``ACTIVATIONS``) so one body serves all; the bran
 loop-invariant (LLVM unswitches the loops on it).
 
 Adding an activation: give it a code here, its value in ``act_value`` and its gradient
-(from the output y) in ``act_grad_value``, and its NumPy twin in ``fastnn.reference``;
+(from the output y) in ``act_grad_value``; its NumPy twin goes in ``fastnn.reference``
+and its registration (layer class, default init) in ``fastnn.layers.ACTIVATIONS``;
 every path picks it up.
 
 The Python functions at the bottom are the per-op API, with the names and signatures of
@@ -35,8 +36,8 @@ from ._blas import gemm
 from ._config import inline
 from .optim import sgd_bias_
 
-IDENTITY, RELU, SIGMOID = 0, 1, 2
-ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "sigmoid": SIGMOID}
+IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
+ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
 
 
 @inline
@@ -52,6 +53,8 @@ def act_value(v, act):
     if act == SIGMOID:
         e = math.exp(-abs(v))
         return (1.0 if v >= 0 else e) / (1.0 + e)
+    if act == TANH:
+        return math.tanh(v)
     return v
 
 
@@ -62,6 +65,8 @@ def act_grad_value(g, y, act):
         return g if y > 0 else 0
     if act == SIGMOID:
         return g * y * (1 - y)
+    if act == TANH:
+        return g * (1 - y * y)
     return g
 
 
@@ -252,7 +257,7 @@ def affine_sigmoid_forward(x, W, b, out=None):
 def affine_act_forward_checked(x, W, b, activation, out=None):
     """(act(x @ W + b), number of non-finite pre-activations), in one pass after the GEMM.
 
-    ``activation`` is "identity", "relu" or "sigmoid". A non-zero count means x, W or b
+    ``activation`` is a name in ``ACTIVATIONS``. A non-zero count means x, W or b
     held NaN/Inf (or the product overflowed).
     """
     out, bad = _forward(x, W, b, out, ACTIVATIONS[activation], count=True)
@@ -282,7 +287,7 @@ def affine_act_backward_sgd(dout, x, W, b, out, activation, lr, dx=None, need_dx
     dz = dout * act'(out) is left in ``dout``; dx = dz @ W.T uses the old W (None unless
     ``need_dx``); then W -= lr * x.T @ dz (the GEMM itself, beta = 1: dW is never
     stored) and b -= lr * sum_n dz. ``activation`` is "identity" (``out`` unused, may be
-    None), "relu" or "sigmoid".
+    None) or another name in ``ACTIVATIONS``.
     """
     act = ACTIVATIONS[activation]
     dtype = W.dtype
@@ -335,3 +340,13 @@ def sigmoid_forward(x, out=None):
 def sigmoid_backward(dout, out, dx=None):
     """dx = dout * y * (1 - y), y = ``out``."""
     return _activation_grad(dout, out, dx, SIGMOID)
+
+
+def tanh_forward(x, out=None):
+    """out = tanh(x)."""
+    return _activation(x, out, TANH)
+
+
+def tanh_backward(dout, out, dx=None):
+    """dx = dout * (1 - y^2), y = ``out``."""
+    return _activation_grad(dout, out, dx, TANH)

@@ -4,7 +4,11 @@ from collections import OrderedDict
 
 import numpy as np
 
+from fastnn.layers import ACTIVATIONS
+
 BACKENDS = ["numpy", "numba"]
+# every registered hidden activation: a new one is tested wherever these are
+HIDDEN_ACTIVATIONS = list(ACTIVATIONS)
 DTYPES = [np.float32, np.float64]
 
 # Kernel vs reference. float64: the same math in the same order up to libm's last bit.

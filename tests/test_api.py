@@ -224,3 +224,21 @@ def test_a_network_pickles_with_its_parameters_and_layout(backend):
     np.testing.assert_array_equal(clone.predict(x), net.predict(x))
     clone.params["W1"] += 1  # still views of the clone's own flat buffer
     assert clone.params.flat[0] == net.params.flat[0] + 1
+
+
+def test_an_activation_is_registered_once_and_read_everywhere():
+    """tanh, added as two bodies and one registration: Sequential, its init default, the
+    layers and the command line's choices all know it."""
+    from fastnn.cli import build_parser
+    from fastnn.layers import ACTIVATIONS
+    from fastnn.recipe import resolve
+
+    net = fastnn.Sequential(4, [5], 3, activation="tanh", seed=0)
+    assert isinstance(net.layers["Tanh1"], fastnn.Tanh)
+    assert resolve("digits", activation="tanh")["init"] == ACTIVATIONS["tanh"].init == "xavier"
+    args = build_parser().parse_args(["train", "--activation", "tanh"])
+    assert args.activation == "tanh"
+    std = fastnn.Sequential(100, [5], 3, "tanh", seed=0).params["W1"].std()
+    assert 0.07 < std < 0.13  # xavier: sqrt(1 / 100)
+    with pytest.raises(ValueError, match="activation: .*'tanh'"):
+        fastnn.Sequential(4, [5], 3, activation="softsign")

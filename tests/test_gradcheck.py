@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-from _helpers import one_hot
+from _helpers import HIDDEN_ACTIVATIONS, one_hot
 
 import fastnn
 
 
 @pytest.mark.parametrize("hidden", [[5], [6, 4], [5, 4, 6], [4, 5, 3, 4]], ids=lambda h: f"depth{len(h)}")
-@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 @pytest.mark.parametrize("loss", ["softmax", "mse"])
 @pytest.mark.parametrize("labels", ["int", "onehot"])
 def test_gradient_check_float64(hidden, activation, loss, labels, backend):

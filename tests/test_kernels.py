@@ -6,7 +6,7 @@ Tolerances come from one table (``_helpers.TOL``). The reference is the specific
 
 import numpy as np
 import pytest
-from _helpers import DTYPES, one_hot, random_problem, tol
+from _helpers import DTYPES, HIDDEN_ACTIVATIONS, one_hot, random_problem, tol
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -100,6 +100,19 @@ def test_sigmoid_is_stable_for_large_inputs(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_tanh_saturates_and_propagates_nan(dtype):
+    x = np.array([[-np.inf, -1e4, -20.0, -1e-30, 0.0, 1e-30, 20.0, 1e4, np.inf, np.nan]], dtype)
+    with np.errstate(all="raise"):
+        ref = reference.tanh_forward(x)
+    comp = kernels.tanh_forward(x)
+    assert comp[0, 0] == -1 and comp[0, -2] == 1 and np.isnan(comp[0, -1])
+    assert_close(comp[:, :-1], ref[:, :-1], dtype)
+    dout = np.ones_like(x)
+    assert_close(kernels.tanh_backward(dout, comp)[:, :-1],
+                 reference.tanh_backward(dout, ref)[:, :-1], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_relu_propagates_nan_like_np_maximum(dtype):
     """A diverged network must show NaN, never have it silently zeroed by the ReLU."""
     x = np.ones((1, 2), dtype)
@@ -153,7 +166,7 @@ def test_affine_backward(N, D, H, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("act", ["relu", "sigmoid"])
+@pytest.mark.parametrize("act", HIDDEN_ACTIVATIONS)
 @pytest.mark.parametrize("kind", LAYOUTS)
 def test_standalone_activations(act, dtype, kind):
     rng = np.random.default_rng(7)
@@ -297,13 +310,13 @@ def test_gemm_in_kernels_matches_its_numpy_meaning(trans, beta, dtype, M, K, N):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, D, H", SHAPES)
-@pytest.mark.parametrize("act", ["identity", "relu", "sigmoid"])
+@pytest.mark.parametrize("act", ["identity", *HIDDEN_ACTIVATIONS])
 @pytest.mark.parametrize("kind", LAYOUTS)
 def test_affine_act_backward_sgd(act, N, D, H, dtype, kind):
     """A layer's backward + SGD step == the reference's, for every layout and both paths."""
     x, W, b = random_problem(N, D, H, dtype, seed=N + 3 * D + H)
     b += dtype(0.5)
-    out = None if act == "identity" else getattr(reference, f"affine_{act}_forward")(x, W, b)
+    out = None if act == "identity" else reference.affine_act_forward_checked(x, W, b, act)[0]
     dout = upstream(N, H, dtype, seed=H + 1)
     ref_W, ref_b, ref_dout = W.copy(), b.copy(), dout.copy()
     ref_dx = reference.affine_act_backward_sgd(ref_dout, x, ref_W, ref_b, out, act, 0.05)
@@ -385,7 +398,7 @@ TARGETS = [("softmax", "labels"), ("softmax", "onehot"), ("mse", "rows")]
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, sizes", NETWORKS)
-@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 @pytest.mark.parametrize("loss, target_kind", TARGETS)
 def test_sgd_step(N, sizes, activation, loss, target_kind, dtype):
     """One compiled step == the reference's step (its own loop over the per-layer ops)."""
@@ -404,7 +417,7 @@ def test_sgd_step(N, sizes, activation, loss, target_kind, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, sizes", NETWORKS)
-@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 @pytest.mark.parametrize("loss, target_kind", TARGETS)
 def test_forward_evaluate_gradient(N, sizes, activation, loss, target_kind, dtype):
     """The whole-network forward, evaluation and gradient == the reference's."""

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from _helpers import one_hot
+from _helpers import HIDDEN_ACTIVATIONS, one_hot
 
 import fastnn
 
@@ -23,7 +23,7 @@ def train(backend, hidden, activation, loss, dtype=np.float64, steps=50, seed=0)
 
 
 @pytest.mark.parametrize("hidden", [[13], [9, 7], [8, 6, 5], [7, 6, 5, 9]], ids=lambda h: f"depth{len(h)}")
-@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 @pytest.mark.parametrize("loss", ["softmax", "mse"])
 def test_50_steps_same_parameters_float64(hidden, activation, loss):
     ref = train("numpy", hidden, activation, loss)
@@ -60,7 +60,7 @@ def test_thread_count_does_not_change_results():
 
 
 @pytest.mark.parametrize("hidden", [[13], [9, 7], [8, 6, 5], [7, 6, 5, 9]], ids=lambda h: f"depth{len(h)}")
-@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 @pytest.mark.parametrize("loss", ["softmax", "mse"])
 def test_train_step_equals_gradient_then_update(hidden, activation, loss):
     """train_step (sgd_step: one compiled call on numba, W's step inside its GEMM) ==
