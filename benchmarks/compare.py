@@ -280,8 +280,8 @@ def _step_against_hand_loop(rounds: int) -> tuple[float, float]:
 def report_compiled(quick: bool = False) -> None:
     """The compiled path against the numpy backend and the step path (fit() timings)."""
     from fastnn import SGD, Sequential
-    from fastnn.compiled import choose_path
     from fastnn.datasets import make_regression, make_sine
+    from fastnn.train import choose_path
 
     print("## Small networks: whole stretches of training in one kernel (fit timings)\n")
     x, t = make_sine()
@@ -326,7 +326,7 @@ def report_compiled(quick: bool = False) -> None:
           f"{w_numba * 1e3:.1f} ms ({path} path) | {w_numpy / w_numba:.2f} |\n")
 
     print("float64, random data; us per iteration of fit() on each path (the crossover "
-          "sets fastnn.compiled.COMPILED_MAX_WORK):\n")
+          "sets fastnn.train.COMPILED_MAX_WORK):\n")
     print("| network | batch | multiply-adds per step | step path | compiled path | faster | "
           "fit() picks |\n|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)

@@ -162,6 +162,17 @@ def check_positive_int(value, name: str) -> int:
     return int(value)
 
 
+def check_seed(value, name: str = "seed") -> int | None:
+    """A seed: a non-negative integer, or None (fresh entropy / NumPy's global state)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a non-negative int or None, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name}: expected a non-negative int or None, got {value}")
+    return int(value)
+
+
 def check_positive_float(value, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a positive finite number, got {value!r} "

@@ -167,9 +167,15 @@ class Engine:
             out[start:start + xs.shape[0]] = ws.scores
         return out
 
-    @_locked
     def evaluate(self, x, t, names=("x", "t"), train: bool = False) -> tuple[float, float | None]:
         """Mean loss and accuracy (None for regression) over a whole data set."""
+        loss, correct = self.evaluate_sums(x, t, names, train)
+        return loss, correct / x.shape[0] if self.loss == "softmax" else None
+
+    @_locked
+    def evaluate_sums(self, x, t, names=("x", "t"), train: bool = False) -> tuple[float, int]:
+        """Mean loss and the number of correctly classified rows over a whole data set,
+        EVAL_ROWS rows per pass (the sums fit records, in the kernel's order)."""
         loss_sum, correct = 0.0, 0
         rows = self._rows(x.shape[0], train)
         for start in range(0, x.shape[0], rows):
@@ -184,8 +190,7 @@ class Engine:
             self._check(n_bad, at, xs, ts, names)
             loss_sum += loss * xs.shape[0]
             correct += right
-        acc = correct / x.shape[0] if self.loss == "softmax" else None
-        return loss_sum / x.shape[0], acc
+        return loss_sum / x.shape[0], correct
 
     # --- training ----------------------------------------------------------------------
 

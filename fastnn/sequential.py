@@ -121,8 +121,7 @@ class Sequential:
         self.loss_name = V.check_choice(loss, "loss", tuple(LOSSES))
         self.backend = V.check_choice(backend, "backend", BACKENDS)
         self.dtype = V.check_dtype(dtype)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise TypeError(f"seed: expected an int or None, got {seed!r}")
+        seed = V.check_seed(seed)
         self.weight_decay_lambda = V.check_non_negative_float(weight_decay_lambda,
                                                               "weight_decay_lambda")
         self.use_dropout = V.check_bool(use_dropout, "use_dropout")

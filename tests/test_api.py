@@ -1,4 +1,4 @@
-"""The Sequential / SGD contract of DESIGN.md, on both backends."""
+"""The stable Sequential / SGD contract (the API reference), on both backends."""
 
 import numpy as np
 import pytest

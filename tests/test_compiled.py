@@ -5,8 +5,8 @@ import pytest
 from _helpers import one_hot
 
 import fastnn
-from fastnn.compiled import choose_path
 from fastnn.datasets import make_sine
+from fastnn.train import choose_path
 
 
 def fit_both(make_net, x, t, **kw):
@@ -219,6 +219,38 @@ def test_the_guard_holds_inside_the_kernel():
         assert info.value.iteration == 1
         np.testing.assert_array_equal(net.params.flat, before)  # the last finite state
         assert info.value.history.iteration == []
+
+
+def test_the_guard_restores_the_last_evaluation_inside_a_multi_period_call(monkeypatch):
+    """The guard keeps the parameters at the start of each kernel call; when a call that
+    ran several periods ends with non-finite parameters, fit restores that start and
+    replays the periods that were evaluated: the parameters of the last evaluation."""
+    x, t = make_sine()
+    kw = dict(batch_size=1, eval_every=7, seed=2, progress=False, compiled=True,
+              optimizer=fastnn.SGD(0.1))
+    net = fastnn.Sequential(1, [3], 1, 0.01, activation="sigmoid", loss="mse", seed=0)
+    original = net.engine.train_periods
+    calls = []
+
+    def poisoned(*args, **kwargs):
+        losses, stop, done, not_finite = original(*args, **kwargs)
+        calls.append(done)
+        ends = args[6]
+        if len(calls) == 3 and done >= 3:  # period done - 1 ends with an overflow
+            net.params.flat[0] = np.inf
+            return losses, int(ends[done - 1]), done - 1, True
+        return losses, stop, done, not_finite
+
+    monkeypatch.setattr(net.engine, "train_periods", poisoned)
+    with pytest.raises(fastnn.TrainingDiverged) as info:
+        fastnn.fit(net, x, t, epochs=50, **kw)
+    recorded = info.value.history.iteration
+    assert len(calls) == 3 and len(recorded) == sum(calls) - 1
+    assert "restored to their values after iteration " + str(recorded[-1]) in str(info.value)
+    clean = fastnn.Sequential(1, [3], 1, 0.01, activation="sigmoid", loss="mse", seed=0)
+    h = fastnn.fit(clean, x, t, iters=recorded[-1], **kw)
+    assert h.iteration == recorded
+    np.testing.assert_array_equal(net.params.flat, clean.params.flat)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

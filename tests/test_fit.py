@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.train import BatchSchedule
+from fastnn.schedule import BatchSchedule
 
 
 def small_problem(seed=0, n=120, d=6, c=3):

@@ -80,14 +80,15 @@ def test_regression_targets(backend):
     (dict(hidden_size=[12.5]), TypeError, r"hidden_size\[0\]: expected a positive integer, got 12.5"),
     (dict(input_size=0), ValueError, "input_size: expected a positive integer, got 0"),
     (dict(output_size="10"), TypeError, "output_size: expected a positive integer"),
-    (dict(activation="tanh"), ValueError, "activation: expected one of 'relu', 'sigmoid', got 'tanh'"),
+    (dict(activation="softsign"), ValueError, "activation: expected one of 'relu', 'sigmoid', 'tanh', got 'softsign'"),
     (dict(loss="hinge"), ValueError, "loss: expected one of 'softmax', 'mse', got 'hinge'"),
     (dict(backend="torch"), ValueError, "backend: expected one of 'numba', 'numpy', got 'torch'"),
     (dict(dtype=np.float16), ValueError, "dtype: expected np.float32 or np.float64"),
     (dict(dtype="int"), ValueError, "dtype: expected np.float32 or np.float64"),
     (dict(weight_init_std=-1), ValueError, "weight_init_std: expected a positive finite number"),
     (dict(weight_init_std="kaiming"), ValueError, "weight_init_std: expected a positive number or one of"),
-    (dict(seed=1.5), TypeError, "seed: expected an int or None"),
+    (dict(seed=1.5), TypeError, "seed: expected a non-negative int or None"),
+    (dict(seed=-3), ValueError, "seed: expected a non-negative int or None, got -3"),
 ])
 def test_bad_constructor_arguments(kwargs, exc, match):
     args = dict(input_size=4, hidden_size=[5], output_size=3)
