@@ -242,7 +242,7 @@ class Engine:
                 self._grads = Gradients(np.empty_like(self.params.flat), self.layout)
             loss, n_bad = self._gradient_into(x, t, self._grads, names)
             if not n_bad and np.isfinite(loss):
-                optimizer.update_flat(self.params, self._grads)
+                optimizer.update_flat(self.params, self._grads, self.backend)
         return loss
 
     @_locked

@@ -205,13 +205,13 @@ class Optimizer:
             g = np.asarray(grads[key], dtype=p.dtype)
             self._apply(backend, p, g, *self._state_of(key, params))
 
-    def update_flat(self, params: ParamDict, grads) -> None:
+    def update_flat(self, params: ParamDict, grads, backend) -> None:
         """``update`` for a network's own parameters and gradient buffer (no checks but the
-        state's owner): what ``Engine.step`` runs after each gradient."""
+        state's owner), on the engine's ``backend`` module: what ``Engine.step`` runs
+        after each gradient."""
         self._bind(params, True)
         self._before_update()
-        self._apply(params.backend, params.flat, grads.flat,
-                    *[self._state[s] for s in self._slots])
+        self._apply(backend, params.flat, grads.flat, *[self._state[s] for s in self._slots])
 
 
 def _lr(value, name):

@@ -109,7 +109,7 @@ def test_unknown_compression_and_encryption_flags(tmp_path):
 @pytest.mark.parametrize("meta", [dict(input_size="3"), dict(hidden_size="4"),
                                   dict(hidden_size=[4.0]), dict(output_size=-2),
                                   dict(activation=7), dict(loss=None), dict(dtype=["f8"]),
-                                  dict(activation="tanh"), dict(dtype="int8")])
+                                  dict(activation="softsign"), dict(dtype="int8")])
 def test_metadata_fields_of_the_wrong_type_or_value(tmp_path, meta):
     assert_one_clear_error(model_file(tmp_path / "m.npz", **meta), "architecture .* invalid")
 
