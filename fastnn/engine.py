@@ -174,23 +174,19 @@ class Engine:
 
     @_locked
     def evaluate_sums(self, x, t, names=("x", "t"), train: bool = False) -> tuple[float, int]:
-        """Mean loss and the number of correctly classified rows over a whole data set,
-        EVAL_ROWS rows per pass (the sums fit records, in the kernel's order)."""
-        loss_sum, correct = 0.0, 0
-        rows = self._rows(x.shape[0], train)
-        for start in range(0, x.shape[0], rows):
-            xs, ts = x[start:start + rows], t[start:start + rows]
-            ws = self.workspace(xs.shape[0])
-            extras = self._extras(ws, train)
-            with for_work(xs.shape[0] * self.work), \
-                    np.errstate(over="ignore", invalid="ignore"):
-                loss, right, n_bad, at = self.backend.evaluate(
-                    xs, ts, self.params.flat, self.layout, ws.acts, ws.dacts,
-                    self.activation, self.loss, extras)
-            self._check(n_bad, at, xs, ts, names)
-            loss_sum += loss * xs.shape[0]
-            correct += right
-        return loss_sum / x.shape[0], correct
+        """Mean loss and the number of correctly classified rows over a whole data set:
+        the backend's evaluation in passes of EVAL_ROWS rows (in training mode with
+        BatchNorm or Dropout: one pass, as the book's network does), the same evaluation
+        ``train_periods`` runs inside its loop."""
+        rows = min(self._rows(x.shape[0], train), max(x.shape[0], 1))
+        ws = self.workspace(rows)
+        extras = self._extras(ws, train)
+        with for_work(rows * self.work), np.errstate(over="ignore", invalid="ignore"):
+            loss, correct, n_bad, at = self.backend.evaluate(
+                x, t, self.params.flat, self.layout, ws.acts, ws.dacts, self.activation,
+                self.loss, extras, rows)
+        self._check(n_bad, at, x, t, names)
+        return loss, correct
 
     # --- training ----------------------------------------------------------------------
 
@@ -275,13 +271,19 @@ class Engine:
                                                                                    self.work)
 
     @_locked
-    def train_periods(self, x, t, x2, t2, order, starts, ends, lr: float, records, snapshot,
-                      snap_state):
+    def train_periods(self, x, t, x2, t2, order, starts, ends, lr: float, records):
         """``train_batches`` with the evaluations of ``fastnn.kernels.train_periods``
         (after batch ``ends[k] - 1``, of x, t and x2, t2, EVAL_ROWS rows per pass).
 
         Returns (losses, stop, periods evaluated, stopped for non-finite parameters).
         """
+        if x2 is not None:  # the loop reads x2, t2 as it reads x, t: they must match
+            if x2.ndim != 2 or x2.shape[1] != x.shape[1] or t2.shape[0] != x2.shape[0]:
+                raise ValueError(f"x2, t2: expected (n, {x.shape[1]}) inputs and n targets, "
+                                 f"got {x2.shape} and {t2.shape}")
+            if t2.ndim != t.ndim or t2.shape[1:] != t.shape[1:]:
+                raise ValueError(f"t2: expected targets like t's ({t.ndim}-D, {t.shape[1:]} "
+                                 f"per row), got {t2.shape}")
         losses = np.empty(starts.shape[0] - 1)
         B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
         extras = None
@@ -291,6 +293,5 @@ class Engine:
         with for_work(B * self.work), np.errstate(over="ignore", invalid="ignore"):
             stop, done, not_finite = self.backend.train_periods(
                 x, t, x2, t2, order, starts, ends, self.params.flat, self.layout,
-                self.activation, self.loss, lr, losses, records, snapshot, snap_state,
-                EVAL_ROWS, extras)
+                self.activation, self.loss, lr, losses, records, EVAL_ROWS, extras)
         return losses, stop, done, not_finite

@@ -520,22 +520,33 @@ def forward(x, params, layout, acts, activation, extras=None):
     return _forward_pass(x, params, layout, acts, activation, ex, ex.train)
 
 
-def evaluate(x, t, params, layout, acts, dacts, activation, loss, extras=None):
+def evaluate(x, t, params, layout, acts, dacts, activation, loss, extras=None, rows=None):
     """(mean loss, number of correct rows, n_bad, bad_label) of the network on x, t.
 
     A row is correct when its highest score is its class (the label, or the argmax of
-    its target row); always 0 for ``loss="mse"``. dacts receives the loss's gradient.
-    The loss includes the weight-decay term.
+    its target row); always 0 for ``loss="mse"``. The loss includes the weight-decay
+    term. Passes of ``rows`` rows (default: one pass; acts and dacts hold that many),
+    their losses weighted by their rows and summed in order: the evaluation
+    ``train_periods`` runs after each period. A bad label or non-finite pass stops it.
     """
     ex = extras or _Plain
-    value, n_bad, at = _scores_loss(x, t, params, layout, acts, dacts, activation, loss, ex,
-                                    ex.train)
-    correct = 0
-    if loss == "softmax" and not n_bad and at < 0:
-        scores = _blocks(acts, layout, x.shape[0])[-1]
-        labels = t if t.ndim == 1 else np.argmax(t, axis=1)
-        correct = int(np.count_nonzero(np.argmax(scores, axis=1) == labels))
-    return value, correct, n_bad, at
+    N = x.shape[0]
+    rows = N if rows is None else max(min(int(rows), N), 1)
+    total, correct = 0.0, 0
+    for start in range(0, N, rows):
+        xs, ts = x[start:start + rows], t[start:start + rows]
+        value, n_bad, at = _scores_loss(xs, ts, params, layout, acts, dacts, activation, loss,
+                                        ex, ex.train)
+        if n_bad or at >= 0:
+            return np.nan, 0, n_bad, (start + at if at >= 0 else -1)
+        if loss == "softmax":
+            scores = _blocks(acts, layout, xs.shape[0])[-1]
+            labels = ts if ts.ndim == 1 else np.argmax(ts, axis=1)
+            correct += int(np.count_nonzero(np.argmax(scores, axis=1) == labels))
+        total += float(value) * xs.shape[0]
+    if rows >= N > 0:  # one pass: its own mean, exactly
+        return value, correct, 0, -1
+    return (total / N if N else np.nan), correct, 0, -1
 
 
 def gradient(x, t, params, layout, acts, dacts, grads, activation, loss, extras=None):
@@ -599,33 +610,21 @@ class _Predicting:
         self.keep, self.decay, self.train = ex.keep, ex.decay, False
 
 
-def _evaluate_set(x, t, rows, params, layout, activation, loss, ex):
-    """(mean loss, correct rows) of x, t, ``rows`` rows per pass, summed as
-    ``fastnn.Engine.evaluate`` sums them."""
-    width = int(layout[-1, 4] + layout[-1, 2])
-    total, correct = 0.0, 0
-    for start in range(0, x.shape[0], rows):
-        xs, ts = x[start:start + rows], t[start:start + rows]
-        acts = np.empty(xs.shape[0] * width, params.dtype)
-        value, right, _, _ = evaluate(xs, ts, params, layout, acts, np.empty_like(acts),
-                                      activation, loss, ex)
-        total += float(value) * xs.shape[0]
-        correct += right
-    return total / x.shape[0], correct
-
-
 def train_periods(x, t, x2, t2, order, starts, ends, params, layout, activation, loss, lr,
-                  losses, records, snapshot, snap_state, rows, extras=None):
+                  losses, records, rows, extras=None):
     """``train_batches`` period by period, evaluating after batch ``ends[k] - 1``.
 
     At each period's end: parameters (or running statistics) that are not finite stop
     it; else ``records[k]`` = (mean loss on x, correct rows of x, mean loss on x2,
-    correct rows of x2; NaN and 0 without x2), ``rows`` rows per pass in prediction
-    mode, and the parameters and statistics are copied to ``snapshot``/``snap_state``.
-    Returns (stop, periods evaluated, stopped for non-finite parameters).
+    correct rows of x2; NaN and 0 without x2): ``evaluate`` in passes of ``rows`` rows,
+    in prediction mode. Returns (stop, periods evaluated, stopped for non-finite
+    parameters).
     """
     state = np.empty(0) if extras is None or extras.state is None else extras.state
     predicting = _Plain if extras is None else _Predicting(extras)
+    width = int(layout[-1, 4] + layout[-1, 2])
+    n_eval = max(x.shape[0], 0 if x2 is None else x2.shape[0])
+    acts = np.empty(min(rows, n_eval) * width, params.dtype)
     done = 0
     for k, end in enumerate(ends):
         begin = 0 if k == 0 else int(ends[k - 1])
@@ -637,11 +636,10 @@ def train_periods(x, t, x2, t2, order, starts, ends, params, layout, activation,
         if not (np.all(np.isfinite(params)) and np.all(np.isfinite(state))):
             losses[end:] = np.nan
             return int(end), done, True
-        records[k, :2] = _evaluate_set(x, t, rows, params, layout, activation, loss, predicting)
-        records[k, 2:] = (np.nan, 0) if x2 is None else \
-            _evaluate_set(x2, t2, rows, params, layout, activation, loss, predicting)
-        snapshot[...] = params
-        snap_state[...] = state
+        for j, (xs, ts) in enumerate(((x, t), (x2, t2))):
+            records[k, 2 * j:2 * j + 2] = (np.nan, 0) if xs is None else evaluate(
+                xs, ts, params, layout, acts, np.empty_like(acts), activation, loss,
+                predicting, rows)[:2]
         done += 1
     last = int(ends[-1]) if len(ends) else 0
     stop = train_batches(x, t, order, starts[last:], params, layout, activation, loss, lr,

@@ -117,26 +117,21 @@ class PeriodsRunner:
     def __init__(self, run):
         self.run = run
         self.periods = 1
-        self.scratch = None  # (the kernel's snapshot buffers: the guard is fit's own)
 
     def warm_up(self, engine, B: int) -> None:
         run = self.run
         x2, t2 = (None, None) if run.x_test is None else (run.x_test[:1], run.t_test[:1])
         engine.train_periods(run.x[:B], run.t[:B], x2, t2, np.arange(B, dtype=np.int64),
                              np.array([0, B], dtype=np.int64), np.array([1], np.int64),
-                             run.optimizer.lr, np.empty((1, 4)),
-                             np.empty_like(engine.params.flat), np.empty_like(engine.state))
+                             run.optimizer.lr, np.empty((1, 4)))
 
     def train(self, order, starts, ends) -> Chunk:
         run = self.run
-        engine = run.net.engine
-        if self.scratch is None:
-            self.scratch = (np.empty_like(engine.params.flat), np.empty_like(engine.state))
         records = np.empty((ends.shape[0], 4))
         t0 = time.perf_counter()
-        losses, stop, done, not_finite = engine.train_periods(
+        losses, stop, done, not_finite = run.net.engine.train_periods(
             run.x, run.t, run.x_test, run.t_test, order, starts, ends, run.optimizer.lr,
-            records, *self.scratch)
+            records)
         elapsed = time.perf_counter() - t0
         # the kernel cannot time its evaluations apart: training's share of the time is
         # estimated from the rows each does (a batch row: forward and backward)

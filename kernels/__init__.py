@@ -12,8 +12,11 @@ from ``fastnn``. The modules, each with one concern:
 * ``optim``: the optimizer stage (SGD's update and its fused form; Momentum, Nesterov,
   AdaGrad, RMSprop and Adam as one flat pass);
 * ``batchnorm``: a hidden layer's BatchNorm and Dropout, forward and backward;
-* ``network``: the one network loop and the whole-network kernels built on it
-  (prediction, evaluation, gradients, a training step, the compiled training loop).
+* ``network``: the one network loop, composing the bodies above (prediction,
+  evaluation, gradients, a training step, the compiled training loop are its modes);
+* ``entry``: its Python entry points (``forward``, ``evaluate``, ``gradient``,
+  ``sgd_step``, ``train_batches``, ``train_periods``), which group its arguments and
+  read its status by name.
 
 Kernels assume valid input (``fastnn.Sequential`` validates) and return status instead
 of raising.
@@ -42,8 +45,8 @@ from .batchnorm import (
     dropout_backward,
     dropout_forward,
 )
+from .entry import evaluate, forward, gradient, sgd_step, train_batches, train_periods
 from .losses import softmax, softmax_cross_entropy, squared_error
-from .network import evaluate, forward, gradient, sgd_step, train_batches, train_periods
 from .optim import (
     adagrad_update,
     adam_update,

@@ -20,30 +20,39 @@ they are needed, ``layer_params_`` and ``layer_block_``: borrowed views, ``_view
   gradient buffer of the params' layout, or, for SGD, fused with its step (the weight
   GEMM accumulates into W with beta = 1, then ``sgd_bias_``).
 
-``_network_of(ext, sources)`` is the loop that composes them, and the one kernel (compiled once
-per dtype; the loss kind and the activation are arguments, so every configuration of a
-plain network shares one compilation). Its ``mode`` says what a pass
-does: FORWARD (prediction), EVALUATE (loss and correct rows), GRADIENT, SGD_STEP (one
-step on the given batch, what ``Sequential.train_step`` runs) or TRAIN (the compiled
-path of ``fit``: for each batch of a schedule, gather its rows, then the SGD step; and
-at the end of each evaluation period, the evaluation of the training and test sets,
-``train_periods``). Every pass, a batch or a chunk of an evaluated set, goes through the
-one ``forward_`` / ``loss_`` call of the loop. The step path and the compiled path thus
-run the same instructions on the same batches and give the same bits, evaluations
-included. (One kernel instead of one per use: numba compiles a kernel's inlined bodies
-anew for each kernel, and four kernels took four times as long.)
+``_network_of(ext, sources)`` is the loop that composes them, and the one kernel (compiled
+once per dtype; the loss kind and the activation are arguments, so every configuration of
+a plain network shares one compilation). Its ``mode`` says what a pass does: FORWARD
+(prediction), EVALUATE (the mean loss and correct rows of a whole set, in passes of
+``rows`` rows), GRADIENT, SGD_STEP (one step on the given batch, what
+``Sequential.train_step`` runs) or TRAIN (the compiled path of ``fit``: for each batch of
+a schedule, gather its rows, then the SGD step; and at the end of each evaluation period,
+the same evaluation as EVALUATE's of the training and test sets). Every pass, a batch or
+a chunk of an evaluated set, goes through the one ``forward_`` / ``loss_`` call of the
+loop, so the step path and the compiled path run the same instructions on the same
+batches and give the same bits, evaluations included. Its arguments come in four groups
+(the network, its work buffers, the data and batches, the evaluations) and its result is
+read by name: ``entry.py`` builds them, and is where Python calls in.
 
 Kernels return status, never raise: ``n_bad`` (the first layer's non-finite count: then
 nothing changed and the loss is NaN) and ``bad_label`` (the index of the first class
 index outside [0, C), or -1: then nothing was computed). ``fastnn`` raises the messages.
 
+Compile-time rules (numba's compile time grows with the kernel's IR; docs/internals.md):
+a math body is ``@inline`` (copied into the one kernel where it is called) and called
+from one place only: the loop has one ``forward_`` and one ``loss_`` call site, so each
+body is compiled once whatever the mode. Code that only some networks need (BatchNorm,
+Dropout) is ``@compiled`` (a call, compiled on its own) behind the constant ``ext``, so
+the plain kernel prunes it before anything is inlined. One kernel, not one per mode
+(numba compiles inlined bodies anew in each kernel). Arrays are ``borrow``ed on entry
+(no reference counting inside the loop) and buffers allocated inside are ``hold``-ed to
+the end.
+
 Hidden layers with BatchNorm and/or Dropout (``batchnorm.py``'s bodies) run in
 ``hidden_forward_`` / ``hidden_backward_``, which the loop calls (not inlines) only in the
-kernel compiled with ``ext`` True: in the plain kernel those branches are pruned before
-anything is inlined, so a plain network's compile time and speed stay as they were
-(inlined there, they doubled the plain kernel's compile time, 5 -> 10.8 s). Weight decay
-is a runtime argument of both (the loss term, ``dW += decay * W``, or in SGD's fused
-step the GEMM's beta = 1 - lr * decay).
+kernel compiled with ``ext`` True (inlined, they doubled the plain kernel's compile time).
+Weight decay is a runtime argument of both (the loss term, ``dW += decay * W``, or in
+SGD's fused step the GEMM's beta = 1 - lr * decay).
 
 Adding a layer kind: its forward/backward bodies in a module of their own, its columns
 in ``layout``, a branch in ``hidden_forward_`` and ``hidden_backward_``; every mode picks
@@ -62,7 +71,6 @@ import numpy as np
 from ._config import compiled, inline
 from ._views import borrow, hold, view1d, view2d, view_rows
 from .affine_act import (
-    ACTIVATIONS,
     IDENTITY,
     affine_act_backward_,
     affine_act_forward_,
@@ -73,7 +81,7 @@ from .batchnorm import (
     dropout_backward_,
     dropout_forward_,
 )
-from .losses import SOFTMAX_LABELS, correct_, kind_of, loss_
+from .losses import SOFTMAX_LABELS, correct_, loss_
 from .optim import sgd_bias_
 
 # --- views of the flat buffers ----------------------------------------------------------
@@ -300,29 +308,40 @@ def _network_of(ext, sources):
     compiled code (a step measured 144 ns instead of the edited code's 90).
     """
 
-    def network(mode, kind, act, losses, grads, acts, dacts, x, labels, targets, order,
-                starts, params, layout, lr, norm, stds, state, masks, train, keep, decay,
-                ends, x2, labels2, targets2, rows, records, snapshot, snap_state):
-        """(loss, correct rows, n_bad, bad_label, stopped at batch or -1, periods
-        evaluated, parameters not finite at a period's end).
+    def network(mode, kind, train, lr, net, work, data, evals):
+        """The loop: (loss, correct rows, n_bad, bad_label, stop, periods, not_finite),
+        read by name through ``kernels.entry.Status``.
+
+        The arguments, grouped (``kernels.entry`` builds the groups):
+
+        * ``net``: what the network is: (params, layout, state, act, decay, keep);
+        * ``work``: its work buffers: (acts, dacts, grads, norm, stds, masks);
+        * ``data``: the inputs and batches: (x, labels, targets, order, starts, losses);
+        * ``evals``: TRAIN's evaluations, and EVALUATE's pass size: (ends, x2, labels2,
+          targets2, rows, records).
 
         TRAIN: SGD steps on the batches ``order[starts[i]:starts[i + 1]]`` of x and labels
         or targets in turn, each loss to ``losses[i]``; at the first batch not applied it
         stops (later losses NaN). After batch ``ends[k] - 1`` (period k ends) it
         evaluates: first, when a parameter (or running statistic) is not finite, it
         stops there (the last flag); else ``records[k]`` = (mean loss on x, correct rows
-        of x, mean loss on x2, correct rows of x2), ``rows`` rows per pass (the hidden
-        layers in prediction mode), and the parameters and statistics are copied to
-        ``snapshot`` and ``snap_state``. acts and dacts hold the largest batch or pass.
-        The other modes make one pass over the whole of x. FORWARD and EVALUATE run the
-        hidden layers in training (``train``) or prediction mode; the others always in
-        training mode. The loss includes the weight-decay term when ``decay`` is not 0.
+        of x, mean loss on x2, correct rows of x2), the hidden layers in prediction mode.
+        EVALUATE: the mean loss and correct rows of the whole of x, the same evaluation
+        (also with ``train``; first bad label or non-finite pass reported). Evaluations
+        make passes of ``rows`` rows. The other modes make one pass over the whole of x.
+        FORWARD and EVALUATE run the hidden layers in training (``train``) or prediction
+        mode; the others always in training mode. The loss includes the weight-decay
+        term when ``decay`` is not 0. acts and dacts hold the largest batch or pass.
 
         Every pass, a training batch or a chunk of an evaluated set, runs through the
         one ``forward_`` and ``loss_`` below (one copy of each in the compiled code).
         """
         if False:  # (in the closure, never in the compiled code: see _network_of)
             sources  # noqa: B018
+        params, layout, state, act, decay, keep = net
+        acts, dacts, grads, norm, stds, masks = work
+        x, labels, targets, order, starts, losses = data
+        ends, x2, labels2, targets2, rows, records = evals
         # Every array is used through a borrowed view (no reference counting inside the
         # loop: see _views); the work buffers allocated here stay alive to the hold().
         losses, grads, acts, dacts = borrow(losses), borrow(grads), borrow(acts), borrow(dacts)
@@ -332,7 +351,7 @@ def _network_of(ext, sources):
         norm, stds, state, masks = borrow(norm), borrow(stds), borrow(state), borrow(masks)
         ends, x2, labels2, targets2 = borrow(ends), borrow(x2), borrow(labels2), \
             borrow(targets2)
-        records, snapshot, snap_state = borrow(records), borrow(snapshot), borrow(snap_state)
+        records = borrow(records)
         last = layout.shape[0] - 1
         D, C = x.shape[1], layout[last, 2]
         n_batches = starts.shape[0] - 1 if mode == TRAIN else 1
@@ -348,9 +367,10 @@ def _network_of(ext, sources):
         owned_acc, owned_dbias, owned_scratch = scratch_(layout, params)
         xflat, tflat, lflat = borrow(owned_x), borrow(owned_t), borrow(owned_l)
         acc, dbias, scratch = borrow(owned_acc), borrow(owned_dbias), borrow(owned_scratch)
-        loss, correct, bad, at = math.nan, 0, 0, -1
+        loss, correct, bad, at, value = math.nan, 0, 0, -1, math.nan
         i, k = 0, 0  # the next batch, the next period
-        phase, row = 0, 0  # 0: training; 1, 2: evaluating x, x2 (from that row)
+        # 0: training; 1, 2: evaluating x, x2 (from that row); EVALUATE is x's evaluation
+        phase, row = (1, 0) if mode == EVALUATE else (0, 0)
         set_loss, set_correct = 0.0, 0
         while True:
             if phase == 0:
@@ -384,15 +404,16 @@ def _network_of(ext, sources):
             else:
                 n_set = x.shape[0] if phase == 1 else x2.shape[0]
                 if row == n_set:  # the set is done: its mean loss and correct rows
-                    records[k, 2 * phase - 2] = set_loss / n_set if n_set else math.nan
+                    # (one pass: its own mean, exactly)
+                    mean = value if n_set and rows >= n_set else \
+                        (set_loss / n_set if n_set else math.nan)
+                    if mode == EVALUATE:
+                        return mean, set_correct, 0, -1, -1, 0, False
+                    records[k, 2 * phase - 2] = mean
                     records[k, 2 * phase - 1] = set_correct
                     if phase == 1 and x2.shape[0] > 0:
                         phase, row, set_loss, set_correct = 2, 0, 0.0, 0
                         continue
-                    for j in range(params.shape[0]):
-                        snapshot[j] = params[j]
-                    for j in range(state.shape[0]):
-                        snap_state[j] = state[j]
                     phase, k = 0, k + 1
                     continue
                 N = min(rows, n_set - row)
@@ -402,11 +423,17 @@ def _network_of(ext, sources):
                 else:
                     xb, tb = view_rows(x2, row, N), view_rows(targets2, row, N)
                     lb = view1d(labels2, row, N) if kind == SOFTMAX_LABELS else labels2
+                if mode == EVALUATE and kind == SOFTMAX_LABELS:  # (TRAIN's sets are checked)
+                    at = first_bad_label_(lb, C)
+                    if at >= 0:
+                        return loss, 0, 0, row + at, -1, 0, False
                 row += N
             evaluating = phase > 0
             bad = forward_(acts, xb, params, layout, act, ext, norm, stds, state, masks,
-                           train and not evaluating, keep, scratch)
+                           train and (mode == EVALUATE or not evaluating), keep, scratch)
             if mode == FORWARD:
+                return loss, 0, bad, -1, -1, 0, False
+            if bad and mode == EVALUATE:
                 return loss, 0, bad, -1, -1, 0, False
             scores = layer_block_(acts, layout, last, N)
             dscores = layer_block_(dacts, layout, last, N)
@@ -416,9 +443,9 @@ def _network_of(ext, sources):
                 if decay != 0:
                     value = value + weight_decay_(params, layout, decay)
             right = 0
-            if (evaluating or mode == EVALUATE) and not bad:
+            if evaluating and not bad:
                 right = correct_(scores, lb, tb, kind)
-            if evaluating:  # (Engine.evaluate's sums, in its order)
+            if evaluating:  # (the one evaluation's sums: whole sets, in pass order)
                 set_loss += value * N
                 set_correct += right
                 continue
@@ -426,9 +453,7 @@ def _network_of(ext, sources):
                 losses[i] = math.nan
                 return loss, 0, bad, -1, i, k, False
             loss = value
-            if mode == EVALUATE:
-                correct = right
-            elif mode == GRADIENT or math.isfinite(loss):  # SGD_STEP, TRAIN: fused step
+            if mode == GRADIENT or math.isfinite(loss):  # SGD_STEP, TRAIN: fused step
                 backward_(grads, dacts, acts, xb, params, layout, act, acc, dbias, lr,
                           mode != GRADIENT, ext, norm, stds, masks, scratch, decay)
             if mode == TRAIN:
@@ -453,165 +478,3 @@ def _kernel(ext: bool):
     dtype); the loss kind and the activation are arguments."""
 
     return compiled(_network_of(ext, _SOURCES))
-
-
-# --- the Python entry points (fastnn.reference's names and signatures) ---------------------
-
-_NO_LABELS = np.empty(0, np.intp)
-
-
-def _c(a):
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
-def _targets(loss, t, x):
-    """(kind, labels, targets) for the kernels: the unused one is an empty array."""
-    if t is None:  # a forward pass
-        return SOFTMAX_LABELS, _NO_LABELS, x[:0]
-    kind = kind_of(loss, t)
-    if kind == SOFTMAX_LABELS:
-        return kind, _c(t), x[:0]
-    return kind, _NO_LABELS, _c(t)
-
-
-_NO_BATCHES = np.zeros(2, np.int64)  # (order, starts) outside TRAIN: unused
-_NO_LOSSES = np.empty(1)
-_NO_ENDS = np.empty(0, np.int64)
-_NO_RECORDS = np.empty((0, 4))
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
-          np.dtype(np.float64): np.empty(0, np.float64)}
-
-
-def _run(mode, x, t, params, layout, acts, dacts, grads, activation, loss, lr, extras,
-         order=_NO_BATCHES, starts=_NO_BATCHES, losses=_NO_LOSSES, periods=None):
-    """One kernel call. ``extras`` (or None: a plain network) has the attributes ``norm``,
-    ``stds``, ``state``, ``masks`` (flat buffers; ``masks`` empty: no Dropout),
-    ``train``, ``keep`` and ``decay``: see ``fastnn.params.Extras``. ``periods``: None,
-    or (ends, x2, t2, rows, records, snapshot, snap_state) for TRAIN's evaluations."""
-    x = _c(x)
-    kind, labels, targets = _targets(loss, t, x)
-    dtype, act = params.dtype.type, ACTIVATIONS[activation]
-    empty = _EMPTY[params.dtype]
-    if periods is None:
-        ends, x2, labels2, targets2, rows = _NO_ENDS, x[:0], labels[:0], targets[:0], 1
-        records, snapshot, snap_state = _NO_RECORDS, empty, empty
-    else:
-        ends, x2, t2, rows, records, snapshot, snap_state = periods
-        if x2 is None:
-            x2, labels2, targets2 = x[:0], labels[:0], targets[:0]
-        else:
-            x2 = _c(x2)
-            _, labels2, targets2 = _targets(loss, t2, x2)
-    if extras is None:
-        return _kernel(False)(mode, kind, act, losses, grads, acts, dacts, x, labels, targets,
-                              order, starts, params, layout, dtype(lr), empty, empty, empty,
-                              empty, False, dtype(1.0), dtype(0.0), ends, x2, labels2,
-                              targets2, rows, records, snapshot, snap_state)
-    ext = bool(extras.masks.shape[0] > 0 or (layout[:, 5] >= 0).any())
-    return _kernel(ext)(mode, kind, act, losses, grads, acts, dacts, x, labels, targets, order,
-                        starts, params, layout, dtype(lr), extras.norm, extras.stds,
-                        extras.state, extras.masks, bool(extras.train), dtype(extras.keep),
-                        dtype(extras.decay), ends, x2, labels2, targets2, rows, records,
-                        snapshot, snap_state)
-
-
-def forward(x, params, layout, acts, activation, extras=None):
-    """Every layer's output for x into acts; returns the first layer's non-finite count.
-
-    The scores are the last (N, C) block of acts. See the module docstring for the
-    buffers' layout and ``_run`` for ``extras`` (BatchNorm, Dropout, weight decay).
-    """
-    return int(_run(FORWARD, x, None, params, layout, acts, acts, params, activation,
-                    "softmax", 0.0, extras)[2])
-
-
-def evaluate(x, t, params, layout, acts, dacts, activation, loss, extras=None):
-    """(mean loss, number of correct rows, n_bad, bad_label) of the network on x, t.
-
-    Correct rows: the highest score is the class (0 for ``loss="mse"``). dacts receives
-    the loss's gradient at the scores (it is a work buffer here).
-    """
-    value, correct, bad, at = _run(EVALUATE, x, t, params, layout, acts, dacts, params,
-                                      activation, loss, 0.0, extras)[:4]
-    return float(value), int(correct), int(bad), int(at)
-
-
-def gradient(x, t, params, layout, acts, dacts, grads, activation, loss, extras=None):
-    """(mean loss, n_bad, bad_label); the loss's gradient of every parameter into grads.
-
-    ``grads`` is a flat buffer of the params' layout; it is unchanged when n_bad or
-    bad_label says the pass stopped. The hidden layers run in training mode.
-    """
-    value, _, bad, at = _run(GRADIENT, x, t, params, layout, acts, dacts, grads,
-                             activation, loss, 0.0, extras)[:4]
-    return float(value), int(bad), int(at)
-
-
-def sgd_step(x, t, params, layout, acts, dacts, activation, loss, lr, extras=None):
-    """One SGD step of the network on the batch x, t: (loss, n_bad, bad_label).
-
-    ``params`` is updated in place by lr times the gradient of the mean loss; nothing is
-    changed when a label is out of range (bad_label >= 0), the first layer's
-    pre-activations are not finite (n_bad > 0, loss NaN) or the loss is NaN/Inf.
-    """
-    value, _, bad, at = _run(SGD_STEP, x, t, params, layout, acts, dacts, params,
-                             activation, loss, lr, extras)[:4]
-    return float(value), int(bad), int(at)
-
-
-def train_batches(x, t, order, starts, params, layout, activation, loss, lr, losses,
-                  extras=None):
-    """SGD steps on the batches ``order[starts[i]:starts[i + 1]]`` of x, t, in turn.
-
-    Each batch's loss goes to ``losses[i]``. Returns -1, or the index of the first batch
-    that was not applied (its loss NaN/Inf, its first layer non-finite, or a label out of
-    range): later batches are not run and their losses are NaN. ``extras`` may have
-    BatchNorm (its ``norm``, ``stds`` for the largest batch) but not Dropout.
-    """
-    B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
-    width = int(layout[-1, 4] + layout[-1, 2])
-    acts = np.empty(B * width, params.dtype)
-    stop = _run(TRAIN, x, t, params, layout, acts, np.empty_like(acts), params, activation,
-                loss, lr, extras, order, starts, losses)[4]
-    if stop >= 0:
-        losses[stop + 1:] = np.nan
-    return int(stop)
-
-
-def train_periods(x, t, x2, t2, order, starts, ends, params, layout, activation, loss, lr,
-                  losses, records, snapshot, snap_state, rows, extras=None):
-    """``train_batches``, evaluating after batch ``ends[k] - 1`` for each k (a period).
-
-    At each period's end: when a parameter or running statistic (``extras.state``) is
-    not finite it stops there; else ``records[k]`` (float64, (len(ends), 4)) = (mean loss
-    on x, t; correct rows of x; mean loss on x2, t2; correct rows of x2), as
-    ``evaluate`` computes them over passes of ``rows`` rows (x2 None: NaN, 0), and the
-    parameters and statistics are copied to ``snapshot`` and ``snap_state``.
-
-    Returns (stop, periods, not_finite): stop is -1 or the first batch not applied (as
-    ``train_batches``), periods how many were evaluated, not_finite whether it stopped at
-    a period's end for non-finite parameters (then stop is that period's end; the losses
-    from there on are NaN). ``extras`` (BatchNorm, no Dropout) needs
-    ``norm`` and ``stds`` for max(largest batch, rows) rows.
-    """
-    if x2 is not None:  # the kernel reads x2, t2 as it reads x, t: they must match
-        if x2.ndim != 2 or x2.shape[1] != x.shape[1] or t2.shape[0] != x2.shape[0]:
-            raise ValueError(f"x2, t2: expected (n, {x.shape[1]}) inputs and n targets, got "
-                             f"{x2.shape} and {t2.shape}")
-        if kind_of(loss, t2) != kind_of(loss, t) or t2.shape[1:] != t.shape[1:]:
-            raise ValueError(f"t2: expected targets like t's ({t.ndim}-D, {t.shape[1:]} per "
-                             f"row), got {t2.shape}")
-    B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
-    n_eval = max(x.shape[0], 0 if x2 is None else x2.shape[0])
-    width = int(layout[-1, 4] + layout[-1, 2])
-    acts = np.empty(max(B, min(rows, n_eval)) * width, params.dtype)
-    if x2 is None:
-        records[:, 2:] = (np.nan, 0)
-    out = _run(TRAIN, x, t, params, layout, acts, np.empty_like(acts), params, activation,
-               loss, lr, extras, order, starts, losses,
-               (np.ascontiguousarray(ends, np.int64), x2, t2, int(rows), records, snapshot,
-                snap_state))
-    stop, done, not_finite = int(out[4]), int(out[5]), bool(out[6])
-    if stop >= 0:
-        losses[stop + (0 if not_finite else 1):] = np.nan
-    return stop, done, not_finite
