@@ -16,6 +16,9 @@ result (``status`` "diverged" / "error"), not retried.
 Only the client writes the log: JSON lines, one whole object per finished trial, each
 written in one call, flushed and fsync'ed. ``resume`` runs the trials a log lacks, and
 refuses a log written with other options.
+
+``sampler="tpe"`` (Optuna's TPE) and ``prune="median"|"asha"`` are ``fastnn.search``'s:
+their trials run in rounds (``search.run_rounds``), the rest of this module unchanged.
 """
 
 from __future__ import annotations

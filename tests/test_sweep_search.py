@@ -129,6 +129,32 @@ def test_pruning_leaves_the_other_trials_bit_for_bit():
             assert r["history"]["val_acc"] == plain[r["trial"]]["history"]["val_acc"][:n]
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_both_backends_prune_and_repeat(backend):
+    kw = dict(trials=8, search=SPACE, seed=5, workers=1, sampler="tpe", prune="median",
+              round_size=2, backend=backend, **LEARN)
+    first, again = S.sweep(**kw), S.sweep(**kw)
+    same_results(list(first), list(again))
+    assert any(r["status"] == "pruned" for r in first)
+    assert all(r["status"] in ("ok", "pruned") for r in first)
+
+
+def test_regression_is_pruned_and_told_by_its_validation_loss():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    t = (x @ np.array([[1.0], [-2.0], [0.5]])) + 0.1 * rng.normal(size=(200, 1))
+    trials = S.sweep(x, t, trials=10, search={"lr": "1e-4:0.05:log"}, seed=1, workers=1,
+                     sampler="tpe", prune="median", round_size=3, loss="mse", hidden=[8],
+                     epochs=4, batch_size=16)
+    assert trials.regression
+    pruned = [r for r in trials if r["status"] == "pruned"]
+    finished = [r for r in trials if r["status"] == "ok"]
+    assert pruned and finished
+    for r in pruned:  # stopped with a worse best-so-far loss than the median then
+        assert r["val_loss"] == r["history"]["val_loss"][-1] and r["val_acc"] is None
+    assert trials.best["val_loss"] == min(r["val_loss"] for r in finished)
+
+
 def test_resume_gives_the_uninterrupted_result(tmp_path, tpe_asha):
     log = tmp_path / "s.jsonl"
     S.sweep(workers=1, log=log, **TPE_ASHA)
