@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -99,7 +100,9 @@ def summary_rows(per_seed: list) -> list:
                                    and c["best_val_acc"] >= r
                                    for c, r in zip(cells, random_best)),
             "trials_to_best": _median([c["trials_to_best"] for c in cells]),
-            "trials_to_random_best": _median([c["trials_to_random_best"] for c in cells]),
+            # a seed that never reached random's best counts as never (infinite)
+            "trials_to_random_best": _median([math.inf if c["trials_to_random_best"] is None
+                                              else c["trials_to_random_best"] for c in cells]),
             # (tpe asks other values: the same trial number is not the same trial)
             "same_best_trial": None if name.startswith("tpe") else
             sum(bool(c["same_best_as_random"]) for c in cells),
@@ -121,7 +124,8 @@ def markdown(rows: list) -> str:
     for r in rows:
         acc = "-" if r["best_val_acc"] is None else f"{r['best_val_acc']:.4f}"
         ttb = "-" if r["trials_to_best"] is None else f"{r['trials_to_best']:g}"
-        ttr = "-" if r["trials_to_random_best"] is None else f"{r['trials_to_random_best']:g}"
+        ttr = "never" if r["trials_to_random_best"] == math.inf else \
+            f"{r['trials_to_random_best']:g}"
         lines.append(f"| {r['setup']} | {acc} | {r['at_least_random']}/{r['seeds']} | {ttb} | "
                      f"{ttr} | "
                      f"{'-' if r['same_best_trial'] is None else r['same_best_trial']}"
