@@ -106,9 +106,10 @@ def check(sampler, prune, round_size, search: dict, grid: dict, base: dict) -> d
             raise _error("prune: needs epochs to prune over, and the trials train "
                          "--iters; give --epochs instead")
         if base.get("eval_every") is not None:
-            raise _error(f"prune: decides after every epoch, and the trials are evaluated "
-                         f"every {base['eval_every']} iterations (--eval-every); leave "
-                         f"--eval-every out")
+            raise _error(f"prune: decides after every epoch, and these trials are "
+                         f"evaluated every {base['eval_every']} iterations (--eval-every, "
+                         f"or the {base.get('dataset')} data set's default); pruning needs "
+                         f"an evaluation per epoch")
         most = _most_epochs(search, grid, base)
         if most < 2:
             raise _error(f"prune: needs at least 2 epochs to prune over (a trial stops "
