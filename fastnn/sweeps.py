@@ -802,6 +802,7 @@ class _Plan:
         return distributed.Client(self.cluster)
 
     def _close(self, client) -> None:
+        self._scattered = None  # (futures of this client: gone with it)
         if client is not None and client is not self.client:
             try:
                 client.close(timeout=5)
