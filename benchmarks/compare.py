@@ -17,7 +17,9 @@ noisy neighbour slows all contenders alike), and reported as medians and ratios:
   of an extended network;
 * with ``--only sweep``: a sweep's trials in this process against a local Dask cluster of
   one and two single-threaded workers, quiet and beside busy processes, and the
-  cluster's cost per trial;
+  cluster's cost per trial; then the samplers and pruners (random, tpe, median and
+  asha pruning: best validation accuracy, trials to the best, epochs trained) on the
+  book's search (``sweep_search.py`` runs the full targets);
 * with ``--peers``: PyTorch eager CPU and scikit-learn's MLPClassifier, each in its own
   block (their thread pools and OpenBLAS's slow each other when interleaved).
 """
@@ -37,11 +39,12 @@ import numba
 import numpy as np
 
 if __package__:  # imported by asv's discovery as benchmarks.compare
-    from . import book_ch6
+    from . import book_ch6, sweep_search
     from .book import BookSequential
     from .timing import interleaved
 else:  # run as a script: benchmarks/ is on sys.path
     import book_ch6
+    import sweep_search
     from book import BookSequential
     from timing import interleaved
 
@@ -734,6 +737,25 @@ def report_sweep(quick: bool = False) -> None:
     S.sweep(trials=2, workers=2, seed=0, **tiny)
     print(f"A whole `fastnn.sweep(workers=2)` of two tiny trials, starting and stopping its "
           f"cluster: {time.perf_counter() - t0:.2f} s\n")
+    report_search(quick)
+
+
+def report_search(quick: bool = False) -> None:
+    """The samplers and pruners on the book's search, digits, in this process (a small
+    version of ``benchmarks/sweep_search.py``; the same trials on any cluster)."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        print('## Samplers and pruners: skipped (--sampler tpe needs `pip install optuna`, '
+              'in a checkout `pip install ".[search]"`)\n')
+        return
+    trials, epochs, seeds = (12, 3, range(1)) if quick else (24, 10, range(3))
+    t0 = time.perf_counter()
+    rows, _ = sweep_search.search_rows("digits", trials, epochs, seeds)
+    print(f"## Samplers and pruners: digits, the book's search, {trials} trials of {epochs} "
+          f"epochs, seeds 0-{len(seeds) - 1}, rounds of 4, in this process "
+          f"({time.perf_counter() - t0:.0f} s)\n")
+    print(sweep_search.markdown(rows) + "\n")
 
 
 def main(argv=None) -> int:

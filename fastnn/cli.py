@@ -52,7 +52,8 @@ OPTION_OF = {"batch_size": "--batch-size", "epochs": "--epochs", "iters": "--ite
              "trials": "--trials", "validation_fraction": "--validation-fraction",
              "log": "--log", "resume": "--resume", "workers": "--workers",
              "scheduler": "--scheduler", "timeout": "--timeout",
-             "optimizer": "--optimizer", "dropout": "--dropout"}
+             "optimizer": "--optimizer", "dropout": "--dropout",
+             "sampler": "--sampler", "prune": "--prune", "round_size": "--round-size"}
 
 
 def _as_option_error(exc: Exception):
@@ -143,6 +144,7 @@ SWEEP_EPILOG = """examples:
   fastnn sweep --trials 20 --epochs 10                 the book's random search, all cores
   fastnn sweep --search lr=1e-3:1:log --grid batch-size=32,128 --log sweep.jsonl
   fastnn sweep --log sweep.jsonl --resume              run what an interrupted sweep lacks
+  fastnn sweep --sampler tpe --prune asha --epochs 10  learn from finished trials, stop bad ones
   fastnn sweep --scheduler tcp://HOST:8786             on a cluster (dask scheduler/worker)"""
 
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -239,6 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
                             "weight-decay=1e-8:1e-4:log)")
     sweep.add_argument("--grid", action="append", metavar="NAME=a,b,c",
                        help="try each value of NAME in turn; repeatable")
+    sweep.add_argument("--sampler", choices=("random", "grid", "tpe"),
+                       help="how trials get their values: random search (the default), the "
+                            "--grid points alone (the default for --grid without --search), "
+                            "or Optuna's TPE over --search (needs optuna)")
+    sweep.add_argument("--prune", choices=("none", "median", "asha"), default="none",
+                       help="stop trials whose validation accuracy after an epoch is below "
+                            "the median of earlier trials', or not in the best third of a "
+                            "rung (asha: epochs 1, 3, 9 ...)")
+    sweep.add_argument("--round-size", type=_positive(int), metavar="N",
+                       help="with --sampler tpe or --prune: trials run in rounds of N, each "
+                            "learning from the earlier rounds only (default 4; set it to the "
+                            "number of workers)")
     sweep.add_argument("--validation-fraction", type=float, default=0.2, metavar="F",
                        help="training data held out to rank the trials")
     sweep.add_argument("--log", metavar="FILE.jsonl",
@@ -457,6 +471,9 @@ def _sweep_line(record, done: int, total: int, regression: bool) -> str:
     if record["status"] == "ok":
         score = (f"val loss {record['val_loss']:.4g}" if regression
                  else f"val acc {record['val_acc']:.4f}")
+    elif record["status"] == "pruned":
+        last = record["val_loss"] if regression else record["val_acc"]
+        score = f"pruned after epoch {record['pruned_at']} ({last:.4g})"
     else:
         score = record["status"]
     where = record.get("worker") or "?"
@@ -494,6 +511,14 @@ def _sweep_table(trials, shown: int = 20) -> str:
         rows.append(line)
     else:
         rows.append("best: none (no trial finished)")
+    from .search import pruning_summary
+
+    saved = pruning_summary(trials)
+    if saved is not None:
+        factor = saved["planned_epochs"] / max(saved["trained_epochs"], 1)
+        rows.append(f"pruning: {saved['pruned']} of {saved['trials']} trials stopped early; "
+                    f"{saved['trained_epochs']} of {saved['planned_epochs']} epochs trained, "
+                    f"{saved['saved_epochs']} saved ({factor:.2f}x fewer)")
     return "\n".join(rows)
 
 
@@ -509,7 +534,8 @@ def cmd_sweep(args) -> int:
                          search=args.search, grid=args.grid, seed=args.seed,
                          validation_fraction=args.validation_fraction, workers=args.workers,
                          scheduler=args.scheduler, timeout=args.timeout, log=args.log,
-                         resume=args.resume, threads=args.threads,
+                         resume=args.resume, threads=args.threads, sampler=args.sampler,
+                         prune=args.prune, round_size=args.round_size,
                          training=_training_of(args))
     except (ValueError, TypeError) as exc:
         raise _as_option_error(exc) or exc from None
@@ -523,7 +549,7 @@ def cmd_sweep(args) -> int:
             return
         where = (f"the cluster at {args.scheduler}" if args.scheduler else
                  "this process" if client is None else f"{plan.workers} local workers")
-        todo = len(plan.todo())
+        todo = plan.pending()
         print(f"fastnn sweep: {todo} of {plan.trials} trials to run on {where}"
               + (f" ({plan.trials - todo} already in {args.log})" if plan.done else ""),
               file=sys.stderr, flush=True)

@@ -95,7 +95,8 @@ def plot_sweep(trials, path, *, title: str = "", best: int = 20) -> None:
     """The book's picture of a random search: the ``best`` trials' validation (solid) and
     training (dashed) accuracy per epoch in a grid, ranked, and below them each finished
     trial's final validation accuracy over the first two searched hyperparameters (lr and
-    weight decay for the book's search), on log axes where they span decades."""
+    weight decay for the book's search), on log axes where they span decades; trials
+    stopped by a pruner are marked there with a red x."""
     plt = _pyplot()
     ranked = [r for r in trials.ranked() if r.get("status") == "ok"][:best]
     cols = 5
@@ -123,14 +124,27 @@ def plot_sweep(trials, path, *, title: str = "", best: int = 20) -> None:
     names = sorted({n for r in trials for n in r.get("params", {})},
                    key=lambda n: (n not in ("lr", "weight_decay"), n))
     done = [r for r in trials if r.get("status") == "ok" and r.get(key) is not None]
+    pruned = [r for r in trials if r.get("status") == "pruned"]
     ax = fig.add_subplot(grid[rows:, :])
     if names and done:
-        xs = np.array([r["params"].get(names[0], np.nan) for r in done], dtype=float)
-        ys = np.array([r["params"].get(names[1], np.nan) if len(names) > 1 else r[key]
-                       for r in done], dtype=float)
+
+        def coordinates(records):
+            xs = np.array([r["params"].get(names[0], np.nan) for r in records], dtype=float)
+            ys = np.array([r["params"].get(names[1], np.nan) if len(names) > 1 else
+                           (np.nan if r.get(key) is None else r[key]) for r in records],
+                          dtype=float)
+            return xs, ys
+
+        xs, ys = coordinates(done)
         colour = np.array([r[key] for r in done], dtype=float)
-        points = ax.scatter(xs, ys, c=colour, cmap="viridis", s=30)
+        points = ax.scatter(xs, ys, c=colour, cmap="viridis", s=30, label="finished")
         fig.colorbar(points, ax=ax, label=key.replace("_", " "))
+        if pruned:  # stopped early: where they were, not how well they ended
+            px, py = coordinates(pruned)
+            ax.scatter(px, py, marker="x", color="tab:red", s=30,
+                       label=f"pruned ({len(pruned)})")
+            ax.legend(fontsize=7, loc="best")
+            xs, ys = np.concatenate([xs, px]), np.concatenate([ys, py])
         for values, setter in ((xs, ax.set_xscale), (ys, ax.set_yscale)):
             finite = values[np.isfinite(values)]
             if finite.size and finite.min() > 0 and finite.max() / finite.min() >= 100:

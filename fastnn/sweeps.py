@@ -16,6 +16,9 @@ result (``status`` "diverged" / "error"), not retried.
 Only the client writes the log: JSON lines, one whole object per finished trial, each
 written in one call, flushed and fsync'ed. ``resume`` runs the trials a log lacks, and
 refuses a log written with other options.
+
+``sampler="tpe"`` (Optuna's TPE) and ``prune="median"|"asha"`` are ``fastnn.search``'s:
+their trials run in rounds (``search.run_rounds``), the rest of this module unchanged.
 """
 
 from __future__ import annotations
@@ -294,21 +297,32 @@ def run_trial(data: dict, base: dict, trial: dict, threads=1, final: bool = Fals
 
     _single_threaded(threads)
     t0 = time.perf_counter()
+    stopper = None
+    if trial.get("prune") is not None:  # a pruned sweep's trial: it may stop between epochs
+        from .search import Stopper
+
+        stopper = Stopper(trial["prune"])
     record = {"trial": trial["trial"], "params": trial["params"], "seed": trial["seed"],
               "status": "ok", "val_acc": None, "val_loss": None, "history": {},
               "seconds": 0.0, "wall_seconds": 0.0, "worker": _worker_name()}
     config = dict(base, **trial["params"], seed=trial["seed"])
+    if stopper is not None:
+        record["epochs_planned"] = config["epochs"]
     history = None
     try:
         net, optimizer = recipe.build(config, data["x"].shape[1],
                                       recipe.n_outputs(config, data["t"]))
         try:
             history = fit(net, data["x"], data["t"], x_test=data["x_val"], t_test=data["t_val"],
-                          optimizer=optimizer, progress=False, **recipe.fit_arguments(config))
+                          optimizer=optimizer, progress=False,
+                          callbacks=() if stopper is None else (stopper,),
+                          **recipe.fit_arguments(config))
+            if stopper is not None and stopper.stopped_at is not None:
+                record.update(status="pruned", pruned_at=stopper.stopped_at)
         except TrainingDiverged as exc:
             history = exc.history
             record.update(status="diverged", error=str(exc))
-        if record["status"] == "ok" and history.test_loss:
+        if record["status"] in ("ok", "pruned") and history.test_loss:
             record["val_acc"], record["val_loss"] = history.test_acc[-1], history.test_loss[-1]
         if final and record["status"] == "ok":
             if data.get("x_test") is not None:
@@ -485,7 +499,8 @@ def sweep(x=None, t=None, *, x_test=None, t_test=None, dataset: str = "digits",
           data_dir=None, trials: int | None = None, search=None, grid=None, seed: int = 0,
           validation_fraction: float = 0.2, client=None, workers: int | None = None,
           scheduler: str | None = None, timeout: float = 10.0, log=None,
-          resume: bool = False, threads=1, progress=None, **training) -> Trials:
+          resume: bool = False, threads=1, progress=None, sampler: str | None = None,
+          prune: str = "none", round_size: int | None = None, **training) -> Trials:
     """Run a hyperparameter sweep; return its trials as records (``Trials``).
 
     Parameters
@@ -528,6 +543,16 @@ def sweep(x=None, t=None, *, x_test=None, t_test=None, dataset: str = "digits",
         BLAS threads in each trial (default 1: the cores go to parallel trials).
     progress : callable, optional
         Called as ``progress(record, done, total)`` after each trial is logged.
+    sampler : {"random", "grid", "tpe"}, optional
+        How trials get their hyperparameters: the book's random search (default), the
+        grid's points alone (the default for a grid without a search), or Optuna's TPE
+        over ``search`` (needs Optuna; no grid). See ``fastnn.search``.
+    prune : {"none", "median", "asha"}
+        Stop hopeless trials after an epoch (status "pruned", with their curve so far).
+    round_size : int, optional
+        With tpe or a pruner, trials run in rounds of this many (default 4): each round
+        learns from the earlier ones only, so the results do not depend on the cluster.
+        Make it the number of workers to keep them all busy.
     **training
         Options of the training description (``recipe.KEYS``): hidden, activation, init,
         loss, batch_size, epochs, iters, eval_every, optimizer, lr, momentum,
@@ -544,14 +569,15 @@ def sweep(x=None, t=None, *, x_test=None, t_test=None, dataset: str = "digits",
                    trials=trials, search=search, grid=grid, seed=seed,
                    validation_fraction=validation_fraction, client=client, workers=workers,
                    scheduler=scheduler, timeout=timeout, log=log, resume=resume,
-                   threads=threads, training=training)
+                   threads=threads, sampler=sampler, prune=prune, round_size=round_size,
+                   training=training)
     return plan.run(progress)
 
 
 def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_dir=None,
             trials=None, search=None, grid=None, seed=0, validation_fraction=0.2,
             client=None, workers=None, scheduler=None, timeout=10.0, log=None, resume=False,
-            threads=1, training=None) -> _Plan:
+            threads=1, sampler=None, prune="none", round_size=None, training=None) -> _Plan:
     """Check everything and load the data; the returned plan's ``run()`` runs the sweep."""
     from .kernels._threads import check_threads
 
@@ -603,6 +629,12 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
         raise SweepError("resume: needs a log (log=PATH / --log PATH) to continue")
 
     base = recipe.resolve(dataset, **training)
+    from . import search as learn
+
+    try:
+        chosen = learn.check(sampler, prune, round_size, search, grid, base)
+    except learn.SearchError as exc:
+        raise SweepError(str(exc)) from None
     if ("momentum" in search or "momentum" in grid) and \
             base["optimizer"] not in ("momentum", "nesterov"):
         raise SweepError(f"{'search' if 'momentum' in search else 'grid'}: momentum needs "
@@ -648,8 +680,14 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
         "threads": threads,
         "data": {"name": data_name, "shape": list(x.shape),
                  "sha256": fingerprint(x, t)},
+        **learn.log_options(chosen),
     })
     options = json.loads(json.dumps(options))  # as a log line will read back
+    if sweep_log is not None and resume:
+        try:
+            learn.check_log(sweep_log.path, options)
+        except learn.SearchError as exc:
+            raise SweepError(str(exc)) from None
     done = {} if sweep_log is None else \
         {i: r for i, r in sweep_log.read(options).items() if i < trials}
     data = {"x": parts[0], "t": parts[1], "x_val": parts[2], "t_val": parts[3],
@@ -666,7 +704,17 @@ class _Plan:
         self.cluster = None
         self._scattered = None  # the training data's futures on the cluster
 
+    def pending(self) -> int:
+        """How many trials the log lacks."""
+        return self.trials - len(self.done)
+
+    def planned(self, i: int) -> tuple[dict, int]:
+        """Trial i's hyperparameters and seed as the random search (or grid) plans them."""
+        return trial_plan(self.search, self.grid, self.seed, i)
+
     def todo(self) -> list:
+        """The trials the log lacks, planned up front (random and grid samplers without
+        pruning; the others are planned round by round: ``search.run_rounds``)."""
         plans = []
         for i in range(self.trials):
             if i in self.done:
@@ -681,7 +729,7 @@ class _Plan:
         trial is logged."""
         from .kernels._threads import policy
 
-        todo = self.todo()
+        todo = [] if self.options.get("round_size") is not None else self.todo()
         before = policy(), _numba_threads()
         client = self._connect()
         try:
@@ -699,7 +747,11 @@ class _Plan:
                 if progress is not None:
                     progress(record, finished, self.trials)
 
-            if client is None:
+            if self.options.get("round_size") is not None:  # tpe or a pruner
+                from .search import run_rounds
+
+                run_rounds(self, client, record_result)
+            elif client is None:
                 self._run_here(todo, record_result)
             else:
                 self._run_on(client, todo, record_result)
@@ -750,6 +802,7 @@ class _Plan:
         return distributed.Client(self.cluster)
 
     def _close(self, client) -> None:
+        self._scattered = None  # (futures of this client: gone with it)
         if client is not None and client is not self.client:
             try:
                 client.close(timeout=5)
@@ -767,8 +820,11 @@ class _Plan:
 
         if not todo:
             return
-        data = self._scattered = client.scatter(
-            {k: v for k, v in self.data.items() if not k.endswith("_test")}, broadcast=True)
+        if self._scattered is None:  # once a sweep (it may run in rounds)
+            self._scattered = client.scatter(
+                {k: v for k, v in self.data.items() if not k.endswith("_test")},
+                broadcast=True)
+        data = self._scattered
         tag = self.options["data"]["sha256"][:8] + hashlib.sha256(
             json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:8]
         futures = {}
