@@ -33,6 +33,7 @@ from .sequential import MultiLayerNet, MultiLayerNetExtend, Sequential, load  # 
 from .sweeps import sweep  # noqa: E402
 from .train import History, TrainingDiverged, evaluate, fit  # noqa: E402
 from .trainer import Trainer  # noqa: E402
+from .warmup_kernels import warmup  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -92,4 +93,5 @@ __all__ = [
     "set_num_threads",
     "sweep",
     "thread_policy",
+    "warmup",
 ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
 from collections import OrderedDict
 
@@ -44,13 +45,61 @@ MAX_WORKSPACES = 4  # batch sizes whose buffers are kept (train, last batch, eva
 EVAL_ROWS = 512
 
 
+# A first call that compiles takes seconds (numba; later runs load the kernels from its
+# cache in about 0.2 s): an engine's first call that takes longer than this is announced,
+# once per process.
+FIRST_USE_NOTICE_SECONDS = 1.0
+_noticed = False
+_inside = threading.local()  # within a compile_notice block: calls inside stay quiet
+
+COMPILE_MESSAGE = ("compiling kernels (first run only; later runs load them from numba's "
+                   "cache; `fastnn warmup` compiles them ahead) ...")
+
+
+@contextlib.contextmanager
+def compile_notice(seconds: float, *, once: bool = True, show: bool = True):
+    """Within this block, say on stderr that the kernels are being compiled if the block
+    lasts longer than ``seconds``: at most once per process (``once``), or each time.
+    Notices of calls inside the block are off (``show`` False: only that)."""
+    outer = getattr(_inside, "on", False)
+    if outer or not show or (once and _noticed):
+        _inside.on = True
+        try:
+            yield
+        finally:
+            _inside.on = outer
+        return
+
+    def say():
+        global _noticed
+        if not (once and _noticed):
+            _noticed = True
+            print(COMPILE_MESSAGE, file=sys.stderr, flush=True)
+
+    timer = threading.Timer(seconds, say)
+    timer.daemon = True
+    _inside.on = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        _inside.on = outer
+
+
 def _locked(method):
-    """Run ``method`` holding the engine's lock (its work buffers are shared state)."""
+    """Run ``method`` holding the engine's lock (its work buffers are shared state); the
+    engine's first call may compile, and says so when it takes long."""
 
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         with self.lock:
-            return method(self, *args, **kwargs)
+            if self.used:
+                return method(self, *args, **kwargs)
+            with compile_notice(FIRST_USE_NOTICE_SECONDS):
+                out = method(self, *args, **kwargs)
+            self.used = True
+            return out
 
     return run
 
@@ -84,6 +133,7 @@ class Engine:
         self._grads = None  # the gradient buffer of optimizers other than SGD
         self._fixed = None  # fixed dropout masks (see fixed_masks)
         self.lock = threading.Lock()
+        self.used = False  # (whether a call has run: the first may compile)
 
     def workspace(self, N: int) -> Workspace:
         """The work buffers for batches of N rows (kept for the last few sizes)."""

@@ -19,13 +19,12 @@ the paths give the same bits (History included) on the same batches.
 from __future__ import annotations
 
 import math
-import sys
-import threading
 import time
 
 import numpy as np
 
 from . import _validation as V
+from .engine import compile_notice
 from .history import History, TrainingDiverged
 from .optim import SGD, check_optimizer, optimizer_named
 from .runners import NO_RECORDS, BatchesRunner, Chunk, PeriodsRunner, StepRunner
@@ -186,9 +185,10 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
     # overflow on the way to divergence is reported by the guard, not by NumPy warnings
     with np.errstate(over="ignore", invalid="ignore"):
         try:
-            run.warm_up(runner)
+            run.warm_up(runner)  # (announces compiling itself)
             run.open_bar()
-            run.train(runner)
+            with compile_notice(0.0, show=False):
+                run.train(runner)
         finally:
             run.close()
     return run.history
@@ -254,24 +254,17 @@ class _Run:
         (``train_seconds``, ``seconds_per_iter``) measure training, not compilation.
         """
         t0 = time.perf_counter()
-        notice = None
-        if self.progress:  # say so when compiling takes a noticeable time (not from the cache)
-            notice = threading.Timer(COMPILE_NOTICE_SECONDS, lambda: print(
-                "compiling kernels (first run only; later runs load them from numba's "
-                "cache) ...", file=sys.stderr, flush=True))
-            notice.daemon = True
-            notice.start()
-        engine = self.net.copy().engine
-        # the untrained loss (at most 1,024 rows; BatchNorm with batch statistics: its
-        # running ones are still zeros)
-        rows = slice(0, 1024)
-        self.history.initial_loss = engine.evaluate(self.x[rows], self.t[rows],
-                                                    train=engine.batchnorm)[0]
-        runner.warm_up(engine, min(self.batch_size, self.x.shape[0]))
-        engine.evaluate(self.x[:1], self.t[:1])
+        # (said when compiling takes a noticeable time, i.e. not from the cache)
+        with compile_notice(COMPILE_NOTICE_SECONDS, once=False, show=self.progress):
+            engine = self.net.copy().engine
+            # the untrained loss (at most 1,024 rows; BatchNorm with batch statistics: its
+            # running ones are still zeros)
+            rows = slice(0, 1024)
+            self.history.initial_loss = engine.evaluate(self.x[rows], self.t[rows],
+                                                        train=engine.batchnorm)[0]
+            runner.warm_up(engine, min(self.batch_size, self.x.shape[0]))
+            engine.evaluate(self.x[:1], self.t[:1])
         self.history.compile_seconds = time.perf_counter() - t0
-        if notice is not None:
-            notice.cancel()
 
     def period_ends(self, periods: int) -> np.ndarray:
         """Batches from here to each of the next ``periods`` evaluation points."""

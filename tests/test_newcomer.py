@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from fastnn import train as train_module
@@ -123,3 +124,57 @@ def test_training_says_when_it_compiles(monkeypatch, capsys):
     assert "it]" in err or "it/s" in err  # the bar ...
     assert err.index("compiling kernels") < err.index("%|")  # ... started after the notice
     assert history.compile_seconds > 0 and history.initial_loss > 0
+
+
+def test_the_python_api_says_once_when_a_first_call_compiles(monkeypatch, capsys):
+    """A first call that takes longer than a second (compiling) is announced on stderr,
+    once per process; fit() announces its own warm-up instead."""
+    import fastnn
+    from fastnn import engine
+
+    monkeypatch.setattr(engine, "FIRST_USE_NOTICE_SECONDS", 0.0)
+    monkeypatch.setattr(engine, "_noticed", False)
+    x, t = np.random.default_rng(0).random((8, 5)), np.arange(8) % 3
+
+    def slow(*args, **kwargs):  # a first call that takes a while, as a compile does
+        import time
+
+        time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    net = fastnn.Sequential(5, [4], 3, seed=0)
+    real = net.engine.backend.gradient
+    monkeypatch.setattr(net.engine, "backend", type("Slow", (), {"gradient": staticmethod(slow)}))
+    net.gradient(x, t)
+    assert capsys.readouterr().err.count("compiling kernels") == 1
+    monkeypatch.setattr(net.engine, "backend", fastnn.kernels)
+    other = fastnn.Sequential(5, [4], 3, seed=1)
+    other.gradient(x, t)
+    other.predict(x)
+    assert "compiling" not in capsys.readouterr().err  # once per process
+    monkeypatch.setattr(engine, "_noticed", False)
+    fastnn.fit(fastnn.Sequential(5, [4], 3, seed=2), x, t, batch_size=4, epochs=1,
+               progress=False)
+    assert "compiling" not in capsys.readouterr().err  # fit's warm-up: its own rule
+
+
+def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys):
+    """Each variant's workload runs (here in this process; ``fastnn warmup`` runs them in
+    parallel processes); bad arguments are one clear error; without a cache it says so."""
+    from fastnn.kernels import _config
+
+    import fastnn
+    from fastnn import warmup_kernels as W
+
+    for variant in W.VARIANTS:
+        W.run_variant(variant, "float32")
+    with pytest.raises(ValueError, match="variant: expected one of"):
+        W.run_variant("convnet", "float64")
+    with pytest.raises(ValueError, match="dtypes"):
+        fastnn.warmup("float16")
+    with pytest.raises(ValueError, match="processes: expected a positive integer"):
+        fastnn.warmup(processes=0)
+    monkeypatch.setattr(_config, "CACHE", False)
+    assert fastnn.warmup() == {}
+    assert "numba's cache is off here" in capsys.readouterr().err
+    assert main(["warmup", "--dtype", "float32", "--quiet"]) == 0  # (nothing to do)

@@ -1,0 +1,139 @@
+"""``fastnn.warmup()`` / ``fastnn warmup``: compile every kernel variant ahead of first use.
+
+A kernel compiles on its first call with new argument types (seconds: the network loop
+about 6-7 s on a 2-core machine) and is then loaded from numba's cache (about 0.2 s).
+Container images, CI jobs and cluster workers warm up once, ahead: each variant
+(``VARIANTS``: the network loop, its BatchNorm/Dropout form with every optimizer, the
+per-layer ops; in float32 and float64) runs a tiny workload in a process of its own, in
+parallel, so every kernel it calls is compiled into the cache. A second pass then loads
+each variant in one process (fast when all is cached; it compiles again anything two
+parallel writers of one cache index left out).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+VARIANTS = ("network", "extended", "layers")
+DTYPES = ("float32", "float64")
+
+
+def run_variant(variant: str, dtype: str) -> None:
+    """Run one variant's tiny workload in this process (what compiles its kernels)."""
+    import fastnn
+
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    x = rng.random((12, 6)).astype(dt)
+    labels = np.arange(12) % 3
+    onehot = np.eye(3, dtype=dt)[labels]
+    if variant == "network":
+        for activation in ("relu", "sigmoid"):
+            for loss, t in (("softmax", labels), ("softmax", onehot), ("mse", onehot)):
+                net = fastnn.Sequential(6, [5], 3, activation=activation, loss=loss,
+                                        dtype=dt, seed=0)
+                net.predict(x)
+                net.loss(x, t)
+                net.accuracy(x, t)
+                fastnn.SGD(0.01).update(net.params, net.gradient(x, t))
+                net.train_step(x, t, fastnn.SGD(0.01))
+                for compiled in (True, False):
+                    fastnn.fit(net, x, t, x_test=x, t_test=t, batch_size=4, epochs=1,
+                               progress=False, compiled=compiled)
+    elif variant == "extended":
+        for options in (dict(use_batchnorm=True), dict(use_dropout=True, dropout_ration=0.2),
+                        dict(weight_decay_lambda=0.1)):
+            for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"):
+                net = fastnn.MultiLayerNetExtend(6, [5, 4], 3, dtype=dt, seed=0, **options)
+                net.train_step(x, labels, fastnn.optim.optimizer_named(name))
+                net.predict(x, train_flg=False)
+                net.accuracy(x, labels)
+                fastnn.optim.optimizer_named(name).update(net.params, net.gradient(x, labels))
+    elif variant == "layers":
+        W, b = rng.random((6, 3)).astype(dt), rng.random(3).astype(dt)
+        for layer in (fastnn.Affine(W, b, "numba"), fastnn.Relu("numba"),
+                      fastnn.Sigmoid("numba"), fastnn.Tanh("numba")):
+            out = layer.forward(x if isinstance(layer, fastnn.Affine) else onehot)
+            layer.backward(np.ones_like(out))
+        for last, t in ((fastnn.SoftmaxWithLoss("numba"), labels),
+                        (fastnn.IdentityWithLoss("numba"), onehot)):
+            last.forward(onehot, t)
+            last.backward()
+        bn = fastnn.BatchNormalization(np.ones(3, dt), np.zeros(3, dt), backend="numba")
+        bn.backward(bn.forward(onehot, train_flg=True))
+        drop = fastnn.Dropout(0.5, backend="numba")
+        drop.backward(drop.forward(onehot, train_flg=True))
+    else:
+        raise ValueError(f"variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
+
+
+def _check(dtypes, processes) -> tuple[tuple[str, ...], int]:
+    from . import _validation as V
+    from .kernels._threads import usable_cores
+
+    if isinstance(dtypes, str):
+        dtypes = (dtypes,)
+    dtypes = tuple(np.dtype(V.check_dtype(d, "dtypes")).name for d in dtypes)
+    processes = usable_cores() if processes is None else V.check_positive_int(processes,
+                                                                              "processes")
+    return dtypes, processes
+
+
+def _run_process(variant: str, dtype: str) -> float:
+    t0 = time.perf_counter()
+    code = f"from fastnn.warmup_kernels import run_variant; run_variant({variant!r}, {dtype!r})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"warmup: the {variant} kernels ({dtype}) failed to compile: {last}")
+    return time.perf_counter() - t0
+
+
+def warmup(dtypes=DTYPES, *, processes: int | None = None, progress: bool = True) -> dict:
+    """Compile every kernel variant this install uses into numba's cache.
+
+    Parameters
+    ----------
+    dtypes : str or sequence of str
+        "float32", "float64" or both (default).
+    processes : int, optional
+        Parallel compiling processes (default: the usable cores).
+    progress : bool
+        A line on stderr as each variant is ready.
+
+    Returns
+    -------
+    dict
+        {(variant, dtype): seconds} of the compiling pass.
+    """
+    dtypes, processes = _check(dtypes, processes)
+    from .kernels import _config
+
+    jobs = [(v, d) for d in dtypes for v in VARIANTS]
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else \
+        (lambda text: None)
+    if not _config.CACHE:
+        say("warmup: numba's cache is off here (FASTNN_NUMBA_CACHE=0, or no writable cache "
+            "location): nothing to warm; kernels compile on first use in each process")
+        return {}
+    seconds = {}
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=processes) as pool:
+        futures = {job: pool.submit(_run_process, *job) for job in jobs}
+        for n, (job, future) in enumerate(futures.items(), 1):
+            seconds[job] = future.result()
+            say(f"warmup: {n}/{len(jobs)} {job[0]} kernels ({job[1]}) ready in "
+                f"{seconds[job]:.1f} s")
+    # one process loads every variant: cached entries load fast, a lost one compiles
+    code = "; ".join(["from fastnn.warmup_kernels import run_variant"]
+                     + [f"run_variant({v!r}, {d!r})" for v, d in jobs])
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    say(f"warmup: done in {time.perf_counter() - t0:.1f} s; the kernels now load from "
+        f"numba's cache ({os.environ.get('NUMBA_CACHE_DIR') or 'beside the sources'})")
+    return seconds
