@@ -95,8 +95,8 @@ def check_targets(value, name: str, n_samples: int, n_outputs: int, loss: str, d
     probability rows (N, n_outputs) that sum to 1, returned as ``dtype``.
     mse: real targets (N, n_outputs), or (N,) when n_outputs == 1, returned as ``dtype``.
     ``label_range=False`` leaves the range of class indices to the caller: ``sgd_step``
-    checks it inside its kernel (two NumPy reductions between training steps cost
-    ~30 us, cold caches after the GEMMs) and raises this module's error.
+    checks it inside its kernel (two NumPy reductions between training steps cost more
+    than the check, on caches the GEMMs left cold) and raises this module's error.
     """
     if (type(value) is np.ndarray and value.ndim == 1 and loss == "softmax"
             and value.shape[0] == n_samples and value.dtype.kind in "iu"):

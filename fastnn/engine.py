@@ -37,11 +37,9 @@ from .params import Extras, Gradients, ParamDict, Workspace
 
 MAX_WORKSPACES = 4  # batch sizes whose buffers are kept (train, last batch, evaluation ...)
 # Rows per pass when a whole data set is evaluated or predicted: the work buffers stay
-# small whatever the data set's size. 512, not 1024: with the automatic thread policy a
-# digits evaluation (64-128-128-10) then stays under its threshold on one thread; at 1024
-# rows it took two, and OpenBLAS's second thread, spinning after each evaluation, slowed
-# the next training steps beside a busy process (`fastnn train` 0.55-1.0 s against
-# 0.19 s; docs/performance.md).
+# small whatever the data set's size. 512, not 1024, so that a digits evaluation stays on
+# one BLAS thread under the automatic policy (a second thread, left spinning, slowed the
+# training steps after it on a busy machine: docs/performance.md, "Threads").
 EVAL_ROWS = 512
 
 

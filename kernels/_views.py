@@ -3,8 +3,8 @@
 The network loop works on flat buffers (all parameters back to back; all layers'
 outputs back to back) and needs each layer's (rows, cols) block as a 2-D array many
 times per training step. ``flat[a:b].reshape(rows, cols)`` does that, but numba's
-reshape calls a C helper to work out the strides: about 13 ns a view, several hundred
-nanoseconds per step of a small network, more than its arithmetic. The block of a
+reshape calls a C helper to work out the strides, which for a small network costs more
+per step than its arithmetic (docs/performance.md). The block of a
 C-contiguous buffer needs no working out (strides ``(cols, 1)`` items), so compiled code
 builds the view directly here: a few instructions.
 

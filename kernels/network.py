@@ -300,12 +300,12 @@ def _network_of(ext, sources):
     """The network loop for ``ext`` (BatchNorm/Dropout compiled in, a constant): the one
     kernel's body. (Its body is this closure itself, not an inlined function called by
     it: numba deep-copies an inlined function's whole IR block by block, and for this
-    loop that copying was 3.6 of 10 s of compiling.)
+    loop that copying was a third of the compile time; docs/performance.md.)
 
     ``sources`` (``_sources_digest()``) is part of the closure only so that it is part of
     numba's cache key: numba checks the kernel's own file for changes, not the files of
     the bodies it inlines, and after an edit of one of those it loaded the stale
-    compiled code (a step measured 144 ns instead of the edited code's 90).
+    compiled code.
     """
 
     def network(mode, kind, train, lr, net, work, data, evals):
