@@ -266,7 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", choices=DATASETS,
                           help="default: the data set the model was trained on (recorded in "
                                "the file; digits for files that do not say)")
-    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--data-dir", help="folder with the four IDX files (default: the "
+                          "one the model was trained from, when it still exists, else the "
+                          "usual lookup)")
     evaluate.add_argument("--backend", choices=("numba", "numpy"), default="numba")
     evaluate.add_argument("--json", action="store_true")
 
@@ -315,7 +317,8 @@ def _plot_formats() -> set:
     try:
         import matplotlib
     except ImportError:
-        raise CLIError("--plot: needs matplotlib: pip install 'fastnn[plot]'") from None
+        raise CLIError("--plot: needs matplotlib: pip install matplotlib (from a fastnn checkout: "
+                       "pip install '.[plot]')") from None
     matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -436,7 +439,7 @@ def cmd_train(args) -> int:
         summary["warning"] = warning
         print(f"fastnn: warning: {warning}", file=sys.stderr)
     if args.save:
-        net.metadata = {"dataset": args.dataset, "dataset_options": DATASET_OPTIONS[args.dataset]}
+        net.metadata = _model_metadata(args)
         net.save(args.save)
     if args.plot:
         from .plot import plot_history
@@ -547,8 +550,7 @@ def cmd_sweep(args) -> int:
                   file=sys.stderr)
         else:
             net = best["net"]
-            net.metadata = {"dataset": args.dataset,
-                            "dataset_options": DATASET_OPTIONS[args.dataset]}
+            net.metadata = _model_metadata(args)
             net.save(args.save)
     if args.plot:
         from .plot import plot_sweep
@@ -566,6 +568,15 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _model_metadata(args) -> dict:
+    """What a saved model remembers of its data: the set, its options, and the folder
+    ``--data-dir`` named (absolute), so that ``fastnn evaluate`` finds the same files."""
+    meta = {"dataset": args.dataset, "dataset_options": DATASET_OPTIONS[args.dataset]}
+    if args.data_dir:
+        meta["data_dir"] = str(Path(args.data_dir).resolve())
+    return meta
+
+
 def cmd_evaluate(args) -> int:
     import fastnn
 
@@ -574,7 +585,12 @@ def cmd_evaluate(args) -> int:
     net = fastnn.load(args.model, backend=args.backend)
     recorded = getattr(net, "metadata", {}).get("dataset")
     dataset = args.dataset or (recorded if recorded in DATASETS else "digits")
-    (x, t), (x_test, t_test) = load_dataset(dataset, args.data_dir)
+    data_dir = args.data_dir
+    remembered = getattr(net, "metadata", {}).get("data_dir")
+    if data_dir is None and dataset == recorded and isinstance(remembered, str) \
+            and Path(remembered).is_dir():  # else the usual lookup (cache, system, mirrors)
+        data_dir = remembered
+    (x, t), (x_test, t_test) = load_dataset(dataset, data_dir)
     if x_test is None:  # sine: the training points are the whole data set
         x_test, t_test = x, t
     features = int(np.prod(x_test.shape[1:]))
@@ -610,9 +626,27 @@ def run_bench(argv) -> int:
     return subprocess.call([sys.executable, str(script), *argv], env=env)
 
 
+def _one_line_dataset_warnings() -> None:
+    """A skipped damaged data file is one line on stderr, like the command's other notes."""
+    import warnings
+
+    from .datasets import DatasetWarning
+
+    plain = warnings.formatwarning
+
+    def formatwarning(message, category, *args, **kwargs):
+        if issubclass(category, DatasetWarning):
+            return f"fastnn: warning: {message}\n"
+        return plain(message, category, *args, **kwargs)
+
+    warnings.formatwarning = formatwarning
+
+
 def main(argv=None) -> int:
     from .datasets import DatasetError
     from .train import TrainingDiverged
+
+    _one_line_dataset_warnings()
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:

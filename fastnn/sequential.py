@@ -499,7 +499,7 @@ def load(path, *, backend: str = "numba") -> Sequential:
     net.params.update({k: v for k, v in arrays.items() if k in net.params})
     for key, view in net.running_stats.items():
         view[...] = arrays[key]
-    net.metadata = {k: meta[k] for k in ("dataset", "dataset_options") if k in meta}
+    net.metadata = {k: meta[k] for k in ("dataset", "dataset_options", "data_dir") if k in meta}
     return net
 
 
