@@ -45,3 +45,16 @@ def test_a_skipped_data_file_is_one_warning_line(monkeypatch):
                                   datasets.DatasetWarning, "datasets.py", 1)
     assert line == "fastnn: warning: skipping /x: corrupt\n"
     assert "UserWarning" in warnings.formatwarning(UserWarning("other"), UserWarning, "f.py", 1)
+
+
+def test_the_summary_says_where_the_rest_of_the_time_went(capsys):
+    import json
+    import re
+
+    assert main(["train", "--epochs", "1", "--hidden", "8", "--quiet"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert re.search(r"\| [\d.]+ s in all after start-up: loading the data [\d.]+ s, "
+                     r"evaluations, saving and plotting [\d.]+ s$", line), line
+    assert main(["train", "--epochs", "1", "--hidden", "8", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["wall_seconds"] >= summary["load_seconds"] + summary["train_seconds"]
