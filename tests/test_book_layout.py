@@ -246,6 +246,42 @@ def test_ch06_optimizer_compare_swapped(book_common, data):
         assert ours["smoothed"][key].shape == (30,)
 
 
+CH06_OPTIMIZER_NAIVE = """
+from collections import OrderedDict
+from common.optimizer import *
+
+def df(x, y):
+    return x / 10.0, 2.0 * y
+
+init_pos = (-7.0, 2.0)
+params, grads = {}, {}
+optimizers = OrderedDict()
+optimizers["SGD"] = SGD(lr=0.95)
+optimizers["Momentum"] = Momentum(lr=0.1)
+optimizers["AdaGrad"] = AdaGrad(lr=1.5)
+optimizers["Adam"] = Adam(lr=0.3)
+history = {}
+for key in optimizers:
+    optimizer = optimizers[key]
+    params['x'], params['y'] = init_pos[0], init_pos[1]
+    history[key] = []
+    for i in range(30):
+        history[key].append((params['x'], params['y']))
+        grads['x'], grads['y'] = df(params['x'], params['y'])
+        optimizer.update(params, grads)
+x = np.arange(-10, 10, 0.01)  # (np: from the star import)
+"""
+
+
+def test_ch06_optimizer_compare_naive_swapped(book_common):
+    """The book's optimizers on a dict of plain numbers, not arrays."""
+    ours = run(swap(CH06_OPTIMIZER_NAIVE))
+    theirs = run(CH06_OPTIMIZER_NAIVE)
+    for key, path in theirs["history"].items():
+        np.testing.assert_allclose(ours["history"][key], path, rtol=1e-12)
+        assert all(type(v) is float for v in ours["history"][key][-1])
+
+
 CH06_SCRIPTS = {
     "weight_init_compare": """
 import numpy as np
