@@ -202,7 +202,9 @@ def _training_options(parser, threads_default="auto",
                         help="seed of the weights and the batch order (of a sweep: of its "
                              "trials' draws)")
     parser.add_argument("--threads", type=_threads, default=threads_default, help=threads_help)
-    parser.add_argument("--data-dir", help="folder with the four IDX files (MNIST-style sets)")
+    parser.add_argument("--data-dir", help="folder with the four IDX files (MNIST-style sets; "
+                        "default: $FASTNN_DATA, ~/.cache/fastnn, /usr/share/datasets, then "
+                        "the mirrors)")
 
 
 def build_parser() -> argparse.ArgumentParser:
