@@ -647,12 +647,15 @@ def _one_line_dataset_warnings() -> None:
     from .datasets import DatasetWarning
 
     plain = warnings.formatwarning
+    if getattr(plain, "fastnn_one_line", False):  # (main() run again in one process)
+        return
 
     def formatwarning(message, category, *args, **kwargs):
         if issubclass(category, DatasetWarning):
             return f"fastnn: warning: {message}\n"
         return plain(message, category, *args, **kwargs)
 
+    formatwarning.fastnn_one_line = True
     warnings.formatwarning = formatwarning
 
 
