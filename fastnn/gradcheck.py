@@ -39,4 +39,3 @@ def gradient_check(net, x, t, h: float = 1e-5) -> dict[str, float]:
         scale = max(np.max(np.abs(a)), np.max(np.abs(n)), floor)
         errors[key] = float(np.max(np.abs(a - n)) / scale)
     return errors
-
