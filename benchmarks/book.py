@@ -2,7 +2,8 @@
 
 Plain NumPy layer objects (Affine, Relu, SoftmaxWithLoss) chained through an OrderedDict,
 allocating as the book's code does. ``compare.py`` times it against ``Sequential`` to
-show the drop-in speed-up (not an asv benchmark). The tests keep their own copy.
+show the drop-in speed-up, and ``seed_article.py`` runs the article's whole job with it
+(neither is an asv benchmark). The tests keep their own copy.
 """
 
 from collections import OrderedDict
@@ -73,6 +74,12 @@ class BookSequential:
 
     def loss(self, x, t):
         return self.last_layer.forward(self.predict(x), t)
+
+    def accuracy(self, x, t):
+        y = np.argmax(self.predict(x), axis=1)
+        if t.ndim != 1:
+            t = np.argmax(t, axis=1)
+        return np.sum(y == t) / float(x.shape[0])
 
     def gradient(self, x, t):
         self.loss(x, t)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -204,7 +205,9 @@ def _training_options(parser, threads_default="auto",
                         help="seed of the weights and the batch order (of a sweep: of its "
                              "trials' draws)")
     parser.add_argument("--threads", type=_threads, default=threads_default, help=threads_help)
-    parser.add_argument("--data-dir", help="folder with the four IDX files (MNIST-style sets)")
+    parser.add_argument("--data-dir", help="folder with the four IDX files (MNIST-style sets; "
+                        "default: $FASTNN_DATA, ~/.cache/fastnn, /usr/share/datasets, then "
+                        "the mirrors)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", choices=DATASETS,
                           help="default: the data set the model was trained on (recorded in "
                                "the file; digits for files that do not say)")
-    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--data-dir", help="folder with the four IDX files (default: the "
+                          "one the model was trained from, when it still exists, else the "
+                          "usual lookup)")
     evaluate.add_argument("--backend", choices=("numba", "numpy"), default="numba")
     evaluate.add_argument("--json", action="store_true")
 
@@ -323,6 +328,12 @@ def _format(summary: dict) -> str:
         per = f"{per_iter * 1e3:.3f} ms" if per_iter >= 1e-4 else f"{per_iter * 1e6:.3f} us"
         line += (f" | {summary['iterations']} iterations in {summary['train_seconds']:.2f} s "
                  f"({per}/iter; compiling {summary['compile_seconds']:.2f} s)")
+    if "wall_seconds" in summary:  # what the rest of the command's time went to
+        rest = (summary["wall_seconds"] - summary["load_seconds"]
+                - summary["compile_seconds"] - summary["train_seconds"])
+        line += (f" | {summary['wall_seconds']:.2f} s in all after start-up: loading the "
+                 f"data {summary['load_seconds']:.2f} s, evaluations, saving and plotting "
+                 f"{max(rest, 0.0):.2f} s")
     return line
 
 
@@ -347,7 +358,8 @@ def _plot_formats() -> set:
     try:
         import matplotlib
     except ImportError:
-        raise CLIError("--plot: needs matplotlib: pip install 'fastnn[plot]'") from None
+        raise CLIError("--plot: needs matplotlib: pip install matplotlib (from a fastnn checkout: "
+                       "pip install '.[plot]')") from None
     matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -424,6 +436,7 @@ def _speed_note(summary: dict) -> str | None:
 def cmd_train(args) -> int:
     import fastnn
 
+    started = time.perf_counter()
     if args.save:
         _check_output("--save", args.save)
     if args.plot:
@@ -438,7 +451,9 @@ def cmd_train(args) -> int:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1, user_api="blas")
+    loading = time.perf_counter()
     (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir)
+    load_seconds = time.perf_counter() - loading
     hidden, activation = config["hidden"], config["activation"]
     try:
         from . import recipe
@@ -470,7 +485,7 @@ def cmd_train(args) -> int:
         summary["warning"] = warning
         print(f"fastnn: warning: {warning}", file=sys.stderr)
     if args.save:
-        net.metadata = {"dataset": args.dataset, "dataset_options": DATASET_OPTIONS[args.dataset]}
+        net.metadata = _model_metadata(args)
         net.save(args.save)
     if args.plot:
         from .plot import plot_history
@@ -479,6 +494,8 @@ def cmd_train(args) -> int:
         if config["loss"] == "mse" and x.shape[1] == 1:
             fit_curve = (x, t, net.predict(x))
         plot_history(history, args.plot, title=f"fastnn on {args.dataset}", fit=fit_curve)
+    summary["load_seconds"] = load_seconds
+    summary["wall_seconds"] = time.perf_counter() - started
     print(json.dumps(summary) if args.json else _format(summary))
     return 0
 
@@ -593,8 +610,7 @@ def cmd_sweep(args) -> int:
                   file=sys.stderr)
         else:
             net = best["net"]
-            net.metadata = {"dataset": args.dataset,
-                            "dataset_options": DATASET_OPTIONS[args.dataset]}
+            net.metadata = _model_metadata(args)
             net.save(args.save)
     if args.plot:
         from .plot import plot_sweep
@@ -612,6 +628,15 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _model_metadata(args) -> dict:
+    """What a saved model remembers of its data: the set, its options, and the folder
+    ``--data-dir`` named (absolute), so that ``fastnn evaluate`` finds the same files."""
+    meta = {"dataset": args.dataset, "dataset_options": DATASET_OPTIONS[args.dataset]}
+    if args.data_dir:
+        meta["data_dir"] = str(Path(args.data_dir).resolve())
+    return meta
+
+
 def cmd_evaluate(args) -> int:
     import fastnn
 
@@ -620,7 +645,12 @@ def cmd_evaluate(args) -> int:
     net = fastnn.load(args.model, backend=args.backend)
     recorded = getattr(net, "metadata", {}).get("dataset")
     dataset = args.dataset or (recorded if recorded in DATASETS else "digits")
-    (x, t), (x_test, t_test) = load_dataset(dataset, args.data_dir)
+    data_dir = args.data_dir
+    remembered = getattr(net, "metadata", {}).get("data_dir")
+    if data_dir is None and dataset == recorded and isinstance(remembered, str) \
+            and Path(remembered).is_dir():  # else the usual lookup (cache, system, mirrors)
+        data_dir = remembered
+    (x, t), (x_test, t_test) = load_dataset(dataset, data_dir)
     if x_test is None:  # sine: the training points are the whole data set
         x_test, t_test = x, t
     features = int(np.prod(x_test.shape[1:]))
@@ -656,9 +686,30 @@ def run_bench(argv) -> int:
     return subprocess.call([sys.executable, str(script), *argv], env=env)
 
 
+def _one_line_dataset_warnings() -> None:
+    """A skipped damaged data file is one line on stderr, like the command's other notes."""
+    import warnings
+
+    from .datasets import DatasetWarning
+
+    plain = warnings.formatwarning
+    if getattr(plain, "fastnn_one_line", False):  # (main() run again in one process)
+        return
+
+    def formatwarning(message, category, *args, **kwargs):
+        if issubclass(category, DatasetWarning):
+            return f"fastnn: warning: {message}\n"
+        return plain(message, category, *args, **kwargs)
+
+    formatwarning.fastnn_one_line = True
+    warnings.formatwarning = formatwarning
+
+
 def main(argv=None) -> int:
     from .datasets import DatasetError
     from .train import TrainingDiverged
+
+    _one_line_dataset_warnings()
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:

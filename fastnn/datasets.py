@@ -1,8 +1,10 @@
 """Data sets: the bundled digits (always offline), MNIST-style IDX loaders, toy problems.
 
 * ``load_digits``: the UCI 8x8 handwritten digits that scikit-learn ships (1,797 images).
-* ``load_mnist`` / ``load_fashion_mnist``: the four IDX files, from ``data_dir``, the
-  cache (``$FASTNN_DATA`` or ``~/.cache/fastnn``) or the public mirrors (SHA-256 checked).
+* ``load_mnist`` / ``load_fashion_mnist``: the four IDX files, from ``data_dir``, else
+  ``$FASTNN_DATA``, fastnn's cache (``~/.cache/fastnn``), the system's data sets
+  (Debian's ``/usr/share/datasets/<name>``), else the public mirrors; each file is
+  checked by the SHA-256 of its decompressed contents (or of the mirrors' .gz bytes).
 * ``make_sine``: the 63-point sine curve of the 1-3-1 sigmoid network article.
 * ``make_regression``: random regression data like PyTorch's NumPy warm-up.
 
@@ -19,6 +21,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 import zlib
 from pathlib import Path
 
@@ -26,7 +29,10 @@ import numpy as np
 
 from . import _validation as V
 
-# The four IDX files of each data set: (name, SHA-256 of the .gz file as served).
+# The four IDX files of each data set: (name, SHA-256 of the .gz file as the mirrors serve
+# it). A .gz file's bytes depend on the compressor (Debian's package recompressed them), so
+# the decompressed IDX contents have their own digests in _CONTENT_SHA256: one per file,
+# valid for every faithful copy, compressed or not.
 _FILES = {
     "mnist": {
         "train_images": ("train-images-idx3-ubyte.gz",
@@ -49,7 +55,30 @@ _FILES = {
                         "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
     },
 }
-# More than one public mirror each: single mirrors have gone away under users before.
+# SHA-256 of the decompressed IDX files, computed from Debian's dataset-fashion-mnist
+# (whose images are the mirrors' images: first training labels 9, 0, 0, 3; 6,000 per
+# class). MNIST's contents could not be hashed here (no copy on these machines): an MNIST
+# file is verified by the mirrors' .gz digest, and a copy in another form is checked for
+# its structure only (a damaged .gz still fails gzip's own CRC-32 of the contents).
+_CONTENT_SHA256 = {
+    "mnist": {},
+    "fashion-mnist": {
+        "train_images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train_labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "test_images": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "test_labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+# The shape each real file has (a file of another shape in data_dir is the user's own data).
+_SHAPES = {"train_images": (60000, 28, 28), "train_labels": (60000,),
+           "test_images": (10000, 28, 28), "test_labels": (10000,)}
+_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+# The one command that installs a set where the system has a package for it.
+INSTALL_HINTS = {"fashion-mnist": "apt-get install dataset-fashion-mnist (Debian, Ubuntu)"}
+# Well-known system locations, each holding <name>/ (Debian's dataset-* packages).
+SYSTEM_DIRS = [Path("/usr/share/datasets")]
+# fastnn's own cache; $FASTNN_DATA, when set, is looked at first and receives downloads.
+HOME_CACHE = Path.home() / ".cache" / "fastnn"
 MIRRORS = {
     "mnist": [
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -67,6 +96,10 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 
 class DatasetError(RuntimeError):
     """A data set could not be found, downloaded or read; the message says what to do."""
+
+
+class DatasetWarning(UserWarning):
+    """A file fastnn found (in its cache or a system location) is damaged and was skipped."""
 
 
 def _one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -119,7 +152,7 @@ def load_digits(one_hot_label: bool = False, normalize: bool = True,
 
 def cache_dir() -> Path:
     """Where downloaded data sets live: ``$FASTNN_DATA``, else ``~/.cache/fastnn``."""
-    return Path(os.environ.get("FASTNN_DATA") or Path.home() / ".cache" / "fastnn")
+    return Path(os.environ.get("FASTNN_DATA") or HOME_CACHE)
 
 
 def read_idx(path) -> np.ndarray:
@@ -129,12 +162,22 @@ def read_idx(path) -> np.ndarray:
     uint32 size per dimension, then the data.
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
+    _, raw = _read_file(path)
+    return _parse_idx(raw, path)
+
+
+def _read_file(path: Path):
+    """(SHA-256 of the file's bytes, its decompressed contents) of an IDX file."""
     try:
-        with opener(path, "rb") as f:
-            raw = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
+        raw = gzip.decompress(data) if path.suffix == ".gz" else data
     except (OSError, EOFError, zlib.error) as exc:  # (a corrupt gzip stream: zlib.error)
         raise DatasetError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+    return hashlib.sha256(data).hexdigest(), raw
+
+
+def _parse_idx(raw: bytes, path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DatasetError(f"{path}: not an IDX file (bad magic number {raw[:4]!r})")
     ndim = raw[3]
@@ -166,8 +209,8 @@ def _download(name: str, filename: str, sha256: str, dest: Path, mirrors) -> Non
         probe.close()
     except OSError as exc:
         raise DatasetError(f"{name}: cannot write to the data cache {dest.parent} ({exc}); set "
-                           "FASTNN_DATA to a writable folder or pass data_dir=... (fastnn "
-                           "train --data-dir ...)") from None
+                           "FASTNN_DATA to a writable folder, or pass data_dir=... (--data-dir "
+                           "on the command line)") from None
     errors = []
     for base in mirrors:
         url = base + filename
@@ -191,37 +234,110 @@ def _download(name: str, filename: str, sha256: str, dest: Path, mirrors) -> Non
                 os.close(fd)
             if os.path.exists(tmp):
                 os.remove(tmp)
-    raise DatasetError(f"{name}: could not download {filename} ({'; '.join(errors)}). Put the "
-                       f"four IDX files ({', '.join(f for f, _ in _FILES[name].values())}) "
-                       f"in {dest.parent} or pass data_dir=... (fastnn train --data-dir ...)")
+    raise DatasetError(f"{name}: could not download {filename} ({'; '.join(errors)}). "
+                       + _advice(name, dest.parent))
 
 
-def _locate(name: str, key: str, data_dir, download: bool) -> Path:
+def _advice(name: str, folder: Path) -> str:
+    """What an offline user does next: the one install command, else where files go."""
+    files = ", ".join(f for f, _ in _FILES[name].values())
+    where = (f"put the four IDX files ({files}, .gz or unpacked) in {folder}, or pass "
+             "data_dir=... (--data-dir on the command line)")
+    if name in INSTALL_HINTS:
+        return f"Install it with: {INSTALL_HINTS[name]}; or {where}."
+    return where[0].upper() + where[1:] + "."
+
+
+def _identify(file_sha: str, content_sha: str):
+    """(set, key) whose known digest this file has, or None."""
+    for name, files in _FILES.items():
+        for key, (_, gz_sha) in files.items():
+            if file_sha == gz_sha or content_sha == _CONTENT_SHA256[name].get(key):
+                return name, key
+    return None
+
+
+def _check_file(name: str, key: str, path: Path, own_data_ok: bool) -> np.ndarray:
+    """The array of one IDX file, after checking it is ``name``'s ``key`` file.
+
+    A file with a known digest of another file (Fashion-MNIST's given as MNIST's) is
+    refused. A file with the real shape but no known digest is corrupt where the set's
+    contents have a digest. ``own_data_ok``: a file of another shape is the user's own
+    data (data_dir), accepted as it is.
+    """
+    file_sha, raw = _read_file(path)
+    content_sha = hashlib.sha256(raw).hexdigest()
+    array = _parse_idx(raw, path)
+    known = _identify(file_sha, content_sha)
+    if known == (name, key):
+        return array
+    if known is not None:
+        other, other_key = known
+        hint = "" if other == name else f" (use load_{other.replace('-', '_')} / --dataset {other})"
+        raise DatasetError(f"{path}: this is {_TITLES[other]}'s {other_key.replace('_', ' ')} "
+                           f"file, not {_TITLES[name]}'s {key.replace('_', ' ')}{hint}")
+    if array.shape != _SHAPES[key]:
+        if own_data_ok:
+            return array
+        raise DatasetError(f"{path}: shape {array.shape}, {_TITLES[name]}'s "
+                           f"{key.replace('_', ' ')} are {_SHAPES[key]}")
+    expected = _CONTENT_SHA256[name].get(key)
+    if expected is not None:
+        raise DatasetError(f"{path}: corrupt: its contents' SHA-256 is {content_sha}, "
+                           f"{_TITLES[name]}'s {key.replace('_', ' ')} have {expected}")
+    return array  # MNIST in a form whose digest is not known here: structure checked only
+
+
+def _candidates(folder: Path, filename: str):
+    return [p for p in (folder / filename, folder / filename[:-3]) if p.is_file()]
+
+
+def search_folders(name: str) -> list:
+    """Where ``name`` is looked for when no data_dir is given, in order: ``$FASTNN_DATA``,
+    fastnn's cache, then the system locations (Debian's ``/usr/share/datasets/<name>``)."""
+    folders = []
+    if os.environ.get("FASTNN_DATA"):
+        folders.append(Path(os.environ["FASTNN_DATA"]) / name)
+    folders.append(Path(HOME_CACHE) / name)
+    folders += [Path(d) / name for d in SYSTEM_DIRS]
+    unique = []
+    for folder in folders:
+        if folder not in unique:
+            unique.append(folder)
+    return unique
+
+
+def _load_one(name: str, key: str, data_dir, download: bool):
+    """(path, array) of one of the set's files, from the first source that has it whole."""
     filename, sha256 = _FILES[name][key]
-    if data_dir is not None:
+    if data_dir is not None:  # the user's folder: what is wrong there is an error
         folder = Path(data_dir)
-        for candidate in (folder / filename, folder / filename[:-3]):  # .gz or unpacked
-            if candidate.exists():
-                return candidate
-        raise DatasetError(f"{name}: {filename} (or {filename[:-3]}) not found in {folder}")
+        found = _candidates(folder, filename)
+        if not found:
+            raise DatasetError(f"{name}: {filename} (or {filename[:-3]}) not found in {folder}")
+        return found[0], _check_file(name, key, found[0], own_data_ok=True)
+    problems = []
+    for folder in search_folders(name):
+        for path in _candidates(folder, filename):
+            try:
+                return path, _check_file(name, key, path, own_data_ok=False)
+            except DatasetError as exc:  # named, and the next source is tried
+                problems.append(str(exc))
+                warnings.warn(f"skipping {exc}", DatasetWarning, stacklevel=4)
     cached = cache_dir() / name / filename
-    stale = ""
-    if cached.exists():
-        if _sha256(cached) == sha256:
-            return cached
-        stale = f"the cached {cached} fails its SHA-256 check"
-        if not download:
-            raise DatasetError(f"{name}: {stale}; delete it to download it again")
+    looked = ", ".join(str(f) for f in search_folders(name))
     if not download:
-        raise DatasetError(f"{name}: {filename} is not in the cache {cached.parent}; put the "
-                           "IDX files there, pass data_dir=..., or allow downloading")
+        detail = f" ({'; '.join(problems)})" if problems else ""
+        raise DatasetError(f"{name}: {filename} is not in {looked}{detail}, and downloading "
+                           f"is off. {_advice(name, cached.parent)}")
     try:
         _download(name, filename, sha256, cached, MIRRORS[name])
     except DatasetError as exc:
-        if stale:
-            raise DatasetError(f"{stale}, and downloading it again failed: {exc}") from None
+        if problems:
+            raise DatasetError(f"{'; '.join(problems)}; and downloading it again failed: "
+                               f"{exc}") from None
         raise
-    return cached
+    return cached, _check_file(name, key, cached, own_data_ok=False)
 
 
 def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
@@ -236,8 +352,9 @@ def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
 
 
 def _load_idx_set(name, normalize, flatten, one_hot_label, data_dir, download):
-    paths = {key: _locate(name, key, data_dir, download) for key in _FILES[name]}
-    arrays = {key: read_idx(path) for key, path in paths.items()}
+    found = {key: _load_one(name, key, data_dir, download) for key in _FILES[name]}
+    paths = {key: path for key, (path, _) in found.items()}
+    arrays = {key: array for key, (_, array) in found.items()}
     out = []
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -270,11 +387,21 @@ def load_mnist(normalize: bool = True, flatten: bool = True, one_hot_label: bool
     one_hot_label : bool
         Labels as one-hot rows (N, 10) instead of integers.
     data_dir : path or None
-        A folder holding the four IDX files (``.gz`` or unpacked). None uses the cache
-        (``$FASTNN_DATA`` or ``~/.cache/fastnn``), downloading what is missing from the
-        public mirrors (SHA-256 checked, written atomically).
+        A folder holding the four IDX files (``.gz`` or unpacked); anything wrong there
+        is an error (files of other shapes are taken as your own data). None looks in
+        ``$FASTNN_DATA/<name>``, ``~/.cache/fastnn/<name>``, ``/usr/share/datasets/<name>``
+        (``search_folders``), skipping a damaged file with a ``DatasetWarning`` naming it,
+        then downloads what is missing from the public mirrors (written atomically to
+        ``$FASTNN_DATA`` or the cache).
     download : bool
         With False, never touch the network: missing files are an error.
+
+    Each file is accepted when the SHA-256 of its decompressed contents, or of the
+    mirrors' ``.gz`` bytes, is the set's: Debian's recompressed files, the mirrors' files
+    and unpacked copies all pass, a corrupt copy is named, and the other set's files
+    (Fashion-MNIST's given as MNIST's) are refused. MNIST's content digests are not
+    recorded yet, so an MNIST copy other than the mirrors' ``.gz`` is checked for its
+    structure only.
 
     Returns
     -------
@@ -291,7 +418,11 @@ def load_mnist(normalize: bool = True, flatten: bool = True, one_hot_label: bool
 
 def load_fashion_mnist(normalize: bool = True, flatten: bool = True,
                        one_hot_label: bool = False, data_dir=None, download: bool = True):
-    """Fashion-MNIST (Zalando's clothing images), with the same options as ``load_mnist``."""
+    """Fashion-MNIST (Zalando's clothing images), with the same options as ``load_mnist``.
+
+    Offline, ``apt-get install dataset-fashion-mnist`` (Debian, Ubuntu) installs the real
+    files where this finds them.
+    """
     return _load_idx_set("fashion-mnist", normalize, flatten, one_hot_label, data_dir, download)
 
 

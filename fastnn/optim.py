@@ -61,6 +61,24 @@ def _flat_pair(params, grads):
     return pf, gf
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, (bool, np.bool_))
+
+
+def _number_keys(params, grads) -> list:
+    """Keys whose parameter is a plain real number (its gradient must be one too)."""
+    if not isinstance(params, Mapping) or not isinstance(grads, Mapping):
+        return []
+    return [k for k, v in params.items() if _is_number(v)
+            and (_is_number(grads.get(k)) or k not in grads)]
+
+
+def _as_0d(value) -> np.ndarray:
+    dtype = value.dtype if isinstance(value, np.floating) else np.float64
+    return np.array(value, dtype=dtype)
+
+
 class Optimizer:
     """Base of the six optimizers: validated hyperparameters, state, ``update``.
 
@@ -182,7 +200,22 @@ class Optimizer:
         """Per-update bookkeeping (Adam's step count), once everything is checked."""
 
     def update(self, params, grads) -> None:
-        """Update ``params`` in place with ``grads`` (dicts with the same keys)."""
+        """Update ``params`` in place with ``grads`` (dicts with the same keys).
+
+        A parameter may also be a plain number (the book's ``optimizer_compare_naive.py``
+        optimizes ``{'x': -7.0, 'y': 2.0}``): it is updated as a 0-d array and the dict's
+        entry replaced by the new number, as the book's ``params[key] -= ...`` does.
+        """
+        numbers_at = [] if isinstance(params, ParamDict) else _number_keys(params, grads)
+        if numbers_at:
+            arrays = {k: _as_0d(v) if k in numbers_at else v for k, v in params.items()}
+            grad_arrays = {k: _as_0d(grads[k]) if k in numbers_at and k in grads else g
+                           for k, g in grads.items()}
+            self.update(arrays, grad_arrays)  # every check first: a raise changes nothing
+            for key in numbers_at:
+                new = arrays[key][()]
+                params[key] = new if isinstance(params[key], np.generic) else float(new)
+            return
         _check_pair(params, grads)
         for key, p in params.items():  # before anything changes
             if p.dtype.kind != "f":

@@ -11,7 +11,8 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise ImportError("plotting needs matplotlib: pip install 'fastnn[plot]'") from None
+        raise ImportError("plotting needs matplotlib: pip install matplotlib (from a fastnn "
+                          "checkout: pip install '.[plot]')") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

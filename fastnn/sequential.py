@@ -24,6 +24,7 @@ import numpy as np
 from . import _validation as V
 from . import serialize
 from ._backends import BACKENDS, get_backend
+from .common.gradient import numerical_gradient
 from .engine import Engine
 from .layers import ACTIVATIONS, LOSSES, Affine, BatchNormalization, Dropout
 from .params import ParamDict, layout_of, n_params, n_stats, stat_views
@@ -354,19 +355,9 @@ class Sequential:
             else contextlib.nullcontext()  # (masks already fixed by the caller)
         with fixed:
             try:
-                for key, p in self.params.items():
-                    flat, g = p.reshape(-1), np.empty(p.size, np.float64)
-                    for i in range(flat.size):
-                        saved = flat[i]
-                        try:
-                            flat[i] = saved + h
-                            f_plus = self.engine.evaluate(x, t, train=train)[0]
-                            flat[i] = saved - h
-                            f_minus = self.engine.evaluate(x, t, train=train)[0]
-                        finally:
-                            flat[i] = saved
-                        g[i] = (f_plus - f_minus) / (2 * h)
-                    grads[key] = g.reshape(p.shape).astype(self.dtype)
+                for key, p in self.params.items():  # p is a view: the network sees x
+                    grads[key] = numerical_gradient(
+                        lambda _: self.engine.evaluate(x, t, train=train)[0], p, h)
             finally:
                 self.state[...] = saved_state
         return grads
@@ -501,7 +492,7 @@ def load(path, *, backend: str = "numba") -> Sequential:
     net.params.update({k: v for k, v in arrays.items() if k in net.params})
     for key, view in net.running_stats.items():
         view[...] = arrays[key]
-    net.metadata = {k: meta[k] for k in ("dataset", "dataset_options") if k in meta}
+    net.metadata = {k: meta[k] for k in ("dataset", "dataset_options", "data_dir") if k in meta}
     return net
 
 

@@ -48,7 +48,8 @@ SPACE = {
 SCALES = ("log", "uniform")
 BOOK_SEARCH = {"lr": "1e-6:1e-2:log", "weight_decay": "1e-8:1e-4:log"}  # ch06's search
 BOOK_TRIALS = 100
-INSTALL_HINT = "pip install 'fastnn[distributed]'"
+INSTALL_HINT = ("pip install distributed (from a fastnn checkout: "
+                "pip install '.[distributed]')")
 LOG_VERSION = 1
 
 

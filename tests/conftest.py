@@ -32,12 +32,20 @@ def digits():
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """fastnn's cache folder (data sets, `fastnn train`'s speed records) in a temporary
-    folder for the whole session: the tests never write into the user's ~/.cache."""
+    folder for the whole session: the tests never write into the user's ~/.cache, and
+    read no data set from it or from the system's folders."""
     import os
+
+    from fastnn import datasets
 
     saved = os.environ.get("FASTNN_DATA")
     os.environ["FASTNN_DATA"] = str(tmp_path_factory.mktemp("fastnn-cache"))
+    # nor do they find a data set the machine has (tests/test_real_data.py asks for it)
+    places = datasets.HOME_CACHE, datasets.SYSTEM_DIRS
+    empty = tmp_path_factory.mktemp("no-data")
+    datasets.HOME_CACHE, datasets.SYSTEM_DIRS = empty / "cache", [empty / "system"]
     yield
+    datasets.HOME_CACHE, datasets.SYSTEM_DIRS = places
     if saved is None:
         os.environ.pop("FASTNN_DATA", None)
     else:

@@ -83,8 +83,11 @@ def test_missing_files_say_where_to_put_them(tmp_path, monkeypatch):
     with pytest.raises(datasets.DatasetError, match="not found in"):
         datasets.load_mnist(data_dir=tmp_path)
     monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "cache"))
-    with pytest.raises(datasets.DatasetError, match="not in the cache .*put the IDX files there"):
+    with pytest.raises(datasets.DatasetError, match="is not in .*downloading is off. Install it "
+                                                    "with: apt-get install dataset-fashion-mnist"):
         datasets.load_fashion_mnist(download=False)
+    with pytest.raises(datasets.DatasetError, match="downloading is off. Put the four IDX files"):
+        datasets.load_mnist(download=False)
 
 
 def local_mirror(tmp_path, monkeypatch):
@@ -119,3 +122,78 @@ def test_checksum_mismatch_is_an_error_and_leaves_nothing(tmp_path, monkeypatch)
         datasets.load_mnist()
     leftovers = list((tmp_path / "cache" / "mnist").iterdir())
     assert leftovers == []
+
+
+# --- where the files are found, and their contents' checksums --------------------------
+
+
+def small_real_set(monkeypatch, folder, name="fashion-mnist", seed=0):
+    """A small set registered as ``name``'s real files: its content digests and shapes
+    stand in for the real ones, so every rule of the real sets applies to it."""
+    arrays = fake_set(folder, seed=seed)
+    digests = {key: hashlib.sha256(gzip.decompress((folder / datasets._FILES[name][key][0])
+                                                   .read_bytes())).hexdigest()
+               for key in arrays}
+    monkeypatch.setitem(datasets._CONTENT_SHA256, name, digests)
+    monkeypatch.setattr(datasets, "_SHAPES", {k: a.shape for k, a in arrays.items()})
+    return arrays
+
+
+def test_lookup_order_data_dir_env_cache_then_system(tmp_path, monkeypatch):
+    system, home, env = tmp_path / "usr", tmp_path / "home", tmp_path / "env"
+    arrays = small_real_set(monkeypatch, system / "fashion-mnist")
+    monkeypatch.setattr(datasets, "SYSTEM_DIRS", [system])
+    monkeypatch.setattr(datasets, "HOME_CACHE", home)
+    monkeypatch.setenv("FASTNN_DATA", str(env))
+    assert datasets.search_folders("fashion-mnist") == [
+        env / "fashion-mnist", home / "fashion-mnist", system / "fashion-mnist"]
+    (x, t), _ = datasets.load_fashion_mnist(normalize=False, download=False)
+    np.testing.assert_array_equal(t, arrays["train_labels"])
+    # a copy in fastnn's cache, unpacked and recompressed: the same contents, accepted
+    for folder, level in ((home / "fashion-mnist", 1), (env / "fashion-mnist", 9)):
+        folder.mkdir(parents=True)
+        for key in arrays:
+            name = datasets._FILES["fashion-mnist"][key][0]
+            raw = gzip.decompress((system / "fashion-mnist" / name).read_bytes())
+            if level == 1:
+                (folder / name[:-3]).write_bytes(raw)
+            else:
+                (folder / name).write_bytes(gzip.compress(raw, compresslevel=level, mtime=1))
+        (x2, _), _ = datasets.load_fashion_mnist(normalize=False, download=False)
+        np.testing.assert_array_equal(x2, x)
+
+
+def test_a_corrupt_system_file_is_named_and_skipped(tmp_path, monkeypatch):
+    first, second = tmp_path / "a", tmp_path / "b"
+    arrays = small_real_set(monkeypatch, second / "fashion-mnist")
+    fake_set(first / "fashion-mnist", seed=1)  # the same shapes, other pixels: damaged
+    monkeypatch.setattr(datasets, "SYSTEM_DIRS", [first, second])
+    with pytest.warns(datasets.DatasetWarning) as caught:
+        (x, _), _ = datasets.load_fashion_mnist(normalize=False, download=False)
+    assert len(caught) == 4  # each damaged file named once, with what is wrong
+    for warning, name in zip(caught, datasets._FILES["fashion-mnist"].values()):
+        assert str(warning.message).startswith(
+            f"skipping {first / 'fashion-mnist' / name[0]}: corrupt: its contents' SHA-256 is")
+    np.testing.assert_array_equal(x.reshape(arrays["train_images"].shape),
+                                  arrays["train_images"])
+
+
+def test_a_corrupt_file_in_data_dir_is_an_error(tmp_path, monkeypatch):
+    small_real_set(monkeypatch, tmp_path / "good")
+    fake_set(tmp_path / "mine", seed=1)
+    with pytest.raises(datasets.DatasetError, match=r"mine/train-images-idx3-ubyte.gz: corrupt"):
+        datasets.load_fashion_mnist(data_dir=tmp_path / "mine")
+
+
+def test_the_other_sets_files_are_refused(tmp_path, monkeypatch):
+    small_real_set(monkeypatch, tmp_path)
+    with pytest.raises(datasets.DatasetError, match=r"this is Fashion-MNIST's train images "
+                                                    r"file, not MNIST's train images .*--dataset "
+                                                    r"fashion-mnist"):
+        datasets.load_mnist(data_dir=tmp_path)
+    # and a test file in the place of a training file
+    train = tmp_path / "train-labels-idx1-ubyte.gz"
+    train.write_bytes((tmp_path / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    with pytest.raises(datasets.DatasetError, match=r"Fashion-MNIST's test labels file, not "
+                                                    r"Fashion-MNIST's train labels"):
+        datasets.load_fashion_mnist(data_dir=tmp_path)

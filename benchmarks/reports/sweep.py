@@ -62,7 +62,7 @@ def report_sweep(quick: bool = False) -> None:
     try:
         import distributed
     except ImportError:
-        print("## Sweeps: skipped (needs `pip install 'fastnn[distributed]'`)\n")
+        print("## Sweeps: skipped (needs `pip install distributed`)\n")
         return
     import logging
 

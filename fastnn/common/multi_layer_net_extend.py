@@ -1,0 +1,12 @@
+"""The book's ``common/multi_layer_net_extend.py``: ``fastnn.MultiLayerNetExtend`` (Dropout
+and BatchNorm); a star import also gives what the book's module does."""
+
+import os  # noqa: F401
+import sys  # noqa: F401
+from collections import OrderedDict  # noqa: F401
+
+import numpy as np  # noqa: F401
+
+from ..sequential import MultiLayerNetExtend  # noqa: F401
+from .gradient import numerical_gradient  # noqa: F401
+from .layers import *  # noqa: F401, F403
