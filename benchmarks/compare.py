@@ -12,7 +12,7 @@ noisy neighbour slows all contenders alike), and reported as medians and ratios:
 * steady-state memory: the peak allocated inside one step (tracemalloc), per batch size;
 * first use: the compile time of a training step, cold and from numba's cache;
 * with ``--only chapter6``: the book's overfit_dropout shape through ``fastnn.Trainer``
-  against a book-style baseline (``book_ch6.py``), each optimizer's step beside the
+  against a book-style baseline (``book.py``), each optimizer's step beside the
   GEMM-only bound and its update beside the memory-traffic bound, and the cold compile
   of an extended network;
 * with ``--only sweep``: a sweep's trials in this process against a local Dask cluster of

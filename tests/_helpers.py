@@ -1,6 +1,5 @@
 """Shared test helpers: random problems, tolerances, the book-style baseline network."""
 
-from collections import OrderedDict
 
 import numpy as np
 
@@ -38,85 +37,3 @@ def one_hot(labels, C, dtype=np.float64):
     out = np.zeros((labels.size, C), dtype)
     out[np.arange(labels.size), labels] = 1
     return out
-
-
-class BookRelu:
-    def __init__(self):
-        self.mask = None
-
-    def forward(self, x):
-        self.mask = x <= 0
-        out = x.copy()
-        out[self.mask] = 0
-        return out
-
-    def backward(self, dout):
-        dout[self.mask] = 0
-        return dout
-
-
-class BookAffine:
-    def __init__(self, W, b):
-        self.W, self.b = W, b
-
-    def forward(self, x):
-        self.x = x
-        return np.dot(x, self.W) + self.b
-
-    def backward(self, dout):
-        self.dW = np.dot(self.x.T, dout)
-        self.db = np.sum(dout, axis=0)
-        return np.dot(dout, self.W.T)
-
-
-class BookSoftmaxWithLoss:
-    def forward(self, x, t):
-        self.t = t
-        e = np.exp(x - x.max(axis=1, keepdims=True))
-        self.y = e / e.sum(axis=1, keepdims=True)
-        n = x.shape[0]
-        labels = t.argmax(axis=1) if t.ndim == 2 else t
-        return -np.sum(np.log(self.y[np.arange(n), labels] + 1e-7)) / n
-
-    def backward(self, dout=1):
-        n = self.t.shape[0]
-        t = self.t if self.t.ndim == 2 else one_hot(self.t, self.y.shape[1])
-        return (self.y - t) / n
-
-
-class BookSequential:
-    """The seed article's network, written from its description: the baseline users have."""
-
-    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01):
-        self.n = len(hidden_size)
-        sizes = [input_size, *hidden_size, output_size]
-        self.params = {}
-        for i in range(1, self.n + 2):
-            self.params[f"W{i}"] = weight_init_std * np.random.randn(sizes[i - 1], sizes[i])
-            self.params[f"b{i}"] = np.zeros(sizes[i])
-        self.layers = OrderedDict()
-        for i in range(1, self.n + 1):
-            self.layers[f"Affine{i}"] = BookAffine(self.params[f"W{i}"], self.params[f"b{i}"])
-            self.layers[f"Relu{i}"] = BookRelu()
-        last = self.n + 1
-        self.layers[f"Affine{last}"] = BookAffine(self.params[f"W{last}"], self.params[f"b{last}"])
-        self.lastLayer = BookSoftmaxWithLoss()
-
-    def predict(self, x):
-        for layer in self.layers.values():
-            x = layer.forward(x)
-        return x
-
-    def loss(self, x, t):
-        return self.lastLayer.forward(self.predict(x), t)
-
-    def gradient(self, x, t):
-        self.loss(x, t)
-        dout = self.lastLayer.backward(1)
-        for layer in reversed(list(self.layers.values())):
-            dout = layer.backward(dout)
-        grads = {}
-        for i in range(1, self.n + 2):
-            grads[f"W{i}"] = self.layers[f"Affine{i}"].dW
-            grads[f"b{i}"] = self.layers[f"Affine{i}"].db
-        return grads

@@ -8,6 +8,7 @@ import pytest
 # fastnn/ lacks its kernels subpackage (installed from kernels/): test the installed package.
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT]
+sys.path.insert(1, str(_ROOT / "benchmarks"))  # `import book`: the book-style baselines
 
 from _helpers import BACKENDS, DTYPES  # noqa: E402
 

@@ -3,26 +3,19 @@ with ``fastnn.common.`` in its imports, and nothing else.
 
 Each script below is a small version of one of the book's (its import lines and its
 first iterations, on the digits). Where a book-style baseline exists (benchmarks/
-book_ch6.py, tests/_helpers.py), the same text runs twice: once against a stand-in
+book.py), the same text runs twice: once against a stand-in
 ``common`` package made of those baselines, once with the import lines swapped to
 ``fastnn.common``; the numbers must agree.
 """
 
-import importlib.util
 import sys
 import types
-from pathlib import Path
 
+import book
 import numpy as np
 import pytest
-from _helpers import BookSequential
 
 import fastnn
-
-_spec = importlib.util.spec_from_file_location(
-    "book_ch6", Path(__file__).resolve().parents[1] / "benchmarks" / "book_ch6.py")
-book = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(book)
 
 
 def swap(script: str) -> str:
@@ -49,7 +42,7 @@ def book_common(monkeypatch):
             super().__init__(input_size, hidden_size_list, output_size, activation,
                              weight_init_std, weight_decay_lambda)
 
-    class TwoLayerNet(BookSequential):
+    class TwoLayerNet(book.BookSequential):
         def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01):
             super().__init__(input_size, [hidden_size], output_size, weight_init_std)
 

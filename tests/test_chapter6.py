@@ -1,11 +1,10 @@
 """The book's chapter-6 toolbox: optimizers, weight decay, Dropout, BatchNorm, the
 MultiLayerNet classes and Trainer, on both backends, against the NumPy reference and a
-book-style baseline (benchmarks/book_ch6.py)."""
+book-style baseline (benchmarks/book.py)."""
 
-import importlib.util
 import pickle
-from pathlib import Path
 
+import book
 import numpy as np
 import pytest
 from _helpers import tol
@@ -13,11 +12,6 @@ from _helpers import tol
 import fastnn
 from fastnn import kernels as K
 from fastnn import reference as R
-
-_spec = importlib.util.spec_from_file_location(
-    "book_ch6", Path(__file__).resolve().parents[1] / "benchmarks" / "book_ch6.py")
-book = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(book)
 
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
 LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05, "rmsprop": 0.005,

@@ -1,8 +1,8 @@
 """Training the way the seed article does: the user's own loop, np.random batches."""
 
+import book
 import numpy as np
 import pytest
-from _helpers import BookSequential
 
 import fastnn
 
@@ -31,10 +31,10 @@ def test_same_parameters_as_the_article_class_after_100_iterations(digits, backe
     if labels == "onehot":
         t_train = np.eye(10)[t_train]
     np.random.seed(42)
-    book = BookSequential(64, [128, 128], 10)
-    article_loop(book, x_train, t_train, iters=100)
+    article = book.BookSequential(64, [128, 128], 10)
+    article_loop(article, x_train, t_train, iters=100)
     np.random.seed(42)
     net = fastnn.Sequential(64, [128, 128], 10, backend=backend)
     article_loop(net, x_train, t_train, iters=100)
-    for key in book.params:
-        np.testing.assert_allclose(net.params[key], book.params[key], rtol=1e-9, atol=1e-12)
+    for key in article.params:
+        np.testing.assert_allclose(net.params[key], article.params[key], rtol=1e-9, atol=1e-12)

@@ -11,10 +11,10 @@ import tempfile
 import numpy as np
 
 try:  # imported by asv's discovery as benchmarks.reports.*
-    from .. import book_ch6
+    from .. import book
     from ..timing import interleaved
 except ImportError:  # run from compare.py as a script: benchmarks/ is on sys.path
-    import book_ch6
+    import book
     from timing import interleaved
 
 from .cases import SIZES, problem, step_cases
@@ -35,13 +35,13 @@ def _trainer_runs(iters_per_run: int, x, t, x_test, t_test):
     trainer = fastnn.Trainer(net, x, t, x_test, t_test, epochs=epochs, mini_batch_size=100,
                              optimizer="adam", optimizer_param={"lr": 0.001}, verbose=False)
     np.random.seed(0)
-    ref = book_ch6.Net(*OVERFIT, dropout=0.2, batchnorm=True)
-    ref_opt = book_ch6.Adam(0.001)
+    ref = book.Net(*OVERFIT, dropout=0.2, batchnorm=True)
+    ref_opt = book.Adam(0.001)
 
-    def book():
-        book_ch6.train(ref, ref_opt, x, t, x_test, t_test, epochs, 100)
+    def baseline():
+        book.train(ref, ref_opt, x, t, x_test, t_test, epochs, 100)
 
-    return {"fastnn.Trainer": trainer.train, "book-style": book}, trainer.max_iter
+    return {"fastnn.Trainer": trainer.train, "book-style": baseline}, trainer.max_iter
 
 
 def _bandwidth(n: int, dtype) -> float:
@@ -101,7 +101,8 @@ def report_chapter6(quick: bool = False) -> None:
         if name == "sgd":
             continue
         grads = nets[name].engine._grads
-        updates[name] = (lambda net=nets[name], opt=opt, g=grads: opt.update_flat(net.params, g))
+        updates[name] = (lambda net=nets[name], opt=opt, g=grads: opt.update_flat(net.params, g,
+                                                                        net.engine.backend))
     u = interleaved(updates, 2 if quick else 7)
     print(f"## Each optimizer's training step, 784-128-128-10, batch {N}, float32, median us "
           f"(GEMM-only bound {r['gemm'] * 1e6:.0f} us; copy bandwidth "
