@@ -145,3 +145,43 @@ def fit_arguments(c: dict) -> dict:
     """The keyword arguments of ``fit`` a resolved description stands for."""
     return dict(batch_size=c["batch_size"], epochs=c["epochs"], iters=c["iters"],
                 eval_every=c["eval_every"], seed=c["seed"])
+
+
+def sine_article(seed: int | None = 0, *, epochs: int = 2001, interval: int = 200,
+                 backend: str = "numba", dtype="float64"):
+    """The sine article's run (seed 002) on fastnn, step for step: ``(net, errors)``.
+
+    ``errors`` maps each epoch the article reports (0, ``interval``, ...) to the error
+    it prints: the mean over the epoch's 63 steps of each step's loss, 0.5 * (y - t)**2
+    before the step's update. The run is these lines (the recipe for a script like
+    the article's, whose draws all come from NumPy's global state)::
+
+        np.random.seed(seed)
+        x, t = fastnn.datasets.make_sine()
+        net = fastnn.Sequential(1, [3], 1, 0.01, bias_init_std=0.01,
+                                activation="sigmoid", loss="mse")
+        history = fastnn.fit(net, x, t, batch_size=1, epochs=2001, eval_every=63,
+                             shuffle="global", optimizer=fastnn.SGD(0.1))
+        errors = history.loss[::200]
+
+    ``bias_init_std`` draws each layer's biases right after its weights, as the
+    article's ``Neuron`` does (weights and biases ``0.01 * randn``); ``shuffle="global"``
+    orders each epoch by ``np.random.shuffle(np.arange(63))``; ``eval_every=63`` makes
+    each history entry one epoch's mean step loss. Same ``np.random.seed``, same numbers
+    (relative 1e-9: tests/test_seed_dropins.py); NumPy's global state is left where
+    the article's script leaves it. ``seed`` None: the global state as it is (the
+    article itself sets no seed).
+    """
+    from . import datasets
+    from .optim import SGD
+    from .sequential import Sequential
+    from .train import fit
+
+    if seed is not None:
+        np.random.seed(seed)
+    x, t = datasets.make_sine()
+    net = Sequential(1, [3], 1, 0.01, bias_init_std=0.01, activation="sigmoid", loss="mse",
+                     backend=backend, dtype=dtype)
+    history = fit(net, x, t, batch_size=1, epochs=epochs, eval_every=x.shape[0],
+                  shuffle="global", optimizer=SGD(0.1), progress=False)
+    return net, {epoch: history.loss[epoch] for epoch in range(0, epochs, interval)}

@@ -82,8 +82,9 @@ class BatchSchedule:
     """The order in which fit() visits samples, handed out in stretches of batches.
 
     "epoch" sampling: each epoch is a permutation of the n samples (in order when
-    ``shuffle`` is False) cut into batches of ``batch_size``; the last batch of an epoch
-    may be smaller. "replacement": every batch is drawn with replacement, as the book's
+    ``shuffle`` is False; with ``shuffle="global"`` each epoch's is ``idx = np.arange(n);
+    np.random.shuffle(idx)`` from NumPy's global state, drawn as the epoch begins) cut
+    into batches of ``batch_size``; the last batch of an epoch may be smaller. "replacement": every batch is drawn with replacement, as the book's
     ``np.random.choice(train_size, batch_size)`` does.
 
     ``take(k)`` returns the next k batches as ``(order, starts)``: batch i is
@@ -108,7 +109,12 @@ class BatchSchedule:
         missing = last - first + 1 - self._perms.shape[0]
         if missing > 0:
             rows = np.broadcast_to(np.arange(self.n, dtype=np.int64), (missing, self.n))
-            new = self.rng.permuted(rows, axis=1) if self.shuffle else np.array(rows)
+            if self.shuffle == "global":  # the scripts' own per-epoch shuffle, in order
+                new = np.array(rows)
+                for row in new:
+                    np.random.shuffle(row)
+            else:
+                new = self.rng.permuted(rows, axis=1) if self.shuffle else np.array(rows)
             self._perms = np.concatenate([self._perms, new])
         return self._perms[: last - first + 1]
 
@@ -169,8 +175,11 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
     eval_every : int, optional
         Iterations between evaluations; default once per epoch. The end of training is
         always evaluated.
-    shuffle : bool
-        Shuffle the samples each epoch (with ``sampling="epoch"``).
+    shuffle : bool or "global"
+        Shuffle the samples each epoch (with ``sampling="epoch"``), from a generator of
+        ``seed``. "global": each epoch's order is ``idx = np.arange(n);
+        np.random.shuffle(idx)`` from NumPy's global random state (``seed`` must be
+        None), as scripts that call ``np.random.seed`` shuffle (the sine article's).
     sampling : {"epoch", "replacement"}
         Per-epoch permutations, or the book's sampling with replacement.
     seed : int, optional
@@ -210,6 +219,14 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
         optimizer = optimizer_named(optimizer)
     check_optimizer(optimizer).prepare(net)  # another network's optimizer: refused here
     sampling = V.check_choice(sampling, "sampling", ("epoch", "replacement"))
+    if not (isinstance(shuffle, (bool, np.bool_)) or shuffle == "global"):
+        raise TypeError(f"shuffle: expected True, False or 'global', got {shuffle!r}")
+    if shuffle == "global" and sampling != "epoch":
+        raise ValueError("shuffle: 'global' shuffles each epoch, sampling must be 'epoch' "
+                         f"(got {sampling!r})")
+    if shuffle == "global" and seed is not None:
+        raise ValueError(f"seed: shuffle='global' draws from NumPy's global random state "
+                         f"(seed it with np.random.seed); expected None, got {seed!r}")
     n = x_train.shape[0]
     batch_size = V.check_positive_int(batch_size, "batch_size")
     if sampling == "epoch" and batch_size > n:

@@ -40,7 +40,7 @@ from .batchnorm import (
     dropout_backward,
     dropout_forward,
 )
-from .losses import softmax, softmax_cross_entropy, squared_error
+from .losses import softmax, softmax_cross_entropy, squared_error, sum_squared_error
 from .network import evaluate, forward, gradient, sgd_step, train_batches, train_periods
 from .optim import (
     adagrad_update,
@@ -68,6 +68,7 @@ __all__ = [
     "softmax",
     "softmax_cross_entropy",
     "squared_error",
+    "sum_squared_error",
     "sgd_update",
     "sgd_update_affine",
     "momentum_update",
