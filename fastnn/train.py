@@ -84,7 +84,8 @@ class BatchSchedule:
     "epoch" sampling: each epoch is a permutation of the n samples (in order when
     ``shuffle`` is False; with ``shuffle="global"`` each epoch's is ``idx = np.arange(n);
     np.random.shuffle(idx)`` from NumPy's global state, drawn as the epoch begins) cut
-    into batches of ``batch_size``; the last batch of an epoch may be smaller. "replacement": every batch is drawn with replacement, as the book's
+    into batches of ``batch_size``; the last batch of an epoch may be smaller.
+    "replacement": every batch is drawn with replacement, as the book's
     ``np.random.choice(train_size, batch_size)`` does.
 
     ``take(k)`` returns the next k batches as ``(order, starts)``: batch i is

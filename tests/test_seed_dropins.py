@@ -8,28 +8,11 @@ arithmetic); kernel == reference for the new loss and the bias-free layers.
 import numpy as np
 import pytest
 from _articles import sine_002, sine_data, warmup_004
-from _helpers import BACKENDS, DTYPES, random_problem, tol
+from _helpers import BACKENDS, DTYPES, assert_close, layout, random_problem, tol
 
 import fastnn
 from fastnn import kernels, recipe, reference
 from fastnn.params import layout_of
-
-
-def layout(a, kind):
-    """The same values C-contiguous, Fortran-ordered or as a strided view."""
-    if kind == "F":
-        return np.asfortranarray(a)
-    if kind == "strided":
-        wide = np.zeros((a.shape[0], 2 * a.shape[1]), a.dtype)
-        wide[:, ::2] = a
-        return wide[:, ::2]
-    return a
-
-
-def assert_close(comp, ref, dtype, reduce_len=1, scale=1.0):
-    assert comp.dtype == np.dtype(dtype), (comp.dtype, dtype)
-    np.testing.assert_allclose(comp, ref, **tol(dtype, reduce_len, scale))
-
 
 # --- the sum of squared errors: kernel == reference -------------------------------------
 
