@@ -34,7 +34,24 @@ DATASET_OPTIONS = {"digits": {"normalize": True}, "mnist": {"normalize": True, "
 # The keys of a resolved description, in the order they are shown
 KEYS = ("dataset", "hidden", "activation", "init", "loss", "batch_size", "epochs", "iters",
         "eval_every", "optimizer", "lr", "momentum", "weight_decay", "dropout", "batchnorm",
-        "backend", "dtype", "seed")
+        "bias", "backend", "dtype", "seed")
+
+# The data sets whose targets are real numbers (the others have class labels)
+REGRESSION = ("sine",)
+
+
+def check_loss(dataset: str, loss) -> None:
+    """A ValueError naming ``loss`` when it does not fit the data set's targets: the
+    squared errors fit real targets, softmax class labels (None: the default, fits)."""
+    if loss is None:
+        return
+    regression = dataset in REGRESSION
+    if regression and loss == "softmax":
+        raise ValueError(f"loss: {dataset} has real targets; expected mse or sse, got "
+                         f"{loss!r}")
+    if not regression and loss != "softmax":
+        raise ValueError(f"loss: {dataset} has class labels; expected softmax (mse and sse "
+                         f"fit real targets, e.g. the sine data set), got {loss!r}")
 
 
 def load_dataset(name: str, data_dir=None):
@@ -93,6 +110,7 @@ def resolve(dataset: str = "digits", **given) -> dict:
         c["lr"] = d["lr"]  # the others keep their own (the book's) default
     c["weight_decay"] = c["weight_decay"] or 0.0
     c["batchnorm"] = bool(c["batchnorm"])
+    c["bias"] = True if c["bias"] is None else c["bias"]
     c["backend"] = c["backend"] or "numba"
     c["dtype"] = c["dtype"] or "float64"
     c["seed"] = 0 if c["seed"] is None else c["seed"]
@@ -123,7 +141,7 @@ def n_outputs(c: dict, t) -> int:
     t = np.asarray(t)
     if t.ndim == 2:
         return int(t.shape[1])
-    if c["loss"] == "mse":
+    if c["loss"] != "softmax":  # regression
         return 1
     return max(2, int(t.max()) + 1) if t.size else 2
 
@@ -137,7 +155,7 @@ def build(c: dict, n_features: int, n_out: int):
                      loss=c["loss"], backend=c["backend"], dtype=c["dtype"], seed=c["seed"],
                      weight_decay_lambda=c["weight_decay"], use_dropout=c["dropout"] is not None,
                      dropout_ratio=0.5 if c["dropout"] is None else c["dropout"],
-                     use_batchnorm=c["batchnorm"])
+                     use_batchnorm=c["batchnorm"], bias=c["bias"])
     return net, optimizer
 
 

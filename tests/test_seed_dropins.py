@@ -5,6 +5,8 @@ The articles' loops are ``_articles.py`` (plain NumPy, the articles' order of dr
 arithmetic); kernel == reference for the new loss and the bias-free layers.
 """
 
+import json
+
 import numpy as np
 import pytest
 from _articles import sine_002, sine_data, warmup_004
@@ -447,3 +449,30 @@ def test_global_shuffle_bad_options():
         fastnn.fit(net, x, t, shuffle="global", sampling="replacement", progress=False)
     with pytest.raises(TypeError, match=r"shuffle: expected True, False or 'global'"):
         fastnn.fit(net, x, t, shuffle="yes", progress=False)
+
+
+# --- the command line --------------------------------------------------------------------
+
+
+def test_cli_loss_and_no_bias_train_save_evaluate(tmp_path):
+    from test_cli import run
+
+    result = run("train", "--dataset", "sine", "--loss", "sse", "--no-bias", "--epochs", "30",
+                 "--json", "--save", "m.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["loss"] == "sse" and summary["bias"] is False
+    net = fastnn.load(tmp_path / "m.npz")
+    assert net.loss_name == "sse" and list(net.params) == ["W1", "W2"]
+    x, t = sine_data()
+    assert summary["train_loss"] == pytest.approx(net.loss(x, t), rel=1e-12)
+    again = run("evaluate", "m.npz", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["test_loss"] == pytest.approx(summary["train_loss"])
+    wrong = run("train", "--loss", "sse", "--epochs", "1", cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert "--loss: digits has class labels; expected softmax" in wrong.stderr
+    unknown = run("train", "--loss", "sum", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert "invalid choice: 'sum' (choose from 'softmax', 'mse', 'sse')" in unknown.stderr
+    assert not (tmp_path / "curves.png").exists()
