@@ -36,6 +36,36 @@ def warmup_004(seed: int = 0, steps: int = 500, N: int = 64, D: int = 1000, H: i
     return x, y, np.array(losses), w1, w2
 
 
+def warmup_004_fastnn(seed: int = 0, steps: int = 500, backend: str = "numba",
+                      fused: bool = False, N: int = 64, D: int = 1000, H: int = 100,
+                      C: int = 10, lr: float = 1e-6):
+    """The warm-up with fastnn in place of the hand-written network: the same draws (x,
+    y, then the network's W1, W2 from ``np.random.randn``: ``weight_init_std=1.0``), the
+    user's own update ``params[key] -= lr * grads[key]`` (``fused``: ``train_step`` with
+    SGD instead, the weights' step inside the backward GEMMs).
+
+    Returns (x, y, the loss before each step, the network).
+    """
+    import fastnn
+
+    np.random.seed(seed)
+    x = np.random.randn(N, D)
+    y = np.random.randn(N, C)
+    net = fastnn.Sequential(D, [H], C, weight_init_std=1.0, bias=False, loss="sse",
+                            backend=backend)
+    optimizer = fastnn.SGD(lr)
+    losses = []
+    for _ in range(steps):
+        if fused:
+            losses.append(net.train_step(x, y, optimizer))
+            continue
+        loss, grads = net.loss_and_gradient(x, y)
+        losses.append(loss)
+        for key in net.params:
+            net.params[key] -= lr * grads[key]
+    return x, y, np.array(losses), net
+
+
 def sine_data():
     """The sine article's 63 points: x in [-1, 1) (column), sin of the unscaled x."""
     x = np.arange(0, np.pi * 2, 0.1)

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from _articles import sine_002, sine_data, warmup_004
+from _articles import sine_002, sine_data, warmup_004, warmup_004_fastnn
 from _helpers import BACKENDS, DTYPES, assert_close, layout, random_problem, tol
 
 import fastnn
@@ -343,30 +343,22 @@ def warmup():
     return warmup_004(seed=0)
 
 
-@pytest.mark.parametrize("backend", [pytest.param("numba", marks=pytest.mark.large),
-                                     "numpy"])
-def test_seed_004_drop_in(warmup, backend):
-    """The warm-up written against fastnn (its loss list and the user's own update):
-    every step's loss within 1e-9 (relative) and the final weights within 1e-12.
+@pytest.mark.parametrize("backend, fused", [
+    pytest.param("numba", False, marks=pytest.mark.large),
+    pytest.param("numba", True, marks=pytest.mark.large), ("numpy", False)])
+def test_seed_004_drop_in(warmup, backend, fused):
+    """The warm-up written against fastnn (``_articles.warmup_004_fastnn``: the user's
+    own update, or ``train_step`` with SGD): every step's loss within 1e-9 (relative)
+    and the final weights within 1e-12 of the article's loop.
 
     numba: all 500 steps, to the tiny late losses (its GEMMs are another BLAS's, the
     loss sums row after row). numpy: the first 150 (the same NumPy calls as the
     article's; a prefix of the article's run is a shorter run's), to keep the suite fast.
     """
-    x_ref, y_ref, losses_ref, w1_ref, w2_ref = warmup
+    x_ref, _, losses_ref, w1_ref, w2_ref = warmup
     steps = 500 if backend == "numba" else 150
-    np.random.seed(0)
-    x = np.random.randn(64, 1000)
-    y = np.random.randn(64, 10)
-    net = fastnn.Sequential(1000, [100], 10, weight_init_std=1.0, bias=False, loss="sse",
-                            backend=backend)
+    x, _, losses, net = warmup_004_fastnn(seed=0, steps=steps, backend=backend, fused=fused)
     assert np.array_equal(x, x_ref) and list(net.params) == ["W1", "W2"]
-    losses = []
-    for _ in range(steps):
-        loss, grads = net.loss_and_gradient(x, y)
-        losses.append(loss)
-        for key in net.params:
-            net.params[key] -= 1e-6 * grads[key]
     np.testing.assert_allclose(losses, losses_ref[:steps], rtol=1e-9, atol=0)
     if steps < 500:
         return
