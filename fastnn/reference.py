@@ -454,6 +454,9 @@ def _scores_loss(x, t, params, layout, acts, dacts, activation, loss, ex, train)
     N = x.shape[0]
     scores, dscores = _blocks(acts, layout, N)[-1], _blocks(dacts, layout, N)[-1]
     with np.errstate(invalid="ignore", over="ignore"):
+        if loss not in _LOSSES:
+            raise ValueError(f"loss: expected one of {', '.join(map(repr, _LOSSES))}, got "
+                             f"{loss!r}")
         value = _LOSSES[loss](scores, t, dscores)[0]
         if ex.decay != 0:
             value = value + _weight_decay(params, layout, ex.decay)

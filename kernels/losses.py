@@ -33,6 +33,8 @@ def kind_of(loss: str, t) -> int:
         return SQUARED_ERROR
     if loss == "sse":
         return SUM_SQUARED_ERROR
+    if loss != "softmax":
+        raise ValueError(f"loss: expected one of 'softmax', 'mse', 'sse', got {loss!r}")
     return SOFTMAX_LABELS if t.ndim == 1 else SOFTMAX_ROWS
 
 

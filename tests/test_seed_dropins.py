@@ -468,3 +468,16 @@ def test_cli_loss_and_no_bias_train_save_evaluate(tmp_path):
     assert unknown.returncode == 2
     assert "invalid choice: 'sum' (choose from 'softmax', 'mse', 'sse')" in unknown.stderr
     assert not (tmp_path / "curves.png").exists()
+
+
+@pytest.mark.parametrize("module", [reference, kernels], ids=BACKENDS)
+def test_whole_network_functions_name_an_unknown_loss(module):
+    sizes = [3, 2, 2]
+    x, t, params = bias_free_problem(4, sizes, np.float64, "mse", seed=0)
+    acts = np.empty(4 * 4)
+    before = params.copy()
+    with pytest.raises(ValueError, match=r"loss: expected one of 'softmax', 'mse', 'sse', "
+                                         r"got 'l1'"):
+        module.sgd_step(x, t, params, layout_of(sizes, bias=False), acts, acts.copy(),
+                        "relu", "l1", 0.1)
+    np.testing.assert_array_equal(params, before)
