@@ -481,3 +481,21 @@ def test_whole_network_functions_name_an_unknown_loss(module):
         module.sgd_step(x, t, params, layout_of(sizes, bias=False), acts, acts.copy(),
                         "relu", "l1", 0.1)
     np.testing.assert_array_equal(params, before)
+
+
+def test_bias_free_network_extremes(backend):
+    """Without biases the first layer still counts non-finite pre-activations: NaN/Inf
+    in x raise before any change; an overflowing step changes nothing."""
+    net = fastnn.Sequential(3, [4], 2, 1.0, bias=False, loss="sse", backend=backend, seed=0)
+    before = net.params.flat.copy()
+    x = np.ones((2, 3))
+    x[1, 2] = np.inf
+    with pytest.raises(ValueError, match=r"x: contains NaN or infinity"):
+        net.train_step(x, np.zeros((2, 2)), fastnn.SGD(0.1))
+    np.testing.assert_array_equal(net.params.flat, before)
+    huge = np.full((2, 3), 1e200)
+    loss = net.train_step(huge, np.zeros((2, 2)), fastnn.SGD(0.1))  # (x @ W)**2 overflows
+    assert not np.isfinite(loss)
+    np.testing.assert_array_equal(net.params.flat, before)
+    tiny = np.full((2, 3), 1e-200)
+    assert net.loss(tiny, np.zeros((2, 2))) == pytest.approx(0.0, abs=1e-300)
