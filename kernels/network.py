@@ -88,8 +88,8 @@ def layer_params_(params, layout, i):
     """Layer i's W (fan_in, fan_out) and b (fan_out,): views of the flat buffer. Without
     biases (layout's b offset -1) b is empty, and the bodies leave the bias out."""
     w, fan_in, fan_out, b = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
-    return view2d(params, w, fan_in, fan_out), view1d(params, max(b, 0),
-                                                      fan_out if b >= 0 else 0)
+    has = b >= 0  # (arithmetic, not a branch: no new blocks in each inlined copy)
+    return view2d(params, w, fan_in, fan_out), view1d(params, b * has, fan_out * has)
 
 
 @inline
