@@ -93,7 +93,8 @@ def check_targets(value, name: str, n_samples: int, n_outputs: int, loss: str, d
 
     softmax: integer class indices (N,) in [0, n_outputs), returned as intp; or one-hot /
     probability rows (N, n_outputs) that sum to 1, returned as ``dtype``.
-    mse: real targets (N, n_outputs), or (N,) when n_outputs == 1, returned as ``dtype``.
+    mse, sse: real targets (N, n_outputs), or (N,) when n_outputs == 1, returned as
+    ``dtype``.
     ``label_range=False`` leaves the range of class indices to the caller: ``sgd_step``
     checks it inside its kernel (two NumPy reductions between training steps cost more
     than the check, on caches the GEMMs left cold) and raises this module's error.
@@ -105,7 +106,7 @@ def check_targets(value, name: str, n_samples: int, n_outputs: int, loss: str, d
     if t.ndim == 0 or t.shape[0] != n_samples:
         got = "a scalar" if t.ndim == 0 else f"{t.shape[0]} samples (shape {t.shape})"
         raise ValueError(f"{name}: expected one target per sample of x ({n_samples}), got {got}")
-    if loss == "mse":
+    if loss != "softmax":  # the squared errors: real targets
         if t.ndim == 1 and n_outputs == 1:
             t = t.reshape(n_samples, 1)
         if t.shape != (n_samples, n_outputs):

@@ -53,8 +53,9 @@ OPTION_OF = {"batch_size": "--batch-size", "epochs": "--epochs", "iters": "--ite
              "trials": "--trials", "validation_fraction": "--validation-fraction",
              "log": "--log", "resume": "--resume", "workers": "--workers",
              "scheduler": "--scheduler", "timeout": "--timeout",
-             "optimizer": "--optimizer", "dropout": "--dropout",
-             "sampler": "--sampler", "prune": "--prune", "round_size": "--round-size"}
+             "optimizer": "--optimizer", "dropout": "--dropout", "loss": "--loss",
+             "bias": "--no-bias", "sampler": "--sampler", "prune": "--prune",
+             "round_size": "--round-size"}
 
 
 def _as_option_error(exc: Exception):
@@ -153,8 +154,15 @@ OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 def _training_of(args) -> dict:
     """The training options ``args`` of train/sweep give (None: not given)."""
+    from .recipe import check_loss
+
+    try:
+        check_loss(args.dataset, args.loss)
+    except ValueError as exc:
+        raise _as_option_error(exc) from None
     return dict(hidden=None if args.hidden is None else _hidden(args.hidden),
-                activation=args.activation, init=args.init, batch_size=args.batch_size,
+                activation=args.activation, init=args.init, loss=args.loss,
+                bias=False if args.no_bias else None, batch_size=args.batch_size,
                 epochs=args.epochs, iters=args.iters, eval_every=args.eval_every,
                 optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
                 weight_decay=args.weight_decay, dropout=args.dropout,
@@ -172,6 +180,8 @@ def _training_options(parser, threads_default="auto",
                       threads_help="BLAS threads: auto (one for small work, all cores for "
                                    "large) or a count") -> None:
     """The options that describe a training run (``fastnn train`` and ``fastnn sweep``)."""
+    from .layers import LOSSES
+
     parser.add_argument("--dataset", choices=DATASETS, default="digits")
     parser.add_argument("--hidden", help="hidden layer widths, e.g. 128,128 (default: per "
                                          "data set, below)")
@@ -180,6 +190,12 @@ def _training_options(parser, threads_default="auto",
     schemes = ", ".join(f"{a.init} for {name}" for name, a in ACTIVATIONS.items())
     parser.add_argument("--init", help=f"weight init: a number (std), he, xavier, or an "
                                        f"activation's name (default: per data set; {schemes})")
+    parser.add_argument("--loss", choices=tuple(LOSSES),
+                        help="output loss: softmax (cross-entropy; class labels), mse (the "
+                             "book's 0.5 * mean squared error) or sse (the plain sum of "
+                             "squared errors) (default: per data set)")
+    parser.add_argument("--no-bias", action="store_true",
+                        help="affine layers without biases (x @ W)")
     parser.add_argument("--batch-size", type=_positive(int), help="default: per data set")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive(int), help="default: per data set")
@@ -469,10 +485,11 @@ def cmd_train(args) -> int:
             raise
         raise option_error from None
     summary = history.summary()
-    if config["loss"] == "mse":
+    if config["loss"] != "softmax":  # regression: the final loss on the training set
         summary["train_loss"], _ = fastnn.evaluate(net, x, t)
     summary.update(dataset=args.dataset, hidden=hidden, activation=activation,
-                   backend=args.backend, dtype=args.dtype, seed=args.seed,
+                   loss=config["loss"], bias=config["bias"], backend=args.backend,
+                   dtype=args.dtype, seed=args.seed,
                    optimizer=repr(optimizer), weight_decay=args.weight_decay,
                    dropout=args.dropout, batchnorm=args.batchnorm)
     summary["batch_size"] = config["batch_size"]
@@ -491,7 +508,7 @@ def cmd_train(args) -> int:
         from .plot import plot_history
 
         fit_curve = None
-        if config["loss"] == "mse" and x.shape[1] == 1:
+        if config["loss"] != "softmax" and x.shape[1] == 1:
             fit_curve = (x, t, net.predict(x))
         plot_history(history, args.plot, title=f"fastnn on {args.dataset}", fit=fit_curve)
     summary["load_seconds"] = load_seconds

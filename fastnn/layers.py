@@ -24,7 +24,9 @@ class _Layer:
 
 
 class Affine(_Layer):
-    """out = x @ W + b. Inputs of shape (N, ...) are flattened to (N, D) as in the book."""
+    """out = x @ W + b. Inputs of shape (N, ...) are flattened to (N, D) as in the book.
+
+    ``b`` None: no bias (out = x @ W; ``db`` stays None)."""
 
     def __init__(self, W, b, backend="numpy"):
         super().__init__(backend)
@@ -41,7 +43,8 @@ class Affine(_Layer):
         return self.backend.affine_forward(self.x, self.W, self.b)
 
     def backward(self, dout):
-        dx, self.dW, self.db = self.backend.affine_backward(dout, self.x, self.W)
+        dx, self.dW, db = self.backend.affine_backward(dout, self.x, self.W)
+        self.db = None if self.b is None else db
         return dx.reshape(self.original_x_shape)
 
 
@@ -118,6 +121,8 @@ class SoftmaxWithLoss(_Layer):
 class IdentityWithLoss(_Layer):
     """Identity output with the squared-error loss mean_n(0.5 * sum (y - t)**2)."""
 
+    _loss = "squared_error"
+
     def __init__(self, backend="numpy"):
         super().__init__(backend)
         self.loss = None
@@ -126,11 +131,18 @@ class IdentityWithLoss(_Layer):
 
     def forward(self, x, t):
         self.y = x
-        self.loss, self.dx = self.backend.squared_error(x, t)
+        self.loss, self.dx = getattr(self.backend, self._loss)(x, t)
         return self.loss
 
     def backward(self, dout=1):
         return self.dx * dout
+
+
+class IdentityWithSumSquaredLoss(IdentityWithLoss):
+    """Identity output with the sum of squared errors sum_n sum_c (y - t)**2 (gradient
+    2 * (y - t)): the loss of PyTorch's NumPy warm-up, ``np.square(y_pred - y).sum()``."""
+
+    _loss = "sum_squared_error"
 
 
 class BatchNormalization(_Layer):
@@ -209,7 +221,9 @@ ACTIVATIONS = {
     "sigmoid": Activation(Sigmoid, "xavier"),
     "tanh": Activation(Tanh, "xavier"),
 }
-LOSSES = {"softmax": SoftmaxWithLoss, "mse": IdentityWithLoss}
+# The loss names every part of fastnn accepts (Sequential's ``loss``, the CLI's --loss):
+# softmax cross-entropy (mean), squared error (the book's 0.5 * mean), its plain sum
+LOSSES = {"softmax": SoftmaxWithLoss, "mse": IdentityWithLoss, "sse": IdentityWithSumSquaredLoss}
 
 __all__ = ["Affine", "Relu", "Sigmoid", "Tanh", "SoftmaxWithLoss", "IdentityWithLoss",
-           "BatchNormalization", "Dropout"]
+           "IdentityWithSumSquaredLoss", "BatchNormalization", "Dropout"]

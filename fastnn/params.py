@@ -4,8 +4,8 @@ A network's parameters live in one C-contiguous buffer, W1 (row-major), b1, W2, 
 back to back; ``params["W1"]`` and the rest are views of it, so an optimizer can update
 everything in one pass and the kernels take the whole network as one array. The
 ``layout`` array describes the buffer to both backends (see ``fastnn.kernels.network``):
-one int64 row per affine layer, (offset of W, fan-in, fan-out, offset of b, offset of the
-layer's outputs within a row of the activation buffers).
+one int64 row per affine layer, (offset of W, fan-in, fan-out, offset of b (-1: the network
+has no biases), offset of the layer's outputs within a row of the activation buffers, ...).
 """
 
 from __future__ import annotations
@@ -13,19 +13,21 @@ from __future__ import annotations
 import numpy as np
 
 
-def layout_of(sizes, batchnorm: bool = False) -> np.ndarray:
+def layout_of(sizes, batchnorm: bool = False, bias: bool = True) -> np.ndarray:
     """The (L, 8) int64 layout of a network with layer widths ``sizes`` (D, H1, ..., C).
 
-    Columns: offset of W, fan-in, fan-out, offset of b, offset of the layer's outputs in
-    a row of the activation buffers, offsets of gamma and beta (-1: no BatchNorm) and of
-    the running mean in the statistics buffer (the running variance follows it). With
-    ``batchnorm`` every hidden layer is normalised; the buffer holds W1, b1, ..., WL, bL,
-    then gamma1, beta1, gamma2, ... (the book's order of ``params``).
+    Columns: offset of W, fan-in, fan-out, offset of b (-1 without ``bias``: the layer
+    computes x @ W), offset of the layer's outputs in a row of the activation buffers,
+    offsets of gamma and beta (-1: no BatchNorm) and of the running mean in the
+    statistics buffer (the running variance follows it). With ``batchnorm`` every hidden
+    layer is normalised; the buffer holds W1, b1, ..., WL, bL (without ``bias``: W1, ...,
+    WL), then gamma1, beta1, gamma2, ... (the book's order of ``params``).
     """
     rows, offset, act = [], 0, 0
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        rows.append([offset, fan_in, fan_out, offset + fan_in * fan_out, act, -1, -1, -1])
-        offset += fan_in * fan_out + fan_out
+        b = offset + fan_in * fan_out if bias else -1
+        rows.append([offset, fan_in, fan_out, b, act, -1, -1, -1])
+        offset += fan_in * fan_out + (fan_out if bias else 0)
         act += fan_out
     if batchnorm:
         stat = 0
@@ -41,7 +43,8 @@ def layout_of(sizes, batchnorm: bool = False) -> np.ndarray:
 
 def n_params(layout: np.ndarray) -> int:
     """Length of the flat parameter buffer."""
-    ends = [layout[:, 3] + layout[:, 2], layout[:, 6] + layout[:, 2]]
+    ends = [layout[:, 0] + layout[:, 1] * layout[:, 2], layout[:, 3] + layout[:, 2],
+            layout[:, 6] + layout[:, 2]]
     return int(max(e.max() for e in ends))
 
 
@@ -52,11 +55,13 @@ def n_stats(layout: np.ndarray) -> int:
 
 
 def param_views(flat: np.ndarray, layout: np.ndarray) -> dict:
-    """{"W1": (fan_in, fan_out) view, "b1": (fan_out,) view, ..., "gamma1", "beta1", ...}."""
+    """{"W1": (fan_in, fan_out) view, "b1": (fan_out,) view, ..., "gamma1", "beta1", ...}
+    (no "b" keys for a network without biases)."""
     views = {}
     for i, (w, fan_in, fan_out, b, *_) in enumerate(layout.tolist(), start=1):
         views[f"W{i}"] = flat[w:w + fan_in * fan_out].reshape(fan_in, fan_out)
-        views[f"b{i}"] = flat[b:b + fan_out]
+        if b >= 0:
+            views[f"b{i}"] = flat[b:b + fan_out]
     for i, (_, _, H, _, _, g, be, _) in enumerate(layout.tolist(), start=1):
         if g >= 0:
             views[f"gamma{i}"] = flat[g:g + H]

@@ -36,7 +36,24 @@ DATASET_OPTIONS = {"digits": {"normalize": True}, "mnist": {"normalize": True, "
 # The keys of a resolved description, in the order they are shown
 KEYS = ("dataset", "hidden", "activation", "init", "loss", "batch_size", "epochs", "iters",
         "eval_every", "optimizer", "lr", "momentum", "weight_decay", "dropout", "batchnorm",
-        "backend", "dtype", "seed")
+        "bias", "backend", "dtype", "seed")
+
+# The data sets whose targets are real numbers (the others have class labels)
+REGRESSION = ("sine",)
+
+
+def check_loss(dataset: str, loss) -> None:
+    """A ValueError naming ``loss`` when it does not fit the data set's targets: the
+    squared errors fit real targets, softmax class labels (None: the default, fits)."""
+    if loss is None:
+        return
+    regression = dataset in REGRESSION
+    if regression and loss == "softmax":
+        raise ValueError(f"loss: {dataset} has real targets; expected mse or sse, got "
+                         f"{loss!r}")
+    if not regression and loss != "softmax":
+        raise ValueError(f"loss: {dataset} has class labels; expected softmax (mse and sse "
+                         f"fit real targets, e.g. the sine data set), got {loss!r}")
 
 
 def load_dataset(name: str, data_dir=None):
@@ -96,6 +113,7 @@ def resolve(dataset: str = "digits", **given) -> dict:
         c["lr"] = d["lr"]  # the others keep their own (the book's) default
     c["weight_decay"] = c["weight_decay"] or 0.0
     c["batchnorm"] = bool(c["batchnorm"])
+    c["bias"] = True if c["bias"] is None else c["bias"]
     c["backend"] = c["backend"] or "numba"
     c["dtype"] = c["dtype"] or "float64"
     c["seed"] = 0 if c["seed"] is None else c["seed"]
@@ -126,7 +144,7 @@ def n_outputs(c: dict, t) -> int:
     t = np.asarray(t)
     if t.ndim == 2:
         return int(t.shape[1])
-    if c["loss"] == "mse":
+    if c["loss"] != "softmax":  # regression
         return 1
     return max(2, int(t.max()) + 1) if t.size else 2
 
@@ -140,7 +158,7 @@ def build(c: dict, n_features: int, n_out: int):
                      loss=c["loss"], backend=c["backend"], dtype=c["dtype"], seed=c["seed"],
                      weight_decay_lambda=c["weight_decay"], use_dropout=c["dropout"] is not None,
                      dropout_ratio=0.5 if c["dropout"] is None else c["dropout"],
-                     use_batchnorm=c["batchnorm"])
+                     use_batchnorm=c["batchnorm"], bias=c["bias"])
     return net, optimizer
 
 
@@ -148,3 +166,43 @@ def fit_arguments(c: dict) -> dict:
     """The keyword arguments of ``fit`` a resolved description stands for."""
     return dict(batch_size=c["batch_size"], epochs=c["epochs"], iters=c["iters"],
                 eval_every=c["eval_every"], seed=c["seed"])
+
+
+def sine_article(seed: int | None = 0, *, epochs: int = 2001, interval: int = 200,
+                 backend: str = "numba", dtype="float64"):
+    """The sine article's run (seed 002) on fastnn, step for step: ``(net, errors)``.
+
+    ``errors`` maps each epoch the article reports (0, ``interval``, ...) to the error
+    it prints: the mean over the epoch's 63 steps of each step's loss, 0.5 * (y - t)**2
+    before the step's update. The run is these lines (the recipe for a script like
+    the article's, whose draws all come from NumPy's global state)::
+
+        np.random.seed(seed)
+        x, t = fastnn.datasets.make_sine()
+        net = fastnn.Sequential(1, [3], 1, 0.01, bias_init_std=0.01,
+                                activation="sigmoid", loss="mse")
+        history = fastnn.fit(net, x, t, batch_size=1, epochs=2001, eval_every=63,
+                             shuffle="global", optimizer=fastnn.SGD(0.1))
+        errors = history.loss[::200]
+
+    ``bias_init_std`` draws each layer's biases right after its weights, as the
+    article's ``Neuron`` does (weights and biases ``0.01 * randn``); ``shuffle="global"``
+    orders each epoch by ``np.random.shuffle(np.arange(63))``; ``eval_every=63`` makes
+    each history entry one epoch's mean step loss. Same ``np.random.seed``, same numbers
+    (relative 1e-9: tests/test_seed_dropins.py); NumPy's global state is left where
+    the article's script leaves it. ``seed`` None: the global state as it is (the
+    article itself sets no seed).
+    """
+    from . import datasets
+    from .optim import SGD
+    from .sequential import Sequential
+    from .train import fit
+
+    if seed is not None:
+        np.random.seed(seed)
+    x, t = datasets.make_sine()
+    net = Sequential(1, [3], 1, 0.01, bias_init_std=0.01, activation="sigmoid", loss="mse",
+                     backend=backend, dtype=dtype)
+    history = fit(net, x, t, batch_size=1, epochs=epochs, eval_every=x.shape[0],
+                  shuffle="global", optimizer=SGD(0.1), progress=False)
+    return net, {epoch: history.loss[epoch] for epoch in range(0, epochs, interval)}

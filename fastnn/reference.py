@@ -16,9 +16,11 @@ Conventions shared by both modules
   be cached between forward and backward.
 * ``dout`` is never modified unless ``overwrite_dout=True`` is passed; then it holds
   the gradient at the affine output (dz) afterwards.
-* Losses are means over the batch: softmax cross-entropy is
-  ``mean_n(logsumexp(scores[n]) - scores[n, t[n]])``; squared error is
-  ``mean_n(0.5 * sum_c (y[n, c] - t[n, c])**2)``.
+* Losses: softmax cross-entropy is ``mean_n(logsumexp(scores[n]) - scores[n, t[n]])``;
+  squared error ("mse") is ``mean_n(0.5 * sum_c (y[n, c] - t[n, c])**2)``; the sum of
+  squared errors ("sse") is ``sum_n sum_c (y[n, c] - t[n, c])**2``, not a mean.
+* ``b`` may be None wherever a layer's bias is taken: the layer has none (x @ W); a
+  network without biases has -1 as every layer's b offset in its layout.
 * Inputs are assumed valid (the public API in ``fastnn.sequential`` validates them).
 * Whole networks (``forward``, ``evaluate``, ``gradient``, ``sgd_step``,
   ``train_batches``) take flat buffers described by a ``layout`` (see
@@ -50,6 +52,7 @@ __all__ = [
     "softmax",
     "softmax_cross_entropy",
     "squared_error",
+    "sum_squared_error",
     "sgd_update",
     "sgd_update_affine",
     "momentum_update",
@@ -82,8 +85,8 @@ def _into(dest, value):
 
 
 def affine_forward(x, W, b, out=None):
-    """out = x @ W + b. x is (N, D), W is (D, H), b is (H,); out is (N, H)."""
-    return _into(out, np.dot(x, W) + b)
+    """out = x @ W + b. x is (N, D), W is (D, H), b is (H,) or None (out = x @ W)."""
+    return _into(out, np.dot(x, W) if b is None else np.dot(x, W) + b)
 
 
 def affine_backward(dout, x, W, dx=None, dW=None, db=None, need_dx=True, need_dW=True):
@@ -213,7 +216,8 @@ def affine_act_backward_sgd(dout, x, W, b, out, activation, lr, dx=None, need_dx
         dout[...] = dz
     grad_x, _, grad_b = affine_backward(dz, x, W, dx, None, None, need_dx, need_dW=False)
     sgd_update_affine(W, x, dz, lr)
-    sgd_update(b, grad_b, lr)
+    if b is not None:
+        sgd_update(b, grad_b, lr)
     return grad_x
 
 
@@ -259,6 +263,17 @@ def squared_error(y, t, dy=None):
     diff = y - t
     loss = 0.5 * np.sum(diff.astype(np.float64) ** 2) / N
     return float(loss), _into(dy, (diff / N).astype(y.dtype, copy=False))
+
+
+def sum_squared_error(y, t, dy=None):
+    """The sum of squared errors ``sum_n sum_c (y - t)**2`` and its gradient ``2 * (y - t)``.
+
+    y and t are (N, C). Not a mean: the loss of PyTorch's NumPy warm-up (seed 004),
+    ``np.square(y - t).sum()``, whose gradient it writes as ``2.0 * (y - t)``.
+    """
+    diff = y - t
+    loss = np.sum(diff.astype(np.float64) ** 2)
+    return float(loss), _into(dy, (2.0 * diff).astype(y.dtype, copy=False))
 
 
 # --- optimiser ---------------------------------------------------------
@@ -370,10 +385,12 @@ def dropout_backward(dout, mask):
 # --- whole networks ------------------------------------------------------------------
 
 def _layers(flat, layout):
-    """[(W, b), ...]: each layer's parameters, sliced from the flat buffer as layout says."""
+    """[(W, b), ...]: each layer's parameters, sliced from the flat buffer as layout says
+    (b None: no bias)."""
     out = []
     for w, fan_in, fan_out, b, *_ in layout.tolist():
-        out.append((flat[w:w + fan_in * fan_out].reshape(fan_in, fan_out), flat[b:b + fan_out]))
+        out.append((flat[w:w + fan_in * fan_out].reshape(fan_in, fan_out),
+                    flat[b:b + fan_out] if b >= 0 else None))
     return out
 
 
@@ -441,6 +458,9 @@ def _forward_pass(x, params, layout, acts, activation, ex, train):
     return n_bad
 
 
+_LOSSES = {"softmax": softmax_cross_entropy, "mse": squared_error, "sse": sum_squared_error}
+
+
 def _weight_decay(params, layout, decay):
     """The book's weight-decay term of the loss."""
     total = 0.0
@@ -460,10 +480,10 @@ def _scores_loss(x, t, params, layout, acts, dacts, activation, loss, ex, train)
     N = x.shape[0]
     scores, dscores = _blocks(acts, layout, N)[-1], _blocks(dacts, layout, N)[-1]
     with np.errstate(invalid="ignore", over="ignore"):
-        if loss == "softmax":
-            value = softmax_cross_entropy(scores, t, dscores)[0]
-        else:
-            value = squared_error(scores, t, dscores)[0]
+        if loss not in _LOSSES:
+            raise ValueError(f"loss: expected one of {', '.join(map(repr, _LOSSES))}, got "
+                             f"{loss!r}")
+        value = _LOSSES[loss](scores, t, dscores)[0]
         if ex.decay != 0:
             value = value + _weight_decay(params, layout, ex.decay)
     return value, 0, -1
@@ -496,13 +516,15 @@ def _backward_pass(x, params, layout, acts, dacts, activation, lr, grads, ex):
             dh[i - 1][...] = dx  # computed with the old W
         if grads is None:
             sgd_update(W, dW, lr)
-            sgd_update(b, db, lr)
+            if b is not None:
+                sgd_update(b, db, lr)
             if bn is not None:
                 sgd_update(bn[0], dgamma, lr)
                 sgd_update(bn[1], dbeta, lr)
         else:
             sinks[i][0][...] = dW
-            sinks[i][1][...] = db
+            if b is not None:
+                sinks[i][1][...] = db
             if bn is not None:
                 gamma, beta = _bn(grads, layout, i)
                 gamma[...], beta[...] = dgamma, dbeta
@@ -524,9 +546,9 @@ def evaluate(x, t, params, layout, acts, dacts, activation, loss, extras=None, r
     """(mean loss, number of correct rows, n_bad, bad_label) of the network on x, t.
 
     A row is correct when its highest score is its class (the label, or the argmax of
-    its target row); always 0 for ``loss="mse"``. The loss includes the weight-decay
-    term. Passes of ``rows`` rows (default: one pass; acts and dacts hold that many),
-    their losses weighted by their rows and summed in order: the evaluation
+    its target row); always 0 for ``loss="mse"`` and ``"sse"``. The loss includes the
+    weight-decay term. Passes of ``rows`` rows (default: one pass; acts and dacts hold
+    that many), their losses weighted by their rows and summed in order: the evaluation
     ``train_periods`` runs after each period. A bad label or non-finite pass stops it.
     """
     ex = extras or _Plain
@@ -552,7 +574,7 @@ def evaluate(x, t, params, layout, acts, dacts, activation, loss, extras=None, r
 def gradient(x, t, params, layout, acts, dacts, grads, activation, loss, extras=None):
     """(mean loss, n_bad, bad_label); every parameter's gradient into the flat ``grads``.
 
-    ``loss`` is "softmax" (t: class indices (N,) or rows (N, C)) or "mse" (t: (N, C)).
+    ``loss`` is "softmax" (t: class indices (N,) or rows (N, C)), "mse" or "sse" (t: (N, C)).
     dz, the gradient at each layer's affine output, is left in dacts. Nothing is written
     to grads when the pass stopped (n_bad > 0 or bad_label >= 0). Training mode.
     """

@@ -17,8 +17,10 @@ class BatchSchedule:
     """The order in which fit() visits samples, handed out in stretches of batches.
 
     "epoch" sampling: each epoch is a permutation of the n samples (in order when
-    ``shuffle`` is False) cut into batches of ``batch_size``; the last batch of an epoch
-    may be smaller. "replacement": every batch is drawn with replacement, as the book's
+    ``shuffle`` is False; with ``shuffle="global"`` each epoch's is ``idx = np.arange(n);
+    np.random.shuffle(idx)`` from NumPy's global state, drawn as the epoch begins) cut
+    into batches of ``batch_size``; the last batch of an epoch may be smaller.
+    "replacement": every batch is drawn with replacement, as the book's
     ``np.random.choice(train_size, batch_size)`` does.
 
     ``take(k)`` returns the next k batches as ``(order, starts)``: batch i is
@@ -43,7 +45,12 @@ class BatchSchedule:
         missing = last - first + 1 - self._perms.shape[0]
         if missing > 0:
             rows = np.broadcast_to(np.arange(self.n, dtype=np.int64), (missing, self.n))
-            new = self.rng.permuted(rows, axis=1) if self.shuffle else np.array(rows)
+            if self.shuffle == "global":  # the scripts' own per-epoch shuffle, in order
+                new = np.array(rows)
+                for row in new:
+                    np.random.shuffle(row)
+            else:
+                new = self.rng.permuted(rows, axis=1) if self.shuffle else np.array(rows)
             self._perms = np.concatenate([self._perms, new])
         return self._perms[: last - first + 1]
 

@@ -65,14 +65,16 @@ class Sequential:
     hidden_size : list of int
         Width of each hidden layer, e.g. ``[128, 128]`` (``hidden_size_list=``, the
         book's MultiLayerNet name, is accepted too).
-    weight_init_std : float or {"he", "relu", "xavier", "sigmoid"}
+    weight_init_std : float or {"he", "relu", "xavier", "sigmoid", "tanh"}
         Standard deviation of the initial weights: a number (the book's 0.01), or
         ``sqrt(2 / fan_in)`` for "he"/"relu" and ``sqrt(1 / fan_in)`` for
-        "xavier"/"sigmoid". Biases start at zero.
+        "xavier"/"sigmoid". Biases start at zero (see ``bias_init_std``).
     activation : {"relu", "sigmoid", "tanh"}
-    loss : {"softmax", "mse"}
-        Softmax with mean cross-entropy, or identity output with mean squared error
-        ``mean_n(0.5 * sum_c (y - t)**2)``.
+    loss : {"softmax", "mse", "sse"}
+        Softmax with mean cross-entropy; or identity output with mean squared error
+        ``mean_n(0.5 * sum_c (y - t)**2)`` (the book's), or with the plain sum of squared
+        errors ``sum_n sum_c (y - t)**2``, gradient ``2 * (y - t)`` (PyTorch's NumPy
+        warm-up: ``np.square(y_pred - y).sum()``).
     backend : {"numba", "numpy"}
         "numba" runs the fused kernels of ``fastnn.kernels``; "numpy" runs
         ``fastnn.reference``, the specification. Both give the same numbers.
@@ -93,6 +95,15 @@ class Sequential:
     use_batchnorm : bool
         BatchNormalization between each hidden Affine and its activation (parameters
         ``gamma{i}``, ``beta{i}``; running statistics in ``running_stats``).
+    bias : bool
+        False: no biases (every layer computes ``x @ W``; ``params`` holds only ``W1,
+        W2, ...``), as in PyTorch's NumPy warm-up. Weight decay, every optimizer,
+        BatchNorm (whose beta shifts anyway), Dropout, ``save``/``load`` work as with.
+    bias_init_std : float
+        Biases drawn as ``bias_init_std * np.random.randn(fan_out)`` (or from the
+        private generator), each right after its layer's weights, W1, b1, W2, b2, ...
+        (the sine article's ``Neuron``: weights and biases ``wb_width * randn``).
+        0 (the default): zeros, nothing drawn.
 
     Notes
     -----
@@ -106,7 +117,8 @@ class Sequential:
     def __init__(self, input_size, hidden_size=None, output_size=None, weight_init_std=0.01,
                  *, activation="relu", loss="softmax", backend="numba", dtype=np.float64,
                  seed=None, weight_decay_lambda=0, use_dropout=False, dropout_ratio=0.5,
-                 use_batchnorm=False, dropout_ration=None, hidden_size_list=None):
+                 use_batchnorm=False, dropout_ration=None, hidden_size_list=None, bias=True,
+                 bias_init_std=0.0):
         if hidden_size_list is not None:  # the book's MultiLayerNet keyword
             if hidden_size is not None:
                 raise TypeError("hidden_size, hidden_size_list: give one of them")
@@ -130,13 +142,18 @@ class Sequential:
             dropout_ratio = V.check_unit_interval(dropout_ration, "dropout_ration")
         self.dropout_ratio = V.check_unit_interval(dropout_ratio, "dropout_ratio")
         self.use_batchnorm = V.check_bool(use_batchnorm, "use_batchnorm")
+        self.bias = V.check_bool(bias, "bias")
+        bias_init_std = V.check_non_negative_float(bias_init_std, "bias_init_std")
+        if bias_init_std and not self.bias:
+            raise ValueError(f"bias_init_std: the network has no biases (bias=False), got "
+                             f"{bias_init_std!r}; leave it 0")
         be = get_backend(self.backend)
 
         self.sizes = [input_size, *hidden_size, output_size]
         self.hidden_size = hidden_size
         self.n = len(hidden_size)  # number of hidden layers, as in the book
         stds = [_init_std(weight_init_std, fan_in) for fan_in in self.sizes[:-1]]
-        layout = layout_of(self.sizes, self.use_batchnorm)
+        layout = layout_of(self.sizes, self.use_batchnorm, self.bias)
         size = n_params(layout)
         try:
             flat = np.zeros(size, self.dtype)
@@ -152,6 +169,10 @@ class Sequential:
             draw = np.random.randn(*shape) if self._rng is None \
                 else self._rng.standard_normal(shape)
             self.params[f"W{i}"][...] = stds[i - 1] * draw
+            if bias_init_std:  # the layer's biases right after its weights
+                draw = np.random.randn(fan_out) if self._rng is None \
+                    else self._rng.standard_normal(fan_out)
+                self.params[f"b{i}"][...] = bias_init_std * draw
         for key in self.params:
             if key.startswith("gamma"):
                 self.params[key][...] = 1.0
@@ -172,7 +193,7 @@ class Sequential:
         names = self._activation_names or self.activation.capitalize()
         self.layers = OrderedDict()
         for i in range(1, self.n + 2):
-            W, b = self.params[f"W{i}"], self.params[f"b{i}"]
+            W, b = self.params[f"W{i}"], self.params.get(f"b{i}")
             self.layers[f"Affine{i}"] = Affine(W, b, be)
             if i <= self.n:
                 if self.use_batchnorm:
@@ -218,6 +239,8 @@ class Sequential:
             out["use_dropout"], out["dropout_ratio"] = True, self.dropout_ratio
         if self.use_batchnorm:
             out["use_batchnorm"] = True
+        if not self.bias:
+            out["bias"] = False
         return out
 
     def __repr__(self) -> str:
@@ -437,7 +460,7 @@ VERSION = 2  # 2: the class, the options and the running statistics
 
 
 _OPTION_TYPES = {"weight_decay_lambda": (int, float), "use_dropout": (bool,),
-                 "dropout_ratio": (int, float), "use_batchnorm": (bool,)}
+                 "dropout_ratio": (int, float), "use_batchnorm": (bool,), "bias": (bool,)}
 
 
 def load(path, *, backend: str = "numba") -> Sequential:
@@ -468,7 +491,9 @@ def load(path, *, backend: str = "numba") -> Sequential:
     # the stored arrays must be the architecture's before anything is allocated for it
     expected = {}
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        expected[f"W{i}"], expected[f"b{i}"] = (fan_in, fan_out), (fan_out,)
+        expected[f"W{i}"] = (fan_in, fan_out)
+        if options.get("bias", True):
+            expected[f"b{i}"] = (fan_out,)
     if options.get("use_batchnorm"):
         for i, H in enumerate(sizes[1:-1], start=1):
             for key in ("gamma", "beta", "running_mean", "running_var"):

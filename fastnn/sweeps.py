@@ -674,7 +674,9 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
 
     options = _finite({
         "version": LOG_VERSION,
-        "training": {k: v for k, v in base.items() if k != "seed"},
+        # (bias only when off: the logs of sweeps before the option stay resumable)
+        "training": {k: v for k, v in base.items()
+                     if k != "seed" and not (k == "bias" and v is True)},
         "search": [spec_text(k, v) for k, v in search.items()],
         "grid": [spec_text(k, v) for k, v in grid.items()],
         "seed": seed, "validation_fraction": float(validation_fraction),
@@ -696,7 +698,7 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
     return _Plan(options=options, base=base, search=search, grid=grid, seed=seed,
                  trials=trials, data=data, client=client, workers=workers,
                  scheduler=scheduler, timeout=timeout, log=sweep_log, threads=threads,
-                 regression=base["loss"] == "mse", done=done)
+                 regression=base["loss"] != "softmax", done=done)
 
 
 class _Plan:

@@ -105,8 +105,11 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
     eval_every : int, optional
         Iterations between evaluations; default once per epoch. The end of training is
         always evaluated.
-    shuffle : bool
-        Shuffle the samples each epoch (with ``sampling="epoch"``).
+    shuffle : bool or "global"
+        Shuffle the samples each epoch (with ``sampling="epoch"``), from a generator of
+        ``seed``. "global": each epoch's order is ``idx = np.arange(n);
+        np.random.shuffle(idx)`` from NumPy's global random state (``seed`` must be
+        None), as scripts that call ``np.random.seed`` shuffle (the sine article's).
     sampling : {"epoch", "replacement"}
         Per-epoch permutations, or the book's sampling with replacement.
     seed : int, optional
@@ -146,6 +149,14 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
         optimizer = optimizer_named(optimizer)
     check_optimizer(optimizer).prepare(net)  # another network's optimizer: refused here
     sampling = V.check_choice(sampling, "sampling", ("epoch", "replacement"))
+    if not (isinstance(shuffle, (bool, np.bool_)) or shuffle == "global"):
+        raise TypeError(f"shuffle: expected True, False or 'global', got {shuffle!r}")
+    if shuffle == "global" and sampling != "epoch":
+        raise ValueError("shuffle: 'global' shuffles each epoch, sampling must be 'epoch' "
+                         f"(got {sampling!r})")
+    if shuffle == "global" and seed is not None:
+        raise ValueError(f"seed: shuffle='global' draws from NumPy's global random state "
+                         f"(seed it with np.random.seed); expected None, got {seed!r}")
     n = x_train.shape[0]
     batch_size = V.check_positive_int(batch_size, "batch_size")
     if sampling == "epoch" and batch_size > n:

@@ -46,7 +46,7 @@ from .batchnorm import (
     dropout_forward,
 )
 from .entry import evaluate, forward, gradient, sgd_step, train_batches, train_periods
-from .losses import softmax, softmax_cross_entropy, squared_error
+from .losses import softmax, softmax_cross_entropy, squared_error, sum_squared_error
 from .optim import (
     adagrad_update,
     adam_update,
@@ -75,6 +75,7 @@ __all__ = [
     "softmax",
     "softmax_cross_entropy",
     "squared_error",
+    "sum_squared_error",
     "sgd_update",
     "sgd_update_affine",
     "momentum_update",

@@ -75,15 +75,17 @@ def act_grad_value(g, y, act):
 
 @inline
 def bias_act_(out, b, act, count):
-    """In place: out = act(out + b); out is (N, H), b is (H,).
+    """In place: out = act(out + b); out is (N, H), b is (H,) or empty (no bias: out =
+    act(out), not out + 0, which would turn -0.0 into 0.0).
 
     With ``count``, returns how many pre-activations (out + b) were NaN or +-Inf, else 0.
     """
     N, H = out.shape
+    bias = b.shape[0] > 0
     bad = 0
     for n in range(N):
         for h in range(H):
-            v = out[n, h] + b[h]
+            v = out[n, h] + b[h] if bias else out[n, h]
             if count:
                 bad += not math.isfinite(v)
             out[n, h] = act_value(v, act)
@@ -208,8 +210,9 @@ def _deliver(dest, buf):
 
 
 def _forward(x, W, b, out, act, count=False):
-    dtype = _dtype(x, W, b)
-    x, W, b = _c(x, dtype), _c(W, dtype), _c(b, dtype)
+    dtype = _dtype(x, W) if b is None else _dtype(x, W, b)
+    x, W = _c(x, dtype), _c(W, dtype)
+    b = np.empty(0, dtype) if b is None else _c(b, dtype)  # (empty: no bias)
     buf = _buffer(out, (x.shape[0], W.shape[1]), dtype)
     bad = affine_act_forward_(buf, x, W, b, act, count)
     return _deliver(out, buf), bad
@@ -240,7 +243,7 @@ def _backward(dout, x, W, out, act, dx, dW, db, need_dx, need_dW, overwrite_dout
 
 
 def affine_forward(x, W, b, out=None):
-    """out = x @ W + b. x is (N, D), W is (D, H), b is (H,); out is (N, H)."""
+    """out = x @ W + b. x is (N, D), W is (D, H), b is (H,) or None (out = x @ W)."""
     return _forward(x, W, b, out, IDENTITY)[0]
 
 
@@ -257,8 +260,8 @@ def affine_sigmoid_forward(x, W, b, out=None):
 def affine_act_forward_checked(x, W, b, activation, out=None):
     """(act(x @ W + b), number of non-finite pre-activations), in one pass after the GEMM.
 
-    ``activation`` is a name in ``ACTIVATIONS``. A non-zero count means x, W or b
-    held NaN/Inf (or the product overflowed).
+    ``activation`` is a name in ``ACTIVATIONS``; b may be None (no bias). A non-zero
+    count means x, W or b held NaN/Inf (or the product overflowed).
     """
     out, bad = _forward(x, W, b, out, ACTIVATIONS[activation], count=True)
     return out, int(bad)
@@ -286,12 +289,14 @@ def affine_act_backward_sgd(dout, x, W, b, out, activation, lr, dx=None, need_dx
 
     dz = dout * act'(out) is left in ``dout``; dx = dz @ W.T uses the old W (None unless
     ``need_dx``); then W -= lr * x.T @ dz (the GEMM itself, beta = 1: dW is never
-    stored) and b -= lr * sum_n dz. ``activation`` is "identity" (``out`` unused, may be
-    None) or another name in ``ACTIVATIONS``.
+    stored) and b -= lr * sum_n dz (b None: no bias, no step). ``activation`` is
+    "identity" (``out`` unused, may be None) or another name in ``ACTIVATIONS``.
     """
     act = ACTIVATIONS[activation]
     dtype = W.dtype
     N, H = dout.shape
+    if b is None:  # no bias: an empty one, which the step leaves alone
+        b = np.empty(0, dtype)
     dz, W_buf, b_buf = (_buffer(a, a.shape, dtype) for a in (dout, W, b))
     for buf, a in ((dz, dout), (W_buf, W), (b_buf, b)):
         if buf is not a:  # odd layouts: computed on a C copy, written back below

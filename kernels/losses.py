@@ -1,10 +1,12 @@
 """Output losses and their gradients, written once: softmax cross-entropy, squared error.
 
 One pass per row computes the loss and the gradient: for softmax the stable
-log-sum-exp and ``(softmax - onehot) / N``, for squared error ``(y - t) / N``. Row
-losses are summed in float64, row after row. ``loss_`` is the one place that dispatches
-on the loss kind; every path calls it. The row functions are inlined too (as calls they
-were 5-10 ns of a 1-3-1 training step's 120).
+log-sum-exp and ``(softmax - onehot) / N``, for squared error ``(y - t) / N`` (the
+book's mean, "mse") or ``2 * (y - t)`` (the plain sum of squares, "sse"; one row body
+serves both, with its scale). Row losses are summed in float64, row after row.
+``loss_`` is the one place that dispatches on the loss kind; every path calls it. The
+row functions are inlined too (as calls they were 5-10 ns of a 1-3-1 training step's
+120).
 
 Adding a loss: a kind code and its row function here, a branch in ``loss_`` (and in
 ``correct_`` if it has an accuracy), ``kind_of`` for its name, and its NumPy twin in
@@ -21,13 +23,18 @@ import numpy as np
 
 from ._config import inline
 
-SOFTMAX_LABELS, SOFTMAX_ROWS, SQUARED_ERROR = 0, 1, 2
+SOFTMAX_LABELS, SOFTMAX_ROWS, SQUARED_ERROR, SUM_SQUARED_ERROR = 0, 1, 2, 3
 
 
 def kind_of(loss: str, t) -> int:
-    """The kind code for a loss name and its targets (class indices are 1-D)."""
+    """The kind code for a loss name ("softmax", "mse", "sse") and its targets (class
+    indices are 1-D)."""
     if loss == "mse":
         return SQUARED_ERROR
+    if loss == "sse":
+        return SUM_SQUARED_ERROR
+    if loss != "softmax":
+        raise ValueError(f"loss: expected one of 'softmax', 'mse', 'sse', got {loss!r}")
     return SOFTMAX_LABELS if t.ndim == 1 else SOFTMAX_ROWS
 
 
@@ -75,42 +82,47 @@ def xent_target_row(d, s, t, n, inv_n):
 
 
 @inline
-def squared_error_row(d, y, t, n, inv_n):
-    """Row n: d[n] = (y[n] - t[n]) * inv_n; returns sum_c (y - t)**2 (halved by loss_)."""
+def squared_error_row(d, y, t, n, scale):
+    """Row n: d[n] = (y[n] - t[n]) * scale; returns sum_c (y - t)**2 (the mean squared
+    error's 1 / N, the sum of squares' 2 as ``scale``; loss_ scales the sum)."""
     row = 0.0
     for c in range(y.shape[1]):
         diff = y[n, c] - t[n, c]
-        row += diff * diff
-        d[n, c] = diff * inv_n
+        wide = float(diff)  # squared in float64 (as the reference): float32's overflows
+        row += wide * wide
+        d[n, c] = diff * scale
     return row
 
 
 @inline
 def loss_(dscores, scores, labels, targets, kind):
-    """The mean loss of scores (N, C); writes its gradient to dscores (N, C).
+    """The loss of scores (N, C); writes its gradient to dscores (N, C).
 
-    ``labels`` (N,) class indices for SOFTMAX_LABELS, ``targets`` (N, C) otherwise (the
-    unused one may be any array of its type).
+    The mean over the rows, except SUM_SQUARED_ERROR: sum_n sum_c (y - t)**2, gradient
+    2 * (y - t). ``labels`` (N,) class indices for SOFTMAX_LABELS, ``targets`` (N, C)
+    otherwise (the unused one may be any array of its type).
     """
     N = scores.shape[0]
     inv_n = 1.0 / N
     total = 0.0
+    if kind >= SQUARED_ERROR:
+        scale = inv_n if kind == SQUARED_ERROR else 2.0
+        for n in range(N):
+            total += squared_error_row(dscores, scores, targets, n, scale)
+        return 0.5 * total * inv_n if kind == SQUARED_ERROR else total
     for n in range(N):
         if kind == SOFTMAX_LABELS:
             total += xent_label_row(dscores, scores, n, labels[n], inv_n)
-        elif kind == SOFTMAX_ROWS:
-            total += xent_target_row(dscores, scores, targets, n, inv_n)
         else:
-            total += squared_error_row(dscores, scores, targets, n, inv_n)
-    if kind == SQUARED_ERROR:
-        return 0.5 * total * inv_n
+            total += xent_target_row(dscores, scores, targets, n, inv_n)
     return total * inv_n
 
 
 @inline
 def correct_(scores, labels, targets, kind):
-    """How many rows' highest score is their class (the label, or the target's argmax)."""
-    if kind == SQUARED_ERROR:
+    """How many rows' highest score is their class (the label, or the target's argmax);
+    0 for the squared errors."""
+    if kind >= SQUARED_ERROR:
         return 0
     N, C = scores.shape
     count = 0
@@ -175,9 +187,18 @@ def softmax_cross_entropy(scores, labels, dscores=None):
                  np.ascontiguousarray(labels, dtype=scores.dtype), dscores)
 
 
-def squared_error(y, t, dy=None):
-    """Mean squared error mean_n(0.5 * sum_c (y - t)**2) and its gradient (y - t) / N."""
+def _squared(kind, y, t, dy):
     y = np.ascontiguousarray(y)
     if y.dtype not in (np.float32, np.float64):
         y = y.astype(np.float64)
-    return _loss(SQUARED_ERROR, y, _NO_LABELS, np.ascontiguousarray(t, dtype=y.dtype), dy)
+    return _loss(kind, y, _NO_LABELS, np.ascontiguousarray(t, dtype=y.dtype), dy)
+
+
+def squared_error(y, t, dy=None):
+    """Mean squared error mean_n(0.5 * sum_c (y - t)**2) and its gradient (y - t) / N."""
+    return _squared(SQUARED_ERROR, y, t, dy)
+
+
+def sum_squared_error(y, t, dy=None):
+    """The sum of squared errors sum_n sum_c (y - t)**2 and its gradient 2 * (y - t)."""
+    return _squared(SUM_SQUARED_ERROR, y, t, dy)

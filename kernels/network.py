@@ -20,6 +20,10 @@ they are needed, ``layer_params_`` and ``layer_block_``: borrowed views, ``_view
   gradient buffer of the params' layout, or, for SGD, fused with its step (the weight
   GEMM accumulates into W with beta = 1, then ``sgd_bias_``).
 
+Without biases (``bias=False``: layout's b offsets are -1) each b is an empty view:
+``bias_act_`` adds none, the backward pass's column sums go to scratch and SGD's bias
+step has nothing to do; the same compiled code serves both.
+
 ``_network_of(ext, sources)`` is the loop that composes them, and the one kernel (compiled
 once per dtype; the loss kind and the activation are arguments, so every configuration of
 a plain network shares one compilation). Its ``mode`` says what a pass does: FORWARD
@@ -89,9 +93,11 @@ from .optim import sgd_bias_
 
 @inline
 def layer_params_(params, layout, i):
-    """Layer i's W (fan_in, fan_out) and b (fan_out,): views of the flat buffer."""
+    """Layer i's W (fan_in, fan_out) and b (fan_out,): views of the flat buffer. Without
+    biases (layout's b offset -1) b is empty, and the bodies leave the bias out."""
     w, fan_in, fan_out, b = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
-    return view2d(params, w, fan_in, fan_out), view1d(params, b, fan_out)
+    has = b >= 0  # (arithmetic, not a branch: no new blocks in each inlined copy)
+    return view2d(params, w, fan_in, fan_out), view1d(params, b * has, fan_out * has)
 
 
 @inline
@@ -260,6 +266,8 @@ def backward_(grads, dacts, acts, x, params, layout, act, acc, dbias, lr, fused,
         else:
             dW, db = layer_params_(grads, layout, i)
             alpha, beta = 1.0, 0.0
+            if layout[i, 3] < 0:  # no bias: the column sums go to scratch, unused
+                db = view1d(dbias, 0, H)
         if ext and i < last:  # BatchNorm's / Dropout's part first
             code = hidden_backward_(dz, out, params, grads, dbias, layout, i, norm, stds,
                                     masks, act, scratch, lr, fused)

@@ -25,6 +25,23 @@ def tol(dtype, reduce_len=1, scale=1.0):
     return dict(rtol=t["rtol"], atol=t["atol"] * max(1.0, reduce_len ** 0.5) * scale)
 
 
+def layout(a, kind):
+    """The same values in another memory layout: "C", "F" (Fortran) or "strided"."""
+    if kind == "F":
+        return np.asfortranarray(a)
+    if kind == "strided":
+        wide = np.zeros((a.shape[0], 2 * a.shape[1]), a.dtype)
+        wide[:, ::2] = a
+        return wide[:, ::2]
+    return a
+
+
+def assert_close(comp, ref, dtype, reduce_len=1, scale=1.0):
+    """comp has the dtype and matches ref within ``tol``."""
+    assert comp.dtype == np.dtype(dtype), (comp.dtype, dtype)
+    np.testing.assert_allclose(comp, ref, **tol(dtype, reduce_len, scale))
+
+
 def random_problem(N, D, H, dtype, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, D)).astype(dtype)

@@ -6,7 +6,7 @@ Tolerances come from one table (``_helpers.TOL``). The reference is the specific
 
 import numpy as np
 import pytest
-from _helpers import DTYPES, HIDDEN_ACTIVATIONS, one_hot, random_problem, tol
+from _helpers import DTYPES, HIDDEN_ACTIVATIONS, assert_close, layout, one_hot, random_problem, tol
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,22 +16,6 @@ from fastnn.params import layout_of
 SHAPES = [(1, 1, 1), (1, 7, 3), (3, 13, 7), (7, 1, 13), (127, 13, 3),
           pytest.param(1000, 784, 128, marks=pytest.mark.large)]
 LAYOUTS = ["C", "F", "strided"]
-
-
-def layout(a, kind):
-    """The same values in another memory layout."""
-    if kind == "F":
-        return np.asfortranarray(a)
-    if kind == "strided":
-        wide = np.zeros((a.shape[0], 2 * a.shape[1]), a.dtype)
-        wide[:, ::2] = a
-        return wide[:, ::2]
-    return a
-
-
-def assert_close(comp, ref, dtype, reduce_len=1, scale=1.0):
-    assert comp.dtype == np.dtype(dtype), (comp.dtype, dtype)
-    np.testing.assert_allclose(comp, ref, **tol(dtype, reduce_len, scale))
 
 
 def approx_loss(ref, dtype, reduce_len, scale):

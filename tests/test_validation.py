@@ -81,7 +81,7 @@ def test_regression_targets(backend):
     (dict(input_size=0), ValueError, "input_size: expected a positive integer, got 0"),
     (dict(output_size="10"), TypeError, "output_size: expected a positive integer"),
     (dict(activation="softsign"), ValueError, "activation: expected one of 'relu', 'sigmoid', 'tanh', got 'softsign'"),
-    (dict(loss="hinge"), ValueError, "loss: expected one of 'softmax', 'mse', got 'hinge'"),
+    (dict(loss="hinge"), ValueError, "loss: expected one of 'softmax', 'mse', 'sse', got 'hinge'"),
     (dict(backend="torch"), ValueError, "backend: expected one of 'numba', 'numpy', got 'torch'"),
     (dict(dtype=np.float16), ValueError, "dtype: expected np.float32 or np.float64"),
     (dict(dtype="int"), ValueError, "dtype: expected np.float32 or np.float64"),
