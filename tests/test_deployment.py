@@ -1,4 +1,4 @@
-"""Hostile deployments (issue 23): the kernel cache in any state, where it lives."""
+"""Hostile deployments (issue 23): the kernel cache in any state, and where it lives."""
 
 import errno
 import os
@@ -7,7 +7,6 @@ import sys
 
 import numba
 import pytest
-
 from fastnn.kernels import _cache
 
 pytestmark = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="about compiled code")
@@ -136,11 +135,10 @@ def test_no_kernel_uses_numbas_own_cache():
     import importlib
     import pkgutil
 
-    from numba.core.caching import NullCache
-    from numba.core.dispatcher import Dispatcher
-
     import fastnn.kernels as kernels
     from fastnn.kernels import network
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
 
     seen = [network._kernel(False), network._kernel(True)]
     for info in pkgutil.iter_modules(kernels.__path__):

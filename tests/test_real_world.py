@@ -1,0 +1,170 @@
+"""Hostile deployments (issue 23): what a run keeps when the world around it fails."""
+
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fastnn import serialize
+from fastnn._signals import Terminated
+from fastnn.cli import main
+
+# --- kind 2: the model is saved before anything optional; a failed save is named ---------
+
+
+TRAIN = ["train", "--epochs", "3", "--quiet"]  # (digits: 72 iterations, the note's minimum 50)
+
+
+def _speeds_key(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path))
+    assert main(TRAIN) == 0
+    (key,) = json.loads((tmp_path / "speeds.json").read_text())
+    return key
+
+
+@pytest.mark.parametrize("entry", [0.0, None, "fast", -1.0, True, [1], {"seconds_per_iter": 0.0},
+                                   {"seconds_per_iter": None}, {"seconds_per_iter": "1e-5"},
+                                   {"seconds_per_iter": -1e-5}, {"seconds_per_iter": True},
+                                   {"seconds_per_iter": 1e-300}])
+def test_a_malformed_speed_record_never_fails_the_run(entry, tmp_path, monkeypatch, capsys):
+    import json
+
+    key = _speeds_key(tmp_path, monkeypatch)
+    (tmp_path / "speeds.json").write_text(json.dumps({key: entry}))
+    assert main([*TRAIN, "--save", str(tmp_path / "m.npz")]) == 0
+    assert (tmp_path / "m.npz").is_file()
+    record = json.loads((tmp_path / "speeds.json").read_text())[key]
+    if entry != {"seconds_per_iter": 1e-300}:  # (a valid, unbeatable record stays)
+        assert 0 < record["seconds_per_iter"] < 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_no_home_folder_the_model_is_still_saved(tmp_path, monkeypatch):
+    """``docker run --user 12345``: HOME unset, no passwd entry, Path.home() raises."""
+    from pathlib import Path
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert main([*TRAIN, "--save", str(tmp_path / "m.npz")]) == 0
+    assert (tmp_path / "m.npz").is_file()
+
+
+def test_a_failed_save_names_the_path_and_keeps_the_previous_file(tmp_path, monkeypatch,
+                                                                    capsys):
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "cache"))
+    target = tmp_path / "m.npz"
+    target.write_bytes(b"the previous model")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert main([*TRAIN, "--save", str(target)]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("train acc ")  # the summary still printed
+    assert err.strip() == (f"fastnn: error: {target}: not saved: No space left on device; "
+                           "the previous file is unchanged")
+    assert target.read_bytes() == b"the previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "m.npz"]
+
+
+def test_the_model_is_saved_before_the_optional_features_run(tmp_path, monkeypatch):
+    import fastnn.cli as cli
+
+    saved = []
+
+    def speed_note(summary):
+        saved.append((tmp_path / "m.npz").is_file())
+        raise ZeroDivisionError("a bug in an optional feature")
+
+    monkeypatch.setattr(cli, "_speed_note", speed_note)
+    assert main([*TRAIN, "--save", str(tmp_path / "m.npz")]) == 0
+    assert saved == [True]
+
+
+# --- kind 3: only provably own temporaries are cleaned; SIGTERM leaves none ---------------
+
+def test_only_this_machines_temporaries_of_dead_processes_are_removed(tmp_path):
+    dead = 4194305  # (above Linux's largest pid: no such process)
+    own = serialize._TAG
+    names = {
+        f".m.npz.{own}-{dead}.a1.tmp": False,  # ours, its process gone: removed
+        f".m.npz.{own}-{os.getppid()}.a2.tmp": True,  # ours, alive
+        f".m.npz.0123456789ab-{dead}.a3.tmp": True,  # another container's / host's
+        f".m.npz.{dead}.a4.tmp": True,  # an older fastnn's: not provably ours
+        f".m.npz.{own}-x{dead}.a5.tmp": True,  # not a pid
+        f".n.npz.{own}-{dead}.a6.tmp": True,  # another file's
+    }
+    for name in names:
+        (tmp_path / name).write_text("in progress")
+    serialize.atomic_write(tmp_path / "m.npz", lambda f: f.write(b"new"))
+    assert (tmp_path / "m.npz").read_bytes() == b"new"
+    for name, kept in names.items():
+        assert (tmp_path / name).exists() == kept, name
+
+
+def test_tags_differ_between_pid_namespaces_and_machines(monkeypatch):
+    real_stat = os.stat
+
+    class Other:
+        st_ino = 1
+
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: Other() if p == "/proc/self/ns/pid"
+                        else real_stat(p, *a, **k))
+    assert serialize._machine_tag() != serialize._TAG
+
+
+def test_sigterm_during_a_save_leaves_no_temporary(tmp_path):
+    import signal
+
+    target = tmp_path / "m.npz"
+    target.write_bytes(b"previous")
+
+    def write(f):
+        f.write(b"x" * 1000)
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # (the handler runs between bytecodes)
+            f.write(b"y")
+
+    with pytest.raises(Terminated):
+        serialize.atomic_write(target, write)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+    assert target.read_bytes() == b"previous"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+# --- kind 8: SIGTERM stops `fastnn train` like Ctrl-C, in one line --------------------------
+
+def test_sigterm_stops_training_cleanly_in_one_line(tmp_path):
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "fastnn.cli", "train", "--epochs", "100000",
+           "--save", str(tmp_path / "m.npz")]
+    env = {**os.environ, "FASTNN_DATA": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=tmp_path)
+    try:
+        os.set_blocking(proc.stderr.fileno(), False)
+        seen, deadline = b"", time.time() + 300
+        while b"it/s" not in seen and b"s/it" not in seen and time.time() < deadline:
+            time.sleep(0.2)
+            seen += proc.stderr.read() or b""
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    err = (seen + (err or b"")).decode()
+    assert proc.returncode == 143, err
+    assert err.endswith("\n") and err.splitlines()[-1].startswith("fastnn: stopped by SIGTERM")
+    assert "Traceback" not in err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
