@@ -564,10 +564,15 @@ def cmd_sweep(args) -> int:
     except ValueError as exc:  # the scheduler could not be reached
         raise _as_option_error(exc) or exc from None
     best = trials.best
+    save_error = None
+    if best is not None and best.get("final_error"):
+        save_error = (f"the best trial ({best['trial']}) failed when trained again for the "
+                      f"test set and its model: {best['final_error']}")
+    elif best is None:
+        save_error = "no trial finished, so there is no model to save"
     if args.save:
-        if best is None or best.get("net") is None:
-            print("fastnn: note: --save: no model to save (no trial finished)",
-                  file=sys.stderr)
+        if save_error is not None:
+            pass  # (said after the table, with exit status 1)
         else:
             net = best["net"]
             net.metadata = {"dataset": args.dataset,
@@ -578,14 +583,17 @@ def cmd_sweep(args) -> int:
 
         plot_sweep(trials, args.plot, title=f"fastnn sweep on {args.dataset}")
     if args.json:
-        def plain(r):
-            return {k: v for k, v in r.items() if k not in ("net", "sweep")}
+        def plain(r):  # (JSON proper: never a bare NaN)
+            return S._finite({k: v for k, v in r.items() if k not in ("net", "sweep")})
 
         print(json.dumps({"trials": [plain(r) for r in trials.ranked()],
                           "best": None if best is None else plain(best),
                           "log": args.log}))
     else:
         print(_sweep_table(trials))
+    if save_error is not None and (args.save or best is not None):
+        print(f"fastnn: error: {'--save: ' if args.save else ''}{save_error}", file=sys.stderr)
+        return 1
     return 0
 
 
