@@ -132,6 +132,7 @@ class BatchSchedule:
         return order, starts
 
 
+MAX_ITERATIONS = 10**12  # fit() refuses longer runs up front
 COMPILE_NOTICE_SECONDS = 0.5  # fit() says it is compiling when the warm-up takes longer
 # The compiled path runs about this much training per kernel call (Python gets control
 # back between calls: the progress bar, Ctrl-C)
@@ -222,6 +223,10 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
         total = V.check_positive_int(iters, "iters")
     else:
         total = per_epoch * V.check_positive_int(10 if epochs is None else epochs, "epochs")
+    if total > MAX_ITERATIONS:  # (beyond any run's length, and beyond int64 downstream)
+        what = "iters" if iters is not None else "epochs"
+        raise ValueError(f"{what}: at most {MAX_ITERATIONS:,} iterations in all, got "
+                         f"{total:,}")
     eval_every = per_epoch if eval_every is None else V.check_positive_int(eval_every, "eval_every")
     if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
         raise TypeError(f"callbacks: expected a sequence of callables (e.g. [] or [cb]), got "
@@ -278,6 +283,7 @@ class _Run:
         self.period_seconds = 0.0
         self.snapshot = net.params.flat.copy()  # the last parameters known to be finite
         self.snapshot_state = net.state.copy()  # and BatchNorm's running statistics then
+        self.initial = self.snapshot.copy()  # (what the guard's advice is judged at)
         self.snapshot_iteration = 0
         self.bar = None
         self.progress = progress
@@ -537,6 +543,23 @@ class _Run:
             self.bar.write(f"iter {self.iteration:>6} | {_postfix(loss, train_acc, test_acc)}")
         return any(cb(h) is True for cb in self.callbacks)
 
+    def _gradient_overflows(self) -> bool:
+        """Whether the gradient of the untrained network is already not finite, or too
+        large to step with, on the first batch's rows: then the step size is not what
+        diverged."""
+        rows = slice(0, min(self.batch_size, 1024))
+        try:
+            untrained = self.net.copy()
+            untrained.params.flat[...] = self.initial
+            with np.errstate(all="ignore"):
+                grads = untrained.gradient(self.x[rows], self.t[rows])
+        except (ValueError, TypeError, FloatingPointError):
+            return False
+        # beyond the square root of the dtype's largest number a step's products overflow
+        # at any sane learning rate
+        limit = np.sqrt(np.finfo(self.initial.dtype).max)
+        return not all(np.all(np.abs(g) < limit) for g in grads.values())
+
     def diverged(self, loss, lr: float):
         """Raise TrainingDiverged: the loss became ``loss`` at the next iteration, or (loss
         None) the parameters became non-finite by this iteration. Parameters that are not
@@ -557,10 +580,16 @@ class _Run:
         else:
             what, it = f"the loss became {loss} at iteration {self.iteration + 1}", \
                 self.iteration + 1
+        if np.isfinite(self.history.initial_loss) and not self._gradient_overflows():
+            advice = f"Try a smaller learning rate (e.g. {lr / 10:g})."
+        else:  # (no learning rate helps then)
+            advice = ("The untrained network's loss or gradient is already infinite, NaN "
+                      "or too large to step with, whatever the learning rate: the input, the "
+                      "weight init or the weight decay overflow; scale the input to a "
+                      "moderate range or use a smaller init or weight decay.")
         raise TrainingDiverged(
             f"training diverged: {what} with learning rate {lr:g}; the parameters are {where} "
-            f"{at} (all finite). Try a smaller learning rate (e.g. {lr / 10:g}).",
-            self.history, it)
+            f"{at} (all finite). {advice}", self.history, it)
 
 
 def _loss_sum(losses) -> float:

@@ -168,3 +168,68 @@ def test_sigterm_stops_training_cleanly_in_one_line(tmp_path):
     assert err.endswith("\n") and err.splitlines()[-1].startswith("fastnn: stopped by SIGTERM")
     assert "Traceback" not in err
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# --- kind 7: bounded and clear at the edges ---------------------------------------------------
+
+import numpy as np  # noqa: E402
+
+import fastnn  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--iters", "100000000000000000000"], "--iters: at most 1,000,000,000,000 iterations"),
+    (["--epochs", "100000000000000000000"], "--epochs: at most 1,000,000,000,000 iterations"),
+])
+def test_absurd_run_lengths_are_refused_up_front(argv, message, capsys):
+    assert main(["train", *argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_fit_refuses_absurd_lengths_before_training():
+    net = fastnn.Sequential(2, [2], 2, seed=0)
+    before = net.params.flat.copy()
+    with pytest.raises(ValueError, match="iters: at most"):
+        fastnn.fit(net, np.ones((4, 2)), np.array([0, 1, 0, 1]), batch_size=2, iters=10**13,
+                   progress=False)
+    np.testing.assert_array_equal(net.params.flat, before)
+
+
+@pytest.mark.parametrize("case, lr_advice", [
+    ("huge input", False), ("huge init", False), ("huge weight decay", False),
+    ("huge learning rate", True)])
+def test_divergence_advice_names_the_real_cause(case, lr_advice):
+    """"Try a smaller learning rate" was advised at lr 1e-12 when the input overflowed."""
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((32, 3)), np.arange(32) % 2
+    kw, lr = {}, 1e-12
+    if case == "huge input":
+        x = x * 1e300
+    elif case == "huge init":
+        kw["weight_init_std"] = 1e200
+    elif case == "huge weight decay":
+        kw["weight_decay_lambda"], lr = 1e300, 1e-3
+    else:
+        lr = 1e200
+    net = fastnn.Sequential(3, [4], 2, seed=0, **kw)
+    with pytest.raises(fastnn.TrainingDiverged) as info:
+        fastnn.fit(net, x, t, optimizer=fastnn.SGD(lr), batch_size=4, iters=50,
+                   progress=False)
+    message = str(info.value)
+    assert ("Try a smaller learning rate" in message) == lr_advice, message
+    assert ("the input, the weight init or the weight decay overflow" in message) != lr_advice
+
+
+@pytest.mark.parametrize("version, message", [
+    ("2", "not a model file fastnn wrote"), (-1, "not a model file fastnn wrote"),
+    (True, "not a model file fastnn wrote"), (1.5, "not a model file fastnn wrote"),
+    (None, "not a model file fastnn wrote"), (10**6, "written by a newer fastnn")])
+def test_a_malformed_model_version_is_not_called_newer(version, message, tmp_path):
+    path = tmp_path / "m.npz"
+    fastnn.Sequential(2, [2], 2, seed=0).save(path)
+    meta, arrays = serialize.read_model(path)
+    meta["version"] = version
+    serialize.write_model(path, meta, arrays)
+    with pytest.raises(ValueError, match=message):
+        fastnn.load(path)
