@@ -17,6 +17,7 @@ import hashlib
 import math
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -235,9 +236,40 @@ def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def _identity(path: Path):
+    """What changes when a file is rewritten or replaced: (device, inode, size, mtime,
+    ctime), or None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+READ_ATTEMPTS = 3
+
+
+def _read_idx_files(paths: dict) -> dict:
+    """Every file of ``paths`` ({key: path}) read as one version of the set: each file's
+    identity (``_identity``) is taken before the first read and again after the last,
+    and a set that changed in between (a download or copy replacing it while it was read:
+    one version's images with another's labels) is read again, up to ``READ_ATTEMPTS``
+    times, then refused."""
+    for attempt in range(READ_ATTEMPTS):
+        before = {key: _identity(path) for key, path in paths.items()}
+        arrays = {key: read_idx(path) for key, path in paths.items()}
+        changed = [key for key, path in paths.items() if _identity(path) != before[key]]
+        if not changed:
+            return arrays
+        time.sleep(0.05 * (attempt + 1))
+    shown = ", ".join(str(paths[key]) for key in changed)
+    raise DatasetError(f"{shown}: changed while being read, {READ_ATTEMPTS} times (is "
+                       f"another process writing the data set?); try again once it is done")
+
+
 def _load_idx_set(name, normalize, flatten, one_hot_label, data_dir, download):
     paths = {key: _locate(name, key, data_dir, download) for key in _FILES[name]}
-    arrays = {key: read_idx(path) for key, path in paths.items()}
+    arrays = _read_idx_files(paths)
     out = []
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]

@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from test_datasets import fake_set
 
-from fastnn import serialize
+import fastnn
+from fastnn import datasets, serialize
 from fastnn._signals import Terminated
 from fastnn.cli import main
 
@@ -172,10 +175,6 @@ def test_sigterm_stops_training_cleanly_in_one_line(tmp_path):
 
 # --- kind 7: bounded and clear at the edges ---------------------------------------------------
 
-import numpy as np  # noqa: E402
-
-import fastnn  # noqa: E402
-
 
 @pytest.mark.parametrize("argv, message", [
     (["--iters", "100000000000000000000"], "--iters: at most 1,000,000,000,000 iterations"),
@@ -233,3 +232,46 @@ def test_a_malformed_model_version_is_not_called_newer(version, message, tmp_pat
     serialize.write_model(path, meta, arrays)
     with pytest.raises(ValueError, match=message):
         fastnn.load(path)
+
+
+# --- kind 9: IDX files changed while they are read ------------------------------------------
+
+
+def _as_arrays(loaded):
+    (x, t), (xt, tt) = loaded
+    return x, t, xt, tt
+
+
+def test_a_set_replaced_while_it_is_read_is_read_again(tmp_path, monkeypatch):
+    fake_set(tmp_path, seed=0)
+    real, calls = datasets.read_idx, []
+
+    def read_idx(path):
+        calls.append(path)
+        if len(calls) == 2:  # between the first file and the rest: a new version lands
+            fake_set(tmp_path, seed=1)
+        return real(path)
+
+    monkeypatch.setattr(datasets, "read_idx", read_idx)
+    got = _as_arrays(datasets.load_mnist(data_dir=tmp_path, download=False))
+    monkeypatch.setattr(datasets, "read_idx", real)
+    expected = _as_arrays(datasets.load_mnist(data_dir=tmp_path, download=False))
+    assert len(calls) == 8  # read twice
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_set_that_keeps_changing_is_refused_naming_the_file(tmp_path, monkeypatch):
+    fake_set(tmp_path, seed=0)
+    real, calls = datasets.read_idx, []
+    labels = tmp_path / datasets._FILES["mnist"]["test_labels"][0]
+
+    def read_idx(path):
+        calls.append(path)
+        os.utime(labels, ns=(len(calls), len(calls)))  # touched during every read
+        return real(path)
+
+    monkeypatch.setattr(datasets, "read_idx", read_idx)
+    with pytest.raises(datasets.DatasetError, match=rf"{labels}: changed while being read"):
+        datasets.load_mnist(data_dir=tmp_path, download=False)
+    assert len(calls) == 4 * datasets.READ_ATTEMPTS
