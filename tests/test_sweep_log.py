@@ -300,3 +300,32 @@ def test_ctrl_c_on_local_workers_is_one_line(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.splitlines()[-1].startswith("fastnn: sweep interrupted;")
+
+
+def test_sigterm_stops_a_sweep_like_ctrl_c(tmp_path, capsys, monkeypatch):
+    """SIGTERM (docker stop, systemd, batch schedulers): the finished trials stay in the
+    log, the log's lock is released, one line says how to go on; exit status 143."""
+    import signal
+
+    real = S.run_trial
+
+    def then_sigterm(*args, **kw):
+        record = real(*args, **kw)
+        if record["trial"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return record
+
+    monkeypatch.setattr(S, "run_trial", then_sigterm)
+    log = tmp_path / "s.jsonl"
+    argv = ["sweep", "--trials", "4", "--epochs", "1", "--hidden", "8", "--workers", "1",
+            "--log", str(log)]
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 143
+    # (trial 1 was stopped before it was logged: it runs again on resume)
+    assert err.splitlines()[-1].startswith("fastnn: sweep stopped by SIGTERM; 1 of 4 trials")
+    assert [json.loads(line)["trial"] for line in log.read_text().splitlines()] == [0]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    monkeypatch.setattr(S, "run_trial", real)
+    assert main([*argv, "--resume"]) == 0  # not locked any more
+    assert len(log.read_text().splitlines()) == 4
