@@ -465,19 +465,21 @@ def ctrl_c_on_local_workers(tmp):
 
 def install_then_editable(tmp):
     """pip install . ; a run (compiles, caches); pip install -e . ; import and --version.
-    The dependencies come from this Python's environment (a .pth file), not downloads."""
+    The dependencies come from this Python's environment (a .pth file); pip builds fastnn
+    with its usual isolated build environment (setuptools from the package index)."""
     import site
     import sysconfig
 
     venv = Path(tmp) / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # (without pip of its own: this environment's pip, and its dependencies, via a .pth)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
     purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()"
                               "['purelib'])"], capture_output=True, text=True,
                              check=True).stdout.strip()
     deps = site.getsitepackages() + [sysconfig.get_paths()["purelib"]]
     Path(purelib, "fastnn_battery_deps.pth").write_text("\n".join(dict.fromkeys(deps)) + "\n")
-    pip = [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+    pip = [str(py), "-m", "pip", "install", "-q", "--no-deps"]
     env = _env(HOME=tmp)
     for step, argv in (("install", [*pip, str(HERE)]),
                        ("run", [str(py), "-m", "fastnn.cli", "train", "--dataset", "sine",

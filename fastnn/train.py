@@ -543,23 +543,6 @@ class _Run:
             self.bar.write(f"iter {self.iteration:>6} | {_postfix(loss, train_acc, test_acc)}")
         return any(cb(h) is True for cb in self.callbacks)
 
-    def _gradient_overflows(self) -> bool:
-        """Whether the gradient of the untrained network is already not finite, or too
-        large to step with, on the first batch's rows: then the step size is not what
-        diverged."""
-        rows = slice(0, min(self.batch_size, 1024))
-        try:
-            untrained = self.net.copy()
-            untrained.params.flat[...] = self.initial
-            with np.errstate(all="ignore"):
-                grads = untrained.gradient(self.x[rows], self.t[rows])
-        except (ValueError, TypeError, FloatingPointError):
-            return False
-        # beyond the square root of the dtype's largest number a step's products overflow
-        # at any sane learning rate
-        limit = np.sqrt(np.finfo(self.initial.dtype).max)
-        return not all(np.all(np.abs(g) < limit) for g in grads.values())
-
     def diverged(self, loss, lr: float):
         """Raise TrainingDiverged: the loss became ``loss`` at the next iteration, or (loss
         None) the parameters became non-finite by this iteration. Parameters that are not
@@ -580,16 +563,38 @@ class _Run:
         else:
             what, it = f"the loss became {loss} at iteration {self.iteration + 1}", \
                 self.iteration + 1
-        if np.isfinite(self.history.initial_loss) and not self._gradient_overflows():
-            advice = f"Try a smaller learning rate (e.g. {lr / 10:g})."
-        else:  # (no learning rate helps then)
-            advice = ("The untrained network's loss or gradient is already infinite, NaN "
-                      "or too large to step with, whatever the learning rate: the input, the "
-                      "weight init or the weight decay overflow; scale the input to a "
-                      "moderate range or use a smaller init or weight decay.")
+        advice = divergence_advice(self.net, self.initial, self.x, self.t, self.batch_size,
+                                   self.history.initial_loss, lr)
         raise TrainingDiverged(
             f"training diverged: {what} with learning rate {lr:g}; the parameters are {where} "
             f"{at} (all finite). {advice}", self.history, it)
+
+
+def divergence_advice(net, initial, x, t, batch_size: int, initial_loss: float,
+                      lr: float) -> str:
+    """What to try after a divergence: a smaller learning rate, unless the untrained
+    network (parameters ``initial``) already had a loss that is not finite or a gradient
+    on the first batch's rows too large to step with (beyond the square root of the
+    dtype's largest number a step's products overflow): then no learning rate helps, and
+    the input, the init or the weight decay is what overflowed."""
+    overflows = not np.isfinite(initial_loss)
+    if not overflows:
+        rows = slice(0, min(batch_size, 1024))
+        try:
+            untrained = net.copy()
+            untrained.params.flat[...] = initial
+            with np.errstate(all="ignore"):
+                grads = untrained.gradient(x[rows], t[rows])
+            limit = np.sqrt(np.finfo(initial.dtype).max)
+            overflows = not all(np.all(np.abs(g) < limit) for g in grads.values())
+        except (ValueError, TypeError, FloatingPointError):
+            pass
+    if not overflows:
+        return f"Try a smaller learning rate (e.g. {lr / 10:g})."
+    return ("The untrained network's loss or gradient is already infinite, NaN or too large "
+            "to step with, whatever the learning rate: the input, the weight init or the "
+            "weight decay overflow; scale the input to a moderate range or use a smaller "
+            "init or weight decay.")
 
 
 def _loss_sum(losses) -> float:
