@@ -229,7 +229,9 @@ def _holder(fd) -> str:
                     continue
                 at = fields.index("FLOCK")
                 pid, dev_ino = fields[at + 3], fields[at + 4]
-                if dev_ino.rsplit(":", 1)[-1] == str(st.st_ino) and pid.isdigit():
+                # (pid 0: a process this PID namespace cannot see, e.g. another container)
+                if dev_ino.rsplit(":", 1)[-1] == str(st.st_ino) and pid.isdigit() and \
+                        int(pid) > 0:
                     return f"process {pid}{_command(int(pid))}"
     except OSError:
         pass

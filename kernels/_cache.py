@@ -10,8 +10,9 @@ machine code: a segfault). So fastnn attaches its own numba cache to each kernel
   ``$XDG_CACHE_HOME/fastnn/kernels`` or ``~/.cache/fastnn/kernels``; inside it one folder
   per version of the kernels (a digest of every kernel module's source, the Python
   version and numba's), never inside the installed package;
-* every index and data file carries a SHA-256 of its contents: an entry that does not
-  match (or cannot be read) is ignored and rebuilt, never loaded;
+* every index and data file carries a SHA-256 of its contents, and each data file the
+  key it was saved under: an entry that does not match (or cannot be read) is ignored
+  and rebuilt, never loaded;
 * no writable folder, or a write that fails (a full disk): the kernels compile without
   the cache, and one line on stderr says why, once per process.
 
@@ -181,11 +182,20 @@ class _CheckedFile(IndexDataCacheFile):
             _damaged(path)
             raise _Damaged from None
 
+    def save(self, key, data):
+        super().save(key, (key, data))
+
     def load(self, key):
+        """The entry saved under ``key``; None when there is none, when it is damaged, or
+        when its file holds another key's entry (two processes that compiled at once can
+        each name the same data file in their index: the file says whose it is)."""
         try:
-            return super().load(key)
+            entry = super().load(key)
         except _Damaged:
             return None
+        if not (isinstance(entry, tuple) and len(entry) == 2 and entry[0] == key):
+            return None
+        return entry[1]
 
 
 def _damaged(path: str) -> None:
