@@ -250,17 +250,28 @@ def test_json_output_is_json_proper(capsys):
 # --- kind 11: any address times out; Ctrl-C on local workers is one line -----------------
 
 @needs_dask
-def test_a_scheduler_address_of_another_service_times_out(capsys):
-    """An HTTP server (a dashboard port, an easy copy mistake) never answers Dask's
-    handshake: the timeout holds anyway."""
+@pytest.mark.parametrize("service", ["http", "garbage", "silent"])
+def test_a_scheduler_address_of_another_service_times_out(capsys, service):
+    """An HTTP server (a dashboard port, an easy copy mistake), a service that sends
+    bytes Dask reads as a huge length, one that accepts and says nothing: the timeout
+    holds for each, in one line."""
     import http.server
+    import socketserver
     import threading
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    class Other(socketserver.BaseRequestHandler):
+        def handle(self):
+            if service == "garbage":
+                self.request.sendall(b"\xff" * 64)
+            time.sleep(5)
+
+    server = (http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet) if service == "http"
+              else socketserver.ThreadingTCPServer(("127.0.0.1", 0), Other))
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         address = f"tcp://127.0.0.1:{server.server_address[1]}"
@@ -270,6 +281,7 @@ def test_a_scheduler_address_of_another_service_times_out(capsys):
         elapsed = time.time() - t0
     finally:
         server.shutdown()
+        server.server_close()
     err = capsys.readouterr().err
     assert rc == 2 and elapsed < 30
     assert err.startswith(f"fastnn: error: --scheduler: cannot reach {address} within 1 s")
