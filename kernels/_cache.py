@@ -17,29 +17,20 @@ machine code: a segfault). So fastnn attaches its own numba cache to each kernel
   the cache, and one line on stderr says why, once per process.
 
 ``FASTNN_NUMBA_CACHE=0`` turns the cache off (nothing is read or written, nothing said).
+This module decides where and whether; ``_cache_files`` holds the numba classes (the
+files, the locator), imported only when a kernel is given the cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import sys
 import tempfile
 
 import numba
-from numba.core.caching import (
-    CompileResultCacheImpl,
-    FunctionCache,
-    IndexDataCacheFile,
-    _CacheLocator,
-    _SourceFileBackedLocatorMixin,
-)
-from numba.core.dispatcher import Dispatcher
-from numba.core.serialize import dumps
 
 ENABLED = os.environ.get("FASTNN_NUMBA_CACHE", "1").lower() not in ("0", "false", "no", "off")
-_MAGIC = b"fastnn-kernel-cache-1\0"
 _said = set()  # the reasons already reported (one line each per process)
 
 
@@ -102,142 +93,32 @@ def usable_folder() -> str | None:
             tempfile.TemporaryFile(dir=folder).close()
             _folder = folder
         except (OSError, RuntimeError) as exc:
-            note("no-folder", f"kernels compile on every run without a cache ({_why(exc)}; "
+            note("no-folder", f"kernels compile on every run without a cache ({why(exc)}; "
                               "set FASTNN_CACHE_DIR to a writable folder to keep them)")
     return _folder
 
 
-def _why(exc: BaseException) -> str:
+def why(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f" {exc.filename}" if exc.filename else ""
         return f"cannot write{where}: {exc.strerror}"
     return str(exc)
 
 
-class _Damaged(Exception):
-    """A cache file whose checksum does not match its contents."""
-
-
-class _Locator(_SourceFileBackedLocatorMixin, _CacheLocator):
-    """Every kernel's entries in this version's folder (``usable_folder``)."""
-
-    def __init__(self, py_func, py_file):
-        self._py_file = py_file
-        self._lineno = py_func.__code__.co_firstlineno
-        self._cache_path = os.path.join(usable_folder(), self.get_suitable_cache_subpath(py_file))
-
-    def get_cache_path(self):
-        return self._cache_path
-
-    @classmethod
-    def from_function(cls, py_func, py_file):
-        if usable_folder() is None:
-            return None
-        return super().from_function(py_func, py_file)
-
-
-class _Impl(CompileResultCacheImpl):
-    _locator_classes = [_Locator]
-
-
-class _CheckedFile(IndexDataCacheFile):
-    """numba's index and data files, each with a checksum of its contents; a file that
-    cannot be read or does not match reads as absent (its entry is then rebuilt)."""
-
-    def _dump(self, obj):
-        data = dumps(obj)
-        return _MAGIC + hashlib.sha256(data).digest() + data
-
-    def _load(self, blob):
-        head, digest, data = blob[:len(_MAGIC)], blob[len(_MAGIC):len(_MAGIC) + 32], \
-            blob[len(_MAGIC) + 32:]
-        if head != _MAGIC or hashlib.sha256(data).digest() != digest:
-            raise _Damaged
-        return pickle.loads(data)
-
-    def _load_index(self):
-        try:
-            with open(self._index_path, "rb") as f:
-                version = pickle.load(f)
-                blob = f.read()
-            if version != self._version:
-                return {}
-            stamp, overloads = self._load(blob)
-        except FileNotFoundError:
-            return {}
-        except Exception:  # (zero-length, truncated, flipped, not ours: rebuilt)
-            _damaged(self._index_path)
-            return {}
-        if stamp != self._source_stamp or not isinstance(overloads, dict):
-            return {}
-        return overloads
-
-    def _load_data(self, name):
-        path = self._data_path(name)
-        with open(path, "rb") as f:
-            blob = f.read()
-        try:
-            return self._load(blob)
-        except Exception:
-            _damaged(path)
-            raise _Damaged from None
-
-    def save(self, key, data):
-        super().save(key, (key, data))
-
-    def load(self, key):
-        """The entry saved under ``key``; None when there is none, when it is damaged, or
-        when its file holds another key's entry (two processes that compiled at once can
-        each name the same data file in their index: the file says whose it is)."""
-        try:
-            entry = super().load(key)
-        except _Damaged:
-            return None
-        if not (isinstance(entry, tuple) and len(entry) == 2 and entry[0] == key):
-            return None
-        return entry[1]
-
-
-def _damaged(path: str) -> None:
-    note("damaged", f"ignored a damaged kernel cache file, rebuilding it: {path}")
-
-
-class _Cache(FunctionCache):
-    """numba's per-function cache with ``_CheckedFile`` files; a failed write (a full
-    disk, a folder made read-only) turns saving off for the process, with one line."""
-
-    _impl_class = _Impl
-    saving = True
-
-    def __init__(self, py_func):
-        super().__init__(py_func)
-        self._cache_file = _CheckedFile(cache_path=self._cache_path,
-                                        filename_base=self._impl.filename_base,
-                                        source_stamp=self._impl.locator.get_source_stamp())
-
-    def load_overload(self, sig, target_context):
-        try:
-            return super().load_overload(sig, target_context)
-        except Exception:  # (rebuilding an entry must not fail: compiled afresh)
-            _damaged(self._cache_path)
-            return None
-
-    def save_overload(self, sig, data):
-        if not _Cache.saving:
-            return
-        try:
-            super().save_overload(sig, data)
-        except OSError as exc:
-            _Cache.saving = False
-            note("save", f"kernels compile without the cache from now on ({_why(exc)})")
-
-
 def attach(dispatcher):
     """Give a compiled function (a numba dispatcher) fastnn's cache, where caching is on
     and a folder is usable; returns the dispatcher."""
-    if ENABLED and isinstance(dispatcher, Dispatcher) and usable_folder() is not None:
-        try:
-            dispatcher._cache = _Cache(dispatcher.py_func)  # (what numba's cache=True sets)
-        except (OSError, RuntimeError) as exc:  # (the folder went away since it was checked)
-            note("no-folder", f"kernels compile on every run without a cache ({_why(exc)})")
+    if not ENABLED or not hasattr(dispatcher, "py_func") or usable_folder() is None:
+        return dispatcher
+    try:
+        from ._cache_files import Cache
+    except ImportError as exc:  # (a numba whose cache internals moved)
+        note("numba", f"kernels compile on every run without a cache (numba "
+                      f"{numba.__version__}'s cache classes are not where fastnn expects "
+                      f"them: {exc})")
+        return dispatcher
+    try:
+        dispatcher._cache = Cache(dispatcher.py_func)  # (what numba's cache=True sets)
+    except (OSError, RuntimeError) as exc:  # (the folder went away since it was checked)
+        note("no-folder", f"kernels compile on every run without a cache ({why(exc)})")
     return dispatcher

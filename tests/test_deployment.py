@@ -7,7 +7,7 @@ import sys
 
 import numba
 import pytest
-from fastnn.kernels import _cache
+from fastnn.kernels import _cache, _cache_files
 
 pytestmark = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="about compiled code")
 
@@ -21,7 +21,7 @@ def cache_in(tmp_path, monkeypatch):
     """fastnn's kernel cache in ``tmp_path``, on, saving, nothing said yet."""
     monkeypatch.setattr(_cache, "ENABLED", True)
     monkeypatch.setattr(_cache, "_folder", str(tmp_path))
-    monkeypatch.setattr(_cache._Cache, "saving", True)
+    monkeypatch.setattr(_cache_files.Cache, "saving", True)
     monkeypatch.setattr(_cache, "_said", set())
     return tmp_path
 
@@ -79,7 +79,7 @@ def test_a_failed_write_compiles_without_the_cache_saying_why_once(cache_in, cap
     def full(self, name, data):
         raise OSError(errno.ENOSPC, "No space left on device", os.path.join(cache_in, name))
 
-    monkeypatch.setattr(_cache._CheckedFile, "_save_data", full)
+    monkeypatch.setattr(_cache_files._CheckedFile, "_save_data", full)
     for _ in range(3):
         assert _hits(_fresh()) == 0
     err = capsys.readouterr().err
@@ -145,7 +145,7 @@ def test_no_kernel_uses_numbas_own_cache():
         module = importlib.import_module(f"fastnn.kernels.{info.name}")
         seen += [v for v in vars(module).values() if isinstance(v, Dispatcher)]
     assert len(seen) > 20
-    assert {type(d._cache) for d in seen} <= {NullCache, _cache._Cache}
+    assert {type(d._cache) for d in seen} <= {NullCache, _cache_files.Cache}
 
 
 def test_fastnn_numba_cache_0_turns_every_cache_off(tmp_path):
@@ -183,7 +183,7 @@ def test_a_read_only_install_with_no_writable_home_runs(tmp_path):
 def test_an_entry_saved_under_another_key_is_not_loaded(tmp_path):
     """Two processes compiling at once can both name data file 1 in their indexes: the
     file says which key it holds, and another key's entry is rebuilt, not run."""
-    cache_file = _cache._CheckedFile(str(tmp_path), "f-1.py311", "stamp")
+    cache_file = _cache_files._CheckedFile(str(tmp_path), "f-1.py311", "stamp")
     cache_file.save(("float32",), "code for float32")
     assert cache_file.load(("float32",)) == "code for float32"
     overloads = cache_file._load_index()
@@ -191,3 +191,13 @@ def test_an_entry_saved_under_another_key_is_not_loaded(tmp_path):
     cache_file._save_index(overloads)
     assert cache_file.load(("float64",)) is None
     assert cache_file.load(("float32",)) == "code for float32"
+
+
+def test_a_numba_without_the_cache_classes_compiles_uncached(cache_in, capsys, monkeypatch):
+    """fastnn's cache builds on numba internals; a numba that moved them costs the cache,
+    never the import or the kernels."""
+    monkeypatch.setitem(sys.modules, "fastnn.kernels._cache_files", None)  # (ImportError)
+    f = _cache.attach(numba.njit(_twice))
+    assert f(3.0) == 7.0 and type(f._cache).__name__ == "NullCache"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cache classes are not where fastnn expects" in err
