@@ -21,11 +21,13 @@ import os
 from pathlib import Path
 
 LOG_VERSION = 1
-STATUSES = ("ok", "diverged", "error")
+STATUSES = ("ok", "diverged", "error", "pruned")  # (pruned: stopped early by a pruner)
+SCORED = ("ok", "pruned")  # the statuses whose trials have a validation score
 MAX_TRIALS = 1_000_000  # a sweep's trials (and so a log's trial numbers) stay below this
 _REQUIRED = ("trial", "params", "seed", "status", "sweep")
 _TEXT_OR_NONE = ("worker", "error")
 _NUMBERS = ("val_acc", "val_loss", "test_acc", "test_loss", "seconds", "wall_seconds")
+_COUNTS = ("pruned_at", "epochs_planned")  # (a pruned sweep's records: epochs)
 
 
 class SweepError(ValueError):
@@ -74,9 +76,13 @@ def record_problem(record, regression: bool, params_problem) -> str | None:
         if value is not None and (regression or value > 1):
             return (f"{key} must be null for a regression sweep, got {value!r}" if regression
                     else f"{key} must be an accuracy in [0, 1], got {value!r}")
-    if record["status"] != "ok" and (record.get("val_acc") is not None or
-                                     record.get("val_loss") is not None):
+    if record["status"] not in SCORED and (record.get("val_acc") is not None or
+                                          record.get("val_loss") is not None):
         return f"a {record['status']} trial has no validation score"
+    for key in _COUNTS:
+        value = record.get(key)
+        if value is not None and not (_is_int(value) and value >= 0):
+            return f"{key} must be a non-negative integer or null, got {value!r}"
     for key in _TEXT_OR_NONE:
         if record.get(key) is not None and not isinstance(record[key], str):
             return f"{key} must be a text or null, got {record[key]!r}"

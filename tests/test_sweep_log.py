@@ -57,6 +57,7 @@ def _edit(record: dict, how: str):
     elif how == "worker number": record["worker"] = 7  # noqa: E701
     elif how == "trials 0": record["trials"] = 0  # noqa: E701
     elif how == "params list": record["params"] = [0.1]  # noqa: E701
+    elif how == "pruned_at text": record.update(status="pruned", pruned_at="1")  # noqa: E701
     else: raise AssertionError(how)  # noqa: E701
     return json.dumps(record)
 
@@ -64,7 +65,7 @@ def _edit(record: dict, how: str):
 EDITS = ["hidden 3000", "lr outside", "lr text", "lr missing", "val_acc huge", "val_acc text",
          "val_acc negative", "trial -1", "trial true", "trial 1.5", "trial text", "trial huge",
          "seed -5", "status", "diverged with a score", "seconds text", "history list",
-         "worker number", "trials 0", "params list"]
+         "worker number", "trials 0", "params list", "pruned_at text"]
 LITERALS = [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity")]
 
 
@@ -105,6 +106,17 @@ def test_a_repeated_trial_is_refused(good_log, tmp_path):
     log = tmp_path / "s.jsonl"
     log.write_text("\n".join([good_log[0], good_log[0], *good_log[1:]]) + "\n")
     assert "trial 0 again (it is on line 1 too)" in _refused(log)
+
+
+def test_a_pruned_trials_record_is_a_valid_one(good_log, tmp_path):
+    """A pruner's records (status pruned, a score so far, the epochs) read as valid."""
+    log = tmp_path / "s.jsonl"
+    record = json.loads(good_log[1])
+    record.update(status="pruned", pruned_at=1, epochs_planned=3)
+    log.write_text("\n".join([good_log[0], json.dumps(record), good_log[2]]) + "\n")
+    ran = []
+    trials = _sweep(log, resume=True, progress=lambda *a: ran.append(a))
+    assert ran == [] and [r["status"] for r in trials] == ["ok", "pruned", "ok"]
 
 
 def test_a_good_log_resumes(good_log, tmp_path):
