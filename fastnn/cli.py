@@ -421,9 +421,13 @@ def _speed_note(summary: dict) -> str | None:
     except (OSError, ValueError):
         speeds = {}
     best = speeds.get(key)
+    recorded = best.get("seconds_per_iter") if isinstance(best, dict) else None
+    if isinstance(recorded, bool) or not isinstance(recorded, (int, float)) or \
+            not 0 < recorded < float("inf"):
+        best = recorded = None  # (a malformed entry: replaced by this run's)
     note = None
-    if isinstance(best, dict) and isinstance(best.get("seconds_per_iter"), float):
-        ratio = per_iter / best["seconds_per_iter"]
+    if best is not None:
+        ratio = per_iter / recorded
         if ratio > SLOW_FACTOR:
             threads = get_num_threads()
             if policy() != "auto":
@@ -434,11 +438,10 @@ def _speed_note(summary: dict) -> str | None:
             else:
                 how = "the automatic policy's choice for this size"
             note = (f"this run took {per_iter * 1e6:.1f} us/iter, {ratio:.1f}x this machine's "
-                    f"best for the same training ({best['seconds_per_iter'] * 1e6:.1f} us/iter, "
+                    f"best for the same training ({recorded * 1e6:.1f} us/iter, "
                     f"{best.get('date', '?')}): other programs are probably using the cores. "
                     f"fastnn ran the matrix products on {threads} BLAS thread(s) ({how})")
-    if best is None or not isinstance(best, dict) or \
-            per_iter < best.get("seconds_per_iter", float("inf")):
+    if best is None or per_iter < recorded:
         speeds[key] = {"seconds_per_iter": per_iter,
                        "date": datetime.date.today().isoformat()}
         try:
@@ -447,6 +450,15 @@ def _speed_note(summary: dict) -> str | None:
         except OSError:  # a read-only home: no record, no harm
             pass
     return note
+
+
+def _optional(feature, *args):
+    """``feature(*args)``, or None when it fails: an optional feature (the speed note)
+    never fails a run (no home folder, a damaged record, a full disk)."""
+    try:
+        return feature(*args)
+    except Exception:
+        return None
 
 
 def cmd_train(args) -> int:
@@ -493,7 +505,15 @@ def cmd_train(args) -> int:
                    optimizer=repr(optimizer), weight_decay=args.weight_decay,
                    dropout=args.dropout, batchnorm=args.batchnorm)
     summary["batch_size"] = config["batch_size"]
-    note = _speed_note(summary)
+    # the model first: nothing optional below may lose it
+    save_error = None
+    if args.save:
+        net.metadata = _model_metadata(args)
+        try:
+            net.save(args.save)
+        except OSError as exc:  # (named, previous file kept: serialize.atomic_write)
+            save_error = exc
+    note = _optional(_speed_note, summary)
     if note:
         summary["note"] = note
         print(f"fastnn: note: {note}", file=sys.stderr)
@@ -501,9 +521,9 @@ def cmd_train(args) -> int:
     if warning:
         summary["warning"] = warning
         print(f"fastnn: warning: {warning}", file=sys.stderr)
-    if args.save:
-        net.metadata = _model_metadata(args)
-        net.save(args.save)
+    if save_error is not None:  # the summary still printed, then the error (exit 1)
+        print(json.dumps(summary) if args.json else _format(summary))
+        raise save_error
     if args.plot:
         from .plot import plot_history
 
@@ -612,19 +632,27 @@ def cmd_sweep(args) -> int:
 
     try:
         trials = plan.run(progress, started)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from ._signals import Terminated
+
         logged = f"; {len(plan.done)} of {plan.trials} trials are in {args.log}, and the " \
                  f"same command with --resume runs the rest" if args.log else \
                  " (with --log FILE a sweep can be resumed)"
-        print(f"fastnn: sweep interrupted{logged}", file=sys.stderr)
-        return 130
+        how = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        print(f"fastnn: sweep {how}{logged}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except ValueError as exc:  # the scheduler could not be reached
         raise _as_option_error(exc) or exc from None
     best = trials.best
+    save_error = None
+    if best is not None and best.get("final_error"):
+        save_error = (f"the best trial ({best['trial']}) failed when trained again for the "
+                      f"test set and its model: {best['final_error']}")
+    elif best is None:
+        save_error = "no trial finished, so there is no model to save"
     if args.save:
-        if best is None or best.get("net") is None:
-            print("fastnn: note: --save: no model to save (no trial finished)",
-                  file=sys.stderr)
+        if save_error is not None:
+            pass  # (said after the table, with exit status 1)
         else:
             net = best["net"]
             net.metadata = _model_metadata(args)
@@ -634,14 +662,17 @@ def cmd_sweep(args) -> int:
 
         plot_sweep(trials, args.plot, title=f"fastnn sweep on {args.dataset}")
     if args.json:
-        def plain(r):
-            return {k: v for k, v in r.items() if k not in ("net", "sweep")}
+        def plain(r):  # (JSON proper: never a bare NaN)
+            return S._finite({k: v for k, v in r.items() if k not in ("net", "sweep")})
 
         print(json.dumps({"trials": [plain(r) for r in trials.ranked()],
                           "best": None if best is None else plain(best),
                           "log": args.log}))
     else:
         print(_sweep_table(trials))
+    if save_error is not None and (args.save or best is not None):
+        print(f"fastnn: error: {'--save: ' if args.save else ''}{save_error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -736,15 +767,22 @@ def main(argv=None) -> int:
         print("fastnn: error: the following arguments are required: command (train, evaluate, "
               "sweep, warmup or bench; see above)", file=sys.stderr)
         return 2
+    from ._signals import Terminated, sigterm_raises
+
     try:
-        args = build_parser().parse_args(argv)
-        if args.command == "train":
-            return cmd_train(args)
-        if args.command == "sweep":
-            return cmd_sweep(args)
-        if args.command == "warmup":
-            return cmd_warmup(args)
-        return cmd_evaluate(args)
+        with sigterm_raises():  # (docker stop, systemd, batch schedulers: like Ctrl-C)
+            args = build_parser().parse_args(argv)
+            if args.command == "train":
+                return cmd_train(args)
+            if args.command == "sweep":
+                return cmd_sweep(args)
+            if args.command == "warmup":
+                return cmd_warmup(args)
+            return cmd_evaluate(args)
+    except Terminated:
+        print("fastnn: stopped by SIGTERM (files written so far are complete; a save in "
+              "progress was not made)", file=sys.stderr)
+        return 143
     except CLIError as exc:
         message = str(exc)
         if message.startswith("fastnn"):  # "fastnn train: ..." from argparse

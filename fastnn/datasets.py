@@ -19,6 +19,7 @@ import hashlib
 import math
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -308,19 +309,20 @@ def search_folders(name: str) -> list:
 
 
 def _load_one(name: str, key: str, data_dir, download: bool):
-    """(path, array) of one of the set's files, from the first source that has it whole."""
+    """(path, array, identity before reading) of one of the set's files, from the first
+    source that has it whole."""
     filename, sha256 = _FILES[name][key]
     if data_dir is not None:  # the user's folder: what is wrong there is an error
         folder = Path(data_dir)
         found = _candidates(folder, filename)
         if not found:
             raise DatasetError(f"{name}: {filename} (or {filename[:-3]}) not found in {folder}")
-        return found[0], _check_file(name, key, found[0], own_data_ok=True)
+        return _checked(name, key, found[0], own_data_ok=True)
     problems = []
     for folder in search_folders(name):
         for path in _candidates(folder, filename):
             try:
-                return path, _check_file(name, key, path, own_data_ok=False)
+                return _checked(name, key, path, own_data_ok=False)
             except DatasetError as exc:  # named, and the next source is tried
                 problems.append(str(exc))
                 warnings.warn(f"skipping {exc}", DatasetWarning, stacklevel=4)
@@ -337,7 +339,12 @@ def _load_one(name: str, key: str, data_dir, download: bool):
             raise DatasetError(f"{'; '.join(problems)}; and downloading it again failed: "
                                f"{exc}") from None
         raise
-    return cached, _check_file(name, key, cached, own_data_ok=False)
+    return _checked(name, key, cached, own_data_ok=False)
+
+
+def _checked(name, key, path, own_data_ok):
+    before = _identity(path)
+    return path, _check_file(name, key, path, own_data_ok=own_data_ok), before
 
 
 def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
@@ -351,10 +358,40 @@ def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def _identity(path: Path):
+    """What changes when a file is rewritten or replaced: (device, inode, size, mtime,
+    ctime), or None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+READ_ATTEMPTS = 3
+
+
+def _read_idx_set(name, data_dir, download) -> tuple[dict, dict]:
+    """The set's four files read as one version: each file's identity (``_identity``) is
+    taken before it is read and again after the last one is, and a set that changed in
+    between (a download or copy replacing it while it was read: one version's images
+    with another's labels) is read again, up to ``READ_ATTEMPTS`` times, then refused.
+    Returns ({key: path}, {key: array})."""
+    for attempt in range(READ_ATTEMPTS):
+        found = {key: _load_one(name, key, data_dir, download) for key in _FILES[name]}
+        changed = [key for key, (path, _, before) in found.items()
+                   if _identity(path) != before]
+        if not changed:
+            return ({key: path for key, (path, _, _) in found.items()},
+                    {key: array for key, (_, array, _) in found.items()})
+        time.sleep(0.05 * (attempt + 1))
+    shown = ", ".join(str(found[key][0]) for key in changed)
+    raise DatasetError(f"{shown}: changed while being read, {READ_ATTEMPTS} times (is "
+                       f"another process writing the data set?); try again once it is done")
+
+
 def _load_idx_set(name, normalize, flatten, one_hot_label, data_dir, download):
-    found = {key: _load_one(name, key, data_dir, download) for key in _FILES[name]}
-    paths = {key: path for key, (path, _) in found.items()}
-    arrays = {key: array for key, (_, array) in found.items()}
+    paths, arrays = _read_idx_set(name, data_dir, download)
     out = []
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]

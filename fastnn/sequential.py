@@ -474,7 +474,10 @@ def load(path, *, backend: str = "numba") -> Sequential:
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a fastnn model file (format {meta.get('format')!r})")
     version = meta.get("version", 0)
-    if not isinstance(version, int) or version > VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ValueError(f"{path}: not a model file fastnn wrote: its format version is "
+                         f"{version!r}, not a non-negative integer")
+    if version > VERSION:
         raise ValueError(f"{path}: written by a newer fastnn (format version {version!r}); "
                          "upgrade fastnn to read it")
     sizes = _stored_sizes(path, meta)

@@ -7,6 +7,7 @@ arrays mean (the architecture) is ``fastnn.sequential``'s business.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -24,14 +25,37 @@ def _umask() -> int:
     return mask
 
 
+def _machine_tag() -> str:
+    """Who may judge a temporary's process: this boot of this machine (``boot_id``) and
+    this PID namespace (its inode). Two containers, or two hosts sharing a folder, get
+    different tags, so neither takes the other's process ids for its own."""
+    parts = []
+    for source in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(open(source).read().strip() if source.endswith("boot_id")
+                         else str(os.stat(source).st_ino))
+        except OSError:
+            parts.append("?")
+    if "?" in parts:  # (no /proc: the host's name stands for the machine)
+        import socket
+
+        parts.append(socket.gethostname())
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+
+
+_TAG = _machine_tag()
+
+
 def _remove_stale_temporaries(folder: Path, name: str) -> None:
     """Delete temporary files of earlier saves of ``name`` whose process has died.
 
-    Our temporaries are named ``.NAME.PID.XXXXXX.tmp``: a kill -9 during a save leaves
-    one behind; a live process's (a save in progress elsewhere) is left alone.
+    Our temporaries are named ``.NAME.TAG-PID.XXXXXX.tmp``: a kill -9 during a save
+    leaves one behind. Only those made here (this machine's boot and PID namespace:
+    ``_TAG``) by a process that no longer exists are deleted; any other (another
+    container's, another host's, a live process's) is left alone.
     """
-    for tmp in folder.glob(f".{name}.*.tmp"):
-        pid = tmp.name[len(name) + 2:].split(".", 1)[0]
+    for tmp in folder.glob(f".{name}.{_TAG}-*.tmp"):
+        pid = tmp.name[len(name) + len(_TAG) + 3:].split(".", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
@@ -74,23 +98,34 @@ def atomic_write(path, write) -> None:
 
     The result has the replaced file's permissions, or, for a new file, the usual ones
     (0666 less the umask). A read-only file is not replaced (PermissionError); a symbolic
-    link keeps pointing where it did and its target is replaced.
+    link keeps pointing where it did and its target is replaced. A write that fails
+    (a full disk) raises OSError naming ``path``; the previous file is left as it was
+    and the temporary is removed, also when SIGTERM arrives during the write.
     """
+    from ._signals import sigterm_raises
+
+    raw = os.fspath(path)
     path, folder = check_writable(path)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+    existed = path.exists()
+    mode = path.stat().st_mode & 0o7777 if existed else 0o666 & ~_umask()
     _remove_stale_temporaries(folder, path.name)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with sigterm_raises():
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.{_TAG}-{os.getpid()}.",
+                                   suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fchmod(f.fileno(), mode)
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as exc:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            if isinstance(exc, OSError) and not str(exc).startswith(raw):
+                kept = "the previous file is unchanged" if existed else "nothing was written"
+                raise type(exc)(f"{raw}: not saved: {exc.strerror or exc}; {kept}") from exc
+            raise
 
 
 def write_model(path, meta: dict, arrays: dict) -> None:

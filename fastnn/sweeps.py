@@ -13,8 +13,8 @@ scheduler: an embedded local cluster (one single-threaded worker process per cor
 replaced by Dask re-running its task elsewhere; a trial that diverges or raises is a
 result (``status`` "diverged" / "error"), not retried.
 
-Only the client writes the log: JSON lines, one whole object per finished trial, each
-written in one call, flushed and fsync'ed. ``resume`` runs the trials a log lacks, and
+Only the client writes the log (``fastnn.sweep_log``: every line checked on read, the
+log locked for the sweep's lifetime). ``resume`` runs the trials a log lacks, and
 refuses a log written with other options.
 
 ``sampler="tpe"`` (Optuna's TPE) and ``prune="median"|"asha"`` are ``fastnn.search``'s:
@@ -27,14 +27,13 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 
 from . import _validation as V
 from . import recipe
+from .sweep_log import LOG_VERSION, MAX_TRIALS, SweepError, SweepLog  # noqa: F401
 
 # Searchable hyperparameters: (kind, check of a value, what a value must be)
 SPACE = {
@@ -50,11 +49,6 @@ BOOK_SEARCH = {"lr": "1e-6:1e-2:log", "weight_decay": "1e-8:1e-4:log"}  # ch06's
 BOOK_TRIALS = 100
 INSTALL_HINT = ("pip install distributed (from a fastnn checkout: "
                 "pip install '.[distributed]')")
-LOG_VERSION = 1
-
-
-class SweepError(ValueError):
-    """A sweep that cannot run as asked (raised before any trial runs)."""
 
 
 def _name(raw: str, option: str) -> str:
@@ -210,6 +204,29 @@ def trial_plan(search: dict, grid: dict, seed: int, i: int) -> tuple[dict, int]:
     return dict(sorted(params.items())), trial_seed
 
 
+def params_problem(params: dict, search: dict, grid: dict) -> str | None:
+    """What makes ``params`` (a log record's) something this sweep could not have drawn:
+    other names, a value of the wrong type, outside a searched range or not on the grid;
+    None when they are fine."""
+    names = sorted(set(search) | set(grid))
+    if sorted(params) != names:
+        return (f"params must name {', '.join(names) or 'nothing'} (this sweep's search "
+                f"space), got {', '.join(sorted(map(str, params))) or 'none'}")
+    for name, value in params.items():
+        kind = SPACE[name][0]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (kind is int and not isinstance(value, int)) or not math.isfinite(value):
+            return f"params: {name} must be {'an integer' if kind is int else 'a number'}, " \
+                   f"got {value!r}"
+        if name in grid and value not in grid[name]:
+            return f"params: {name} {value!r} is not on this sweep's grid " \
+                   f"({spec_text(name, grid[name])})"
+        if name in search and not search[name]["low"] <= value <= search[name]["high"]:
+            return f"params: {name} {value!r} is outside this sweep's search " \
+                   f"({spec_text(name, search[name])})"
+    return None
+
+
 def grid_size(grid: dict) -> int:
     return math.prod(len(v) for v in grid.values()) if grid else 1
 
@@ -345,112 +362,6 @@ def run_trial(data: dict, base: dict, trial: dict, threads=1, final: bool = Fals
     if net is not None:
         record["net"] = net
     return record
-
-
-# --- the log -----------------------------------------------------------------------------
-
-class SweepLog:
-    """The JSONL results log. Only the client writes it, a whole line per call."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def check(self, resume: bool) -> None:
-        """Fail now (before any trial) when the log cannot be written or would be
-        overwritten."""
-        from .serialize import check_writable
-
-        try:
-            check_writable(self.path, "sweep.jsonl")
-        except OSError as exc:
-            raise SweepError(f"log: {exc}") from None
-        if not resume and self.path.exists() and self.path.stat().st_size > 0:
-            raise SweepError(f"log: {self.path} exists; pass resume=True (--resume) to run "
-                             f"only the trials it lacks, or choose another file")
-
-    def read(self, options: dict) -> dict:
-        """trial number -> record, for a log written with ``options``. A torn last line
-        (a crash in the middle of a write: no newline, not JSON) is cut off, so that trial
-        runs again; any other line that is not one of our records refuses the log."""
-        self.torn = False
-        if not self.path.exists():
-            return {}
-        lines = self.path.read_bytes().split(b"\n")
-        complete, tail = lines[:-1], lines[-1]  # tail: what follows the last newline
-        records = {}
-        for number, line in enumerate(complete, 1):
-            if line.strip():
-                record = self._parse(line, number)
-                if record is None:
-                    raise SweepError(f"log: line {number} of {self.path} is not JSON; it is "
-                                     f"not a log this sweep can resume")
-                self._same_sweep(record, options)
-                records.setdefault(record["trial"], record)
-        if tail.strip():
-            record = self._parse(tail, len(lines))
-            if record is None and not tail.startswith(b'{"trial": '):
-                raise SweepError(f"log: line {len(lines)} of {self.path} is not JSON; it is "
-                                 f"not a log this sweep can resume")
-            if record is not None:  # a whole record that only lacks its newline
-                self._same_sweep(record, options)
-                records.setdefault(record["trial"], record)
-                with open(self.path, "ab") as f:
-                    f.write(b"\n")
-            else:  # torn: drop the partial line, so the next append starts a clean line
-                os.truncate(self.path, sum(len(line) + 1 for line in complete))
-                self.torn = True
-        return records
-
-    def _parse(self, line: bytes, number: int):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return None
-        keys = ("trial", "params", "seed", "status", "sweep")
-        if not isinstance(record, dict) or any(k not in record for k in keys) or \
-                not isinstance(record["trial"], int):
-            raise SweepError(f"log: line {number} of {self.path} is not a fastnn sweep record; "
-                             f"it is not a log this sweep can resume")
-        return record
-
-    def _same_sweep(self, record: dict, options: dict) -> None:
-        theirs = record["sweep"]
-        if theirs == options:
-            return
-        mine, theirs = _flat(options), _flat(theirs if isinstance(theirs, dict) else {})
-        differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
-        shown = "; ".join(f"{k} {_short(theirs.get(k))} in the log, {_short(mine.get(k))} now"
-                          for k in differ[:4])
-        raise SweepError(f"log: {self.path} was written by a sweep with other options "
-                         f"({shown}); resume with the same options, or choose another file")
-
-    def append(self, record: dict) -> None:
-        line = json.dumps({k: v for k, v in record.items() if k != "net"},
-                          allow_nan=False) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            data = line.encode()
-            while data:  # one write for a line of normal size; loop for the rest
-                data = data[os.write(fd, data):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _flat(options: dict, prefix: str = "") -> dict:
-    """{"training": {"epochs": 3}} -> {"epochs": 3}: the options as a user names them."""
-    out = {}
-    for k, v in options.items():
-        if isinstance(v, dict) and k in ("training", "data"):
-            out.update(_flat(v, "data " if k == "data" else ""))
-        else:
-            out[prefix + k] = v
-    return out
-
-
-def _short(value) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # --- running ----------------------------------------------------------------------------
@@ -599,9 +510,12 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
     if threads != "auto":
         check_threads(threads, "threads")
     search, grid = make_space(search, grid)
+    trials_given = trials is not None
     if trials is None:
         trials = grid_size(grid) if grid and not search else BOOK_TRIALS
     trials = V.check_positive_int(trials, "trials")
+    if trials > MAX_TRIALS:
+        raise SweepError(f"trials: at most {MAX_TRIALS:,} trials, got {trials:,}")
     modes = [n for n, v in (("client", client), ("workers", workers),
                             ("scheduler", scheduler)) if v is not None]
     if len(modes) > 1:
@@ -656,9 +570,21 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
     if x.ndim < 2 or t.shape[:1] != x.shape[:1]:
         raise SweepError(f"x, t: expected x of shape (n, features) and t with n rows, got "
                          f"{x.shape} and {t.shape}")
+    if x.shape[0] == 0 or math.prod(x.shape[1:]) == 0:
+        raise SweepError(f"x: expected samples with features, got shape {x.shape}")
     x = x.reshape(x.shape[0], -1)
+    # the labels checked once here, not failing in every trial (nor, for the test set,
+    # in the best trial's final evaluation alone)
+    n_out = recipe.n_outputs(base, t)
+    V.check_targets(t, "t", x.shape[0], n_out, base["loss"], base["dtype"])
     if x_test is not None:
-        x_test = np.asarray(x_test).reshape(np.shape(x_test)[0], -1)
+        x_test, t_test = np.asarray(x_test), np.asarray(t_test)
+        if x_test.ndim < 2 or x_test.shape[0] == 0 or \
+                math.prod(x_test.shape[1:]) != x.shape[1]:
+            raise SweepError(f"x_test: expected samples of {x.shape[1]} features like x's, "
+                             f"got shape {x_test.shape}")
+        x_test = x_test.reshape(x_test.shape[0], -1)
+        V.check_targets(t_test, "t_test", x_test.shape[0], n_out, base["loss"], base["dtype"])
     parts = split(x, t, validation_fraction, seed)
     n_train = parts[0].shape[0]
     batch_sizes = grid.get("batch_size") or ([search["batch_size"]["high"]]
@@ -686,19 +612,82 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
         **learn.log_options(chosen),
     })
     options = json.loads(json.dumps(options))  # as a log line will read back
-    if sweep_log is not None and resume:
+    done = {}
+    if sweep_log is not None:
+        sweep_log.lock()  # (held until the plan has run: _Plan.run releases it)
         try:
-            learn.check_log(sweep_log.path, options)
-        except learn.SearchError as exc:
-            raise SweepError(str(exc)) from None
-    done = {} if sweep_log is None else \
-        {i: r for i, r in sweep_log.read(options).items() if i < trials}
+            if resume:
+                try:
+                    learn.check_log(sweep_log.path, options)
+                except learn.SearchError as exc:
+                    raise SweepError(str(exc)) from None
+            done = sweep_log.read(options, base["loss"] != "softmax",
+                                  lambda params: params_problem(params, search, grid))
+        except BaseException:
+            sweep_log.unlock()
+            raise
+        logged = [r["trials"] for r in done.values() if "trials" in r]
+        if not trials_given and logged:  # resuming: the logged sweep's own length
+            trials = max(logged)
+        done = {i: r for i, r in done.items() if i < trials}
     data = {"x": parts[0], "t": parts[1], "x_val": parts[2], "t_val": parts[3],
             "x_test": x_test, "t_test": t_test}
     return _Plan(options=options, base=base, search=search, grid=grid, seed=seed,
                  trials=trials, data=data, client=client, workers=workers,
                  scheduler=scheduler, timeout=timeout, log=sweep_log, threads=threads,
                  regression=base["loss"] != "softmax", done=done)
+
+
+def _client_within(distributed, address: str, timeout: float):
+    """A Client of the scheduler at ``address``, or SweepError once ``timeout`` seconds
+    have passed, whatever answers there: distributed's own timeout covers the TCP connect
+    but not its handshake, which waits for ever on a service that is not a scheduler (an
+    HTTP server, a dashboard port) or reads a length from its bytes and tries to allocate
+    it. So the attempt runs in a thread, and the deadline is this one's."""
+    import threading
+
+    outcome = {}
+
+    def attempt():
+        try:
+            outcome["client"] = distributed.Client(address, timeout=timeout)
+        except BaseException as exc:  # (any failure of the attempt is reported below)
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=attempt, name="fastnn-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    if "client" in outcome:
+        return outcome["client"]
+    exc = outcome.get("error")
+    if exc is None:
+        reason = "nothing that speaks Dask's protocol answered: is it a scheduler's address?"
+    elif isinstance(exc, MemoryError):
+        reason = "what answered is not a Dask scheduler"
+    else:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    raise SweepError(f"scheduler: cannot reach {address} within {timeout:g} s ({reason})")
+
+
+def _ctrl_c_ignored():
+    """A context in which SIGINT is ignored (main thread only; else it changes nothing):
+    processes started inside it ignore Ctrl-C too."""
+    import contextlib
+    import signal
+    import threading
+
+    @contextlib.contextmanager
+    def ignored():
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, before)
+
+    return ignored()
 
 
 class _Plan:
@@ -729,7 +718,14 @@ class _Plan:
     def run(self, progress=None, on_start=None) -> Trials:
         """Run the trials the log lacks. ``on_start(client)`` is called once connected
         (client None: in this process); ``progress(record, done, total)`` after each
-        trial is logged."""
+        trial is logged. The log's lock is released at the end, however it ends."""
+        try:
+            return self._run(progress, on_start)
+        finally:
+            if self.log is not None:
+                self.log.unlock()
+
+    def _run(self, progress, on_start) -> Trials:
         from .kernels._threads import policy
 
         todo = [] if self.options.get("round_size") is not None else self.todo()
@@ -742,7 +738,7 @@ class _Plan:
 
             def record_result(record):
                 nonlocal finished
-                record["sweep"] = self.options
+                record["sweep"], record["trials"] = self.options, self.trials
                 if self.log is not None:
                     self.log.append(record)
                 self.done[record["trial"]] = record
@@ -786,16 +782,13 @@ class _Plan:
         import logging
 
         if self.scheduler is not None:
-            try:
-                return distributed.Client(self.scheduler, timeout=self.timeout)
-            except (OSError, TimeoutError, ValueError) as exc:
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise SweepError(f"scheduler: cannot reach {self.scheduler} within "
-                                 f"{self.timeout:g} s ({reason})") from None
+            return _client_within(distributed, self.scheduler, self.timeout)
         try:
-            self.cluster = distributed.LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True,
-                dashboard_address=":0", silence_logs=logging.ERROR)
+            with _ctrl_c_ignored():  # (the workers inherit it: Ctrl-C reaches this process
+                # alone, which cancels the trials and closes the cluster, quietly)
+                self.cluster = distributed.LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=True,
+                    dashboard_address=":0", silence_logs=logging.ERROR)
         except RuntimeError as exc:  # "Nanny failed to start", usually for this reason:
             raise SweepError(
                 f"workers: the {self.workers} local worker processes did not start ({exc}). "
@@ -868,4 +861,6 @@ class _Plan:
             again = client.submit(run_trial, data, self.base, trial, self.threads,
                                   final=True, pure=False).result()
         best.update({k: again[k] for k in ("test_acc", "test_loss", "net") if k in again})
+        if again.get("status") != "ok" or "net" not in again:  # said, never dropped
+            best["final_error"] = again.get("error") or f"it ended {again.get('status')}"
         return best

@@ -33,6 +33,7 @@ from .sequential import Sequential
 
 __all__ = ["History", "TrainingDiverged", "evaluate", "fit", "choose_path"]
 
+MAX_ITERATIONS = 10**12  # fit() refuses longer runs up front
 COMPILE_NOTICE_SECONDS = 0.5  # fit() says it is compiling when the warm-up takes longer
 # Up to this many multiply-adds per step (batch * sum(fan_in * fan_out)) fit() takes the
 # compiled path: beyond it the per-step Python it saves is a few percent of a step, while
@@ -169,6 +170,10 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
         total = V.check_positive_int(iters, "iters")
     else:
         total = per_epoch * V.check_positive_int(10 if epochs is None else epochs, "epochs")
+    if total > MAX_ITERATIONS:  # (beyond any run's length, and beyond int64 downstream)
+        what = "iters" if iters is not None else "epochs"
+        raise ValueError(f"{what}: at most {MAX_ITERATIONS:,} iterations in all, got "
+                         f"{total:,}")
     eval_every = per_epoch if eval_every is None else V.check_positive_int(eval_every, "eval_every")
     if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
         raise TypeError(f"callbacks: expected a sequence of callables (e.g. [] or [cb]), got "
@@ -243,6 +248,7 @@ class _Run:
         self.history = History()
         self.iteration = 0
         self.guard = Guard(net)
+        self.initial = net.params.flat.copy()  # (what the guard's advice is judged at)
         self.bar = None
         self.progress = progress
         self.bar_every = max(1, total // 200)
@@ -378,10 +384,38 @@ class _Run:
         else:
             what, it = f"the loss became {float(chunk.losses[chunk.stop])} at iteration " \
                 f"{self.iteration + 1}", self.iteration + 1
+        advice = divergence_advice(self.net, self.initial, self.x, self.t, self.batch_size,
+                                   self.history.initial_loss, lr)
         raise TrainingDiverged(
             f"training diverged: {what} with learning rate {lr:g}; the parameters are {where} "
-            f"{at} (all finite). Try a smaller learning rate (e.g. {lr / 10:g}).",
-            self.history, it)
+            f"{at} (all finite). {advice}", self.history, it)
+
+
+def divergence_advice(net, initial, x, t, batch_size: int, initial_loss: float,
+                      lr: float) -> str:
+    """What to try after a divergence: a smaller learning rate, unless the untrained
+    network (parameters ``initial``) already had a loss that is not finite or a gradient
+    on the first batch's rows too large to step with (beyond the square root of the
+    dtype's largest number a step's products overflow): then no learning rate helps, and
+    the input, the init or the weight decay is what overflowed."""
+    overflows = not np.isfinite(initial_loss)
+    if not overflows:
+        rows = slice(0, min(batch_size, 1024))
+        try:
+            untrained = net.copy()
+            untrained.params.flat[...] = initial
+            with np.errstate(all="ignore"):
+                grads = untrained.gradient(x[rows], t[rows])
+            limit = np.sqrt(np.finfo(initial.dtype).max)
+            overflows = not all(np.all(np.abs(g) < limit) for g in grads.values())
+        except (ValueError, TypeError, FloatingPointError):
+            pass
+    if not overflows:
+        return f"Try a smaller learning rate (e.g. {lr / 10:g})."
+    return ("The untrained network's loss or gradient is already infinite, NaN or too large "
+            "to step with, whatever the learning rate: the input, the weight init or the "
+            "weight decay overflow; scale the input to a moderate range or use a smaller "
+            "init or weight decay.")
 
 
 def _postfix(loss, train_acc, test_acc) -> str:

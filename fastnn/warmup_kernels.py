@@ -12,7 +12,6 @@ parallel writers of one cache index left out).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -113,14 +112,15 @@ def warmup(dtypes=DTYPES, *, processes: int | None = None, progress: bool = True
         {(variant, dtype): seconds} of the compiling pass.
     """
     dtypes, processes = _check(dtypes, processes)
-    from .kernels import _config
+    from .kernels import _cache
 
     jobs = [(v, d) for d in dtypes for v in VARIANTS]
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else \
         (lambda text: None)
-    if not _config.CACHE:
-        say("warmup: numba's cache is off here (FASTNN_NUMBA_CACHE=0, or no writable cache "
-            "location): nothing to warm; kernels compile on first use in each process")
+    folder = _cache.usable_folder() if _cache.ENABLED else None
+    if folder is None:
+        say("warmup: the kernel cache is off here (FASTNN_NUMBA_CACHE=0, or no writable cache "
+            "folder): nothing to warm; kernels compile on first use in each process")
         return {}
     seconds = {}
     t0 = time.perf_counter()
@@ -134,6 +134,6 @@ def warmup(dtypes=DTYPES, *, processes: int | None = None, progress: bool = True
     code = "; ".join(["from fastnn.warmup_kernels import run_variant"]
                      + [f"run_variant({v!r}, {d!r})" for v, d in jobs])
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    say(f"warmup: done in {time.perf_counter() - t0:.1f} s; the kernels now load from "
-        f"numba's cache ({os.environ.get('NUMBA_CACHE_DIR') or 'beside the sources'})")
+    say(f"warmup: done in {time.perf_counter() - t0:.1f} s; the kernels now load from the "
+        f"cache ({folder})")
     return seconds

@@ -35,6 +35,7 @@ import numpy as np
 from numba import njit, types
 from numba.core import config as numba_config
 
+from . import _cache
 from ._config import COMMON, INLINE, SMALL_GEMM
 from ._views import address
 
@@ -116,7 +117,6 @@ available = _FUNCS is not None and _self_test(_FUNCS)
 _EXTERNAL = _externals(_FUNCS) if available else {}
 
 
-@njit(inline=INLINE, cache=True, **COMMON)
 def gemm_loop(trans_a, trans_b, alpha, a, b, beta, c):
     """``gemm`` as a plain loop, for products too small to be worth a library call.
 
@@ -133,6 +133,10 @@ def gemm_loop(trans_a, trans_b, alpha, a, b, beta, c):
                 bv = b[j, k] if trans_b else b[k, j]
                 acc += av * bv
             c[i, j] = alpha * acc + (beta * c[i, j] if beta != 0 else 0.0)
+
+
+# (cached through fastnn's cache like every kernel: it calls no BLAS, so always)
+gemm_loop = _cache.attach(njit(inline=INLINE, **COMMON)(gemm_loop))
 
 
 def _gemm_meaning(trans_a, trans_b, alpha, a, b, beta, c):

@@ -3,9 +3,8 @@
 * fastmath: ``contract`` (FMA), ``arcp`` (x/y as x*(1/y)) and ``nsz`` only. ``nnan`` and
   ``ninf`` stay off so NaN/Inf checks and NaN propagation remain correct; ``reassoc``
   stays off so sums keep their order.
-* cache: on by default (``FASTNN_NUMBA_CACHE=0`` turns it off). numba writes next to the
-  sources, or under ``NUMBA_CACHE_DIR``; where no cache location is writable the kernels
-  are compiled without caching instead of failing.
+* cache: on by default (``FASTNN_NUMBA_CACHE=0`` turns it off), in fastnn's own folder,
+  checked and never fatal: see ``_cache``.
 * ``inline``: the decorator of the math bodies (a layer's forward and backward, a loss,
   an update, the network loop). numba inlines them at its IR level into each compiled
   function that calls them, so one source serves the per-op API, the whole-network
@@ -41,8 +40,10 @@ import sys
 
 import numba
 
+from . import _cache
+
 FASTMATH = frozenset({"contract", "arcp", "nsz"})
-CACHE = os.environ.get("FASTNN_NUMBA_CACHE", "1").lower() not in ("0", "false", "no", "off")
+CACHE = _cache.ENABLED
 COMMON = {"nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
 
 # Products of fewer multiply-adds than this run as a plain loop inside ``_blas.gemm``
@@ -59,12 +60,8 @@ def compiled(fn, **options):
     # Compiled code calls NumPy's BLAS by symbol name only where it is bound; a cache entry
     # made with the binding must never load without it (or vice versa), and numba's cache
     # key cannot tell: without the binding nothing is cached.
-    if CACHE and _blas.available:
-        try:
-            return numba.njit(cache=True, **options)(fn)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            pass
-    return numba.njit(**options)(fn)
+    dispatcher = numba.njit(**options)(fn)
+    return _cache.attach(dispatcher) if _blas.available else dispatcher
 
 
 def _into_the_function_compiled(expr, caller_ir, callee_ir):

@@ -66,12 +66,11 @@ it up. Adding an optimizer: see ``optim.py``.
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
-import os
 
 import numpy as np
 
+from ._cache import sources_digest as _sources_digest
 from ._config import compiled, inline
 from ._views import borrow, hold, view1d, view2d, view_rows
 from .affine_act import (
@@ -290,18 +289,6 @@ def all_finite_(a):
         if not math.isfinite(a[k]):
             return False
     return True
-
-
-def _sources_digest(here: str | None = None) -> str:
-    """A digest of every kernel module's source, the ``.py`` files of ``here`` (default:
-    this package; see ``_network_of``)."""
-    here = here or os.path.dirname(os.path.abspath(__file__))
-    digest = hashlib.sha256()
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            with open(os.path.join(here, name), "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read())
-    return digest.hexdigest()
 
 
 def _network_of(ext, sources):

@@ -161,7 +161,7 @@ def test_the_python_api_says_once_when_a_first_call_compiles(monkeypatch, capsys
 def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys):
     """Each variant's workload runs (here in this process; ``fastnn warmup`` runs them in
     parallel processes); bad arguments are one clear error; without a cache it says so."""
-    from fastnn.kernels import _config
+    from fastnn.kernels import _cache
 
     import fastnn
     from fastnn import warmup_kernels as W
@@ -174,7 +174,7 @@ def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys
         fastnn.warmup("float16")
     with pytest.raises(ValueError, match="processes: expected a positive integer"):
         fastnn.warmup(processes=0)
-    monkeypatch.setattr(_config, "CACHE", False)
+    monkeypatch.setattr(_cache, "ENABLED", False)
     assert fastnn.warmup() == {}
-    assert "numba's cache is off here" in capsys.readouterr().err
+    assert "the kernel cache is off here" in capsys.readouterr().err
     assert main(["warmup", "--dtype", "float32", "--quiet"]) == 0  # (nothing to do)

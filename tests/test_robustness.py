@@ -168,9 +168,11 @@ def test_saving_through_a_symlink_replaces_its_target(tmp_path):
 
 def test_stale_temporaries_of_dead_saves_are_cleaned_up(tmp_path):
     path = tmp_path / "model.npz"
-    dead = tmp_path / ".model.npz.999999999.abcdef.tmp"  # no such process
-    alive = tmp_path / f".model.npz.{os.getppid()}.abcdef.tmp"  # a live process's
-    other = tmp_path / ".other.npz.999999999.abcdef.tmp"
+    from fastnn.serialize import _TAG  # (this machine's: see test_real_world for others)
+
+    dead = tmp_path / f".model.npz.{_TAG}-999999999.abcdef.tmp"  # no such process
+    alive = tmp_path / f".model.npz.{_TAG}-{os.getppid()}.abcdef.tmp"  # a live process's
+    other = tmp_path / f".other.npz.{_TAG}-999999999.abcdef.tmp"
     for f in (dead, alive, other):
         f.write_bytes(b"partial")
     fastnn.Sequential(3, [2], 2, seed=0).save(path)
