@@ -244,17 +244,17 @@ def _as_arrays(loaded):
 
 def test_a_set_replaced_while_it_is_read_is_read_again(tmp_path, monkeypatch):
     fake_set(tmp_path, seed=0)
-    real, calls = datasets.read_idx, []
+    real, calls = datasets._read_file, []
 
-    def read_idx(path):
+    def read_file(path):
         calls.append(path)
         if len(calls) == 2:  # between the first file and the rest: a new version lands
             fake_set(tmp_path, seed=1)
         return real(path)
 
-    monkeypatch.setattr(datasets, "read_idx", read_idx)
+    monkeypatch.setattr(datasets, "_read_file", read_file)
     got = _as_arrays(datasets.load_mnist(data_dir=tmp_path, download=False))
-    monkeypatch.setattr(datasets, "read_idx", real)
+    monkeypatch.setattr(datasets, "_read_file", real)
     expected = _as_arrays(datasets.load_mnist(data_dir=tmp_path, download=False))
     assert len(calls) == 8  # read twice
     for a, b in zip(got, expected):
@@ -263,15 +263,15 @@ def test_a_set_replaced_while_it_is_read_is_read_again(tmp_path, monkeypatch):
 
 def test_a_set_that_keeps_changing_is_refused_naming_the_file(tmp_path, monkeypatch):
     fake_set(tmp_path, seed=0)
-    real, calls = datasets.read_idx, []
+    real, calls = datasets._read_file, []
     labels = tmp_path / datasets._FILES["mnist"]["test_labels"][0]
 
-    def read_idx(path):
+    def read_file(path):
         calls.append(path)
         os.utime(labels, ns=(len(calls), len(calls)))  # touched during every read
         return real(path)
 
-    monkeypatch.setattr(datasets, "read_idx", read_idx)
+    monkeypatch.setattr(datasets, "_read_file", read_file)
     with pytest.raises(datasets.DatasetError, match=rf"{labels}: changed while being read"):
         datasets.load_mnist(data_dir=tmp_path, download=False)
     assert len(calls) == 4 * datasets.READ_ATTEMPTS
