@@ -22,7 +22,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _validation as V
-from . import serialize
+from . import model_file
 from ._backends import BACKENDS, get_backend
 from .common.gradient import numerical_gradient
 from .engine import Engine
@@ -135,14 +135,12 @@ class Sequential:
         self.backend = V.check_choice(backend, "backend", BACKENDS)
         self.dtype = V.check_dtype(dtype)
         seed = V.check_seed(seed)
-        self.weight_decay_lambda = V.check_non_negative_float(weight_decay_lambda,
-                                                              "weight_decay_lambda")
-        self.use_dropout = V.check_bool(use_dropout, "use_dropout")
-        if dropout_ration is not None:
+        if dropout_ration is not None:  # (the book's spelling)
             dropout_ratio = V.check_unit_interval(dropout_ration, "dropout_ration")
-        self.dropout_ratio = V.check_unit_interval(dropout_ratio, "dropout_ratio")
-        self.use_batchnorm = V.check_bool(use_batchnorm, "use_batchnorm")
-        self.bias = V.check_bool(bias, "bias")
+        for name, value in model_file.check_options(dict(
+                weight_decay_lambda=weight_decay_lambda, use_dropout=use_dropout,
+                dropout_ratio=dropout_ratio, use_batchnorm=use_batchnorm, bias=bias)).items():
+            setattr(self, name, value)
         bias_init_std = V.check_non_negative_float(bias_init_std, "bias_init_std")
         if bias_init_std and not self.bias:
             raise ValueError(f"bias_init_std: the network has no biases (bias=False), got "
@@ -230,35 +228,16 @@ class Sequential:
         """Whether the network has BatchNorm or Dropout (layers beyond Affine -> act)."""
         return self.use_batchnorm or self.use_dropout
 
-    def _options(self) -> dict:
-        """The keyword options that differ from a plain network (for repr, copy, save)."""
-        out = {}
-        if self.weight_decay_lambda:
-            out["weight_decay_lambda"] = self.weight_decay_lambda
-        if self.use_dropout:
-            out["use_dropout"], out["dropout_ratio"] = True, self.dropout_ratio
-        if self.use_batchnorm:
-            out["use_batchnorm"] = True
-        if not self.bias:
-            out["bias"] = False
-        return out
-
     def __repr__(self) -> str:
-        extra = "".join(f", {k}={v!r}" for k, v in self._options().items())
+        extra = "".join(f", {k}={v!r}" for k, v in model_file.options_of(self).items())
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
                 f"{self.output_size}, activation={self.activation!r}, loss={self.loss_name!r}"
                 f"{extra}, backend={self.backend!r}, dtype={self.dtype.name})")
 
-    def _spec(self) -> dict:
-        return dict(cls=type(self).__name__, input_size=self.input_size,
-                    hidden_size=self.hidden_size, output_size=self.output_size,
-                    activation=self.activation, loss=self.loss_name, backend=self.backend,
-                    dtype=self.dtype.name, **self._options())
-
     def copy(self, *, backend=None, dtype=None) -> Sequential:
         """An independent copy, optionally on another backend or dtype (parameters and
         running statistics cast). A seeded network's copy gets a generator of its own."""
-        spec = self._spec()
+        spec = model_file.spec_of(self)
         spec["backend"] = self.backend if backend is None else backend
         spec["dtype"] = self.dtype if dtype is None else dtype
         clone = _build(spec)
@@ -270,7 +249,7 @@ class Sequential:
         """Pickling (for multiprocessing, Dask ...): the architecture, the parameters and
         the running statistics. The engine (work buffers, lock, backend module) is rebuilt
         on the other side."""
-        return _unpickle, (self._spec(), self.params.flat.copy(), self.state.copy())
+        return _unpickle, (model_file.spec_of(self), self.params.flat.copy(), self.state.copy())
 
     # --- validation -------------------------------------------------------------------
 
@@ -344,21 +323,8 @@ class Sequential:
 
     def save(self, path) -> None:
         """Write the architecture, the options, the parameters and the BatchNorm running
-        statistics to ``path`` (.npz), atomically."""
-        from . import __version__
-
-        arrays = {**self.params, **self.running_stats}
-        for key, value in arrays.items():  # load() would refuse such a file
-            if not np.all(np.isfinite(value)):
-                raise ValueError(f"params[{key!r}]: contains NaN or infinity; a model that "
-                                 "could not be loaded again is not saved")
-        meta = {"format": FORMAT, "version": VERSION, "fastnn": __version__,
-                "class": type(self).__name__, "input_size": self.input_size,
-                "hidden_size": self.hidden_size, "output_size": self.output_size,
-                "activation": self.activation, "loss": self.loss_name,
-                "dtype": self.dtype.name, **self._options()}
-        meta.update(getattr(self, "metadata", {}) or {})  # e.g. the data set (fastnn train)
-        serialize.write_model(path, meta, arrays)
+        statistics to ``path`` (.npz), atomically (``fastnn.model_file``)."""
+        model_file.save(self, path)
 
     def numerical_gradient(self, x, t, h: float = 1e-4) -> dict:
         """Central-difference gradients of the loss, one parameter element at a time.
@@ -434,7 +400,7 @@ CLASSES = {"Sequential": Sequential, "MultiLayerNet": MultiLayerNet,
 
 
 def _build(spec: dict) -> Sequential:
-    """A network of the class and options ``spec`` describes (``Sequential._spec``)."""
+    """A network of the class and options ``spec`` describes (``model_file.spec_of``)."""
     spec = dict(spec)
     cls = CLASSES[spec.pop("cls", "Sequential")]
     sizes = (spec.pop("input_size"), spec.pop("hidden_size"), spec.pop("output_size"))
@@ -455,86 +421,20 @@ def _unpickle(spec: dict, flat: np.ndarray, state=None) -> Sequential:
     return net
 
 
-FORMAT = "fastnn.Sequential"
-VERSION = 2  # 2: the class, the options and the running statistics
-
-
-_OPTION_TYPES = {"weight_decay_lambda": (int, float), "use_dropout": (bool,),
-                 "dropout_ratio": (int, float), "use_batchnorm": (bool,), "bias": (bool,)}
-
-
 def load(path, *, backend: str = "numba") -> Sequential:
     """Read a network written by ``net.save`` (of the class that saved it).
 
     Raises FileNotFoundError when ``path`` does not exist and ValueError when it is not
     a readable fastnn model (corrupt, truncated, another format, or parameters that do
-    not fit the architecture it describes).
+    not fit the architecture it describes): ``fastnn.model_file.read``.
     """
-    meta, arrays = serialize.read_model(path)
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a fastnn model file (format {meta.get('format')!r})")
-    version = meta.get("version", 0)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise ValueError(f"{path}: not a model file fastnn wrote: its format version is "
-                         f"{version!r}, not a non-negative integer")
-    if version > VERSION:
-        raise ValueError(f"{path}: written by a newer fastnn (format version {version!r}); "
-                         "upgrade fastnn to read it")
-    sizes = _stored_sizes(path, meta)
-    cls = meta.get("class", "Sequential")
-    if cls not in CLASSES:
-        raise ValueError(f"{path}: the architecture it describes is invalid (class {cls!r})")
-    options = {}
-    for key, types in _OPTION_TYPES.items():
-        if key in meta:
-            if type(meta[key]) not in types:
-                raise ValueError(f"{path}: the architecture it describes is invalid ({key} "
-                                 f"{meta[key]!r})")
-            options[key] = meta[key]
-    # the stored arrays must be the architecture's before anything is allocated for it
-    expected = {}
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        expected[f"W{i}"] = (fan_in, fan_out)
-        if options.get("bias", True):
-            expected[f"b{i}"] = (fan_out,)
-    if options.get("use_batchnorm"):
-        for i, H in enumerate(sizes[1:-1], start=1):
-            for key in ("gamma", "beta", "running_mean", "running_var"):
-                expected[f"{key}{i}"] = (H,)
-    if set(arrays) != set(expected):
-        raise ValueError(f"{path}: parameters {sorted(arrays)} do not match the architecture "
-                         f"(expected {sorted(expected)})")
-    for key, value in arrays.items():
-        if value.shape != expected[key]:
-            raise ValueError(f"{path}: parameter {key} has shape {value.shape}, the "
-                             f"architecture needs {expected[key]}")
-        if not np.all(np.isfinite(value)):
-            raise ValueError(f"{path}: parameter {key} contains NaN or infinity")
-    spec = dict(cls=cls, input_size=sizes[0], hidden_size=sizes[1:-1], output_size=sizes[-1],
-                activation=meta["activation"], loss=meta["loss"], backend=backend,
-                dtype=meta["dtype"], **options)
+    spec, arrays, metadata = model_file.read(path, CLASSES)
     try:
-        net = _build(spec)
+        net = _build(dict(spec, backend=backend))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: the architecture it describes is invalid ({exc})") from None
     net.params.update({k: v for k, v in arrays.items() if k in net.params})
     for key, view in net.running_stats.items():
         view[...] = arrays[key]
-    net.metadata = {k: meta[k] for k in ("dataset", "dataset_options", "data_dir") if k in meta}
+    net.metadata = metadata
     return net
-
-
-def _stored_sizes(path, meta) -> list:
-    """[input, hidden..., output] from a file's metadata, each a positive int."""
-    hidden = meta.get("hidden_size")
-    sizes = [meta.get("input_size"), *(hidden if isinstance(hidden, list) else [None]),
-             meta.get("output_size")]
-    if len(sizes) < 3 or not all(type(n) is int and n > 0 for n in sizes):
-        raise ValueError(f"{path}: the architecture it describes is invalid (input_size "
-                         f"{meta.get('input_size')!r}, hidden_size {hidden!r}, output_size "
-                         f"{meta.get('output_size')!r}: expected positive integers)")
-    for field in ("activation", "loss", "dtype"):
-        if not isinstance(meta.get(field), str):
-            raise ValueError(f"{path}: the architecture it describes is invalid ({field} "
-                             f"{meta.get(field)!r}: expected a name)")
-    return sizes

@@ -61,3 +61,25 @@ def test_load_errors(tmp_path):
         fastnn.load(mismatch)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         fastnn.Sequential(3, [2], 2, seed=0).save(tmp_path / "no" / "such" / "dir.npz")
+
+
+def test_every_option_of_the_table_is_checked_copied_saved_and_loaded(tmp_path):
+    """model_file.OPTIONS drives construction, copy, pickling, save and load: a network
+    with every option away from its default comes back equal each way."""
+    import pickle
+
+    from fastnn import model_file
+
+    options = dict(weight_decay_lambda=0.1, use_dropout=True, dropout_ratio=0.25,
+                   use_batchnorm=True, bias=False)
+    assert set(options) == set(model_file.OPTIONS)
+    net = fastnn.Sequential(5, [4, 3], 2, seed=0, **options)
+    path = tmp_path / "m.npz"
+    net.save(path)
+    for other in (fastnn.load(path), net.copy(), pickle.loads(pickle.dumps(net))):
+        assert model_file.options_of(other) == options
+        np.testing.assert_array_equal(other.params.flat, net.params.flat)
+    for name, option in model_file.OPTIONS.items():
+        bad = "x" if option.types == (bool,) else -1.0
+        with pytest.raises((TypeError, ValueError), match=f"^{name}: "):
+            fastnn.Sequential(5, [4], 2, **{name: bad})
