@@ -363,7 +363,7 @@ def log_resume_finished_with_default_trials(tmp):
         return f"rc {out.returncode}: {out.stderr[-300:]!r}"
 
 
-HOLD = ("import sys, time\nfrom fastnn.sweep_log import SweepLog\n"
+HOLD = ("import sys, time\nfrom fastnn.sweeps.log import SweepLog\n"
         "SweepLog(sys.argv[1]).lock()\nprint('locked', flush=True)\ntime.sleep(600)\n")
 
 
@@ -416,7 +416,7 @@ for _name in ("zero", "labels", "test_labels"):
             out = subprocess.run([sys.executable, "-c", SWEEP_ARRAYS, name], env=_env(),
                                  cwd=tmp, capture_output=True, text=True, timeout=600)
             last = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ""
-            if out.returncode == 0 or not last.startswith(("fastnn.sweep_log.SweepError",
+            if out.returncode == 0 or not last.startswith(("fastnn.sweeps.log.SweepError",
                                                             "ValueError", "TypeError")):
                 return f"rc {out.returncode}: {last!r}"
         return sweep_data

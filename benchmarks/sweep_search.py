@@ -49,8 +49,8 @@ def trials_to(records, value) -> int | None:
 def run_setups(dataset: str, seed: int, trials: int, epochs: int, *, data_dir=None,
                workers: int = 1, round_size: int = 4, setups=tuple(SETUPS)) -> dict:
     """One seed's sweeps: setup name -> its numbers."""
-    from fastnn import search as L
     from fastnn import sweeps as S
+    from fastnn.sweeps import search as L
 
     out, results = {}, {}
     for name in setups:

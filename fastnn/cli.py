@@ -582,7 +582,7 @@ def _sweep_table(trials, shown: int = 20) -> str:
         rows.append(line)
     else:
         rows.append("best: none (no trial finished)")
-    from .search import pruning_summary
+    from .sweeps.search import pruning_summary
 
     saved = pruning_summary(trials)
     if saved is not None:
@@ -663,7 +663,7 @@ def cmd_sweep(args) -> int:
         plot_sweep(trials, args.plot, title=f"fastnn sweep on {args.dataset}")
     if args.json:
         def plain(r):  # (JSON proper: never a bare NaN)
-            return S._finite({k: v for k, v in r.items() if k not in ("net", "sweep")})
+            return S.finite_json({k: v for k, v in r.items() if k not in ("net", "sweep")})
 
         print(json.dumps({"trials": [plain(r) for r in trials.ranked()],
                           "best": None if best is None else plain(best),

@@ -14,7 +14,7 @@ import pytest
 
 from fastnn import sweeps as S
 from fastnn.cli import main
-from fastnn.sweep_log import SweepLog
+from fastnn.sweeps.log import SweepLog
 
 TINY = dict(hidden=[8], epochs=1, batch_size=64)
 SEARCH = {"lr": "0.01:0.5:log", "weight_decay": "1e-6:1e-3:log"}
@@ -160,7 +160,7 @@ def test_a_sweep_holds_its_log_and_a_second_is_refused_naming_the_holder(tmp_pat
 
 def test_a_crashed_sweeps_lock_is_released(tmp_path):
     log = tmp_path / "s.jsonl"
-    code = ("import sys, time\nfrom fastnn.sweep_log import SweepLog\n"
+    code = ("import sys, time\nfrom fastnn.sweeps.log import SweepLog\n"
             "SweepLog(sys.argv[1]).lock()\nprint('locked', flush=True)\ntime.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(log)], stdout=subprocess.PIPE,
                             text=True)
@@ -234,7 +234,7 @@ def test_a_best_trial_that_fails_when_retrained_is_said_not_dropped(tmp_path, ca
             record.update(status="error", error="MemoryError: (a hostile final run)")
         return record
 
-    monkeypatch.setattr(S, "run_trial", final_fails)
+    monkeypatch.setattr(S.plan, "run_trial", final_fails)
     rc = main(["sweep", "--trials", "2", "--epochs", "1", "--hidden", "8", "--workers", "1",
                "--save", str(tmp_path / "m.npz")])
     out, err = capsys.readouterr()
@@ -339,7 +339,7 @@ def test_sigterm_stops_a_sweep_like_ctrl_c(tmp_path, capsys, monkeypatch):
             os.kill(os.getpid(), signal.SIGTERM)
         return record
 
-    monkeypatch.setattr(S, "run_trial", then_sigterm)
+    monkeypatch.setattr(S.plan, "run_trial", then_sigterm)
     log = tmp_path / "s.jsonl"
     argv = ["sweep", "--trials", "4", "--epochs", "1", "--hidden", "8", "--workers", "1",
             "--log", str(log)]
@@ -350,6 +350,6 @@ def test_sigterm_stops_a_sweep_like_ctrl_c(tmp_path, capsys, monkeypatch):
     assert err.splitlines()[-1].startswith("fastnn: sweep stopped by SIGTERM; 1 of 4 trials")
     assert [json.loads(line)["trial"] for line in log.read_text().splitlines()] == [0]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    monkeypatch.setattr(S, "run_trial", real)
+    monkeypatch.setattr(S.plan, "run_trial", real)
     assert main([*argv, "--resume"]) == 0  # not locked any more
     assert len(log.read_text().splitlines()) == 4

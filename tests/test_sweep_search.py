@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from test_sweep import TINY, by_trial, cli, cluster, lines, needs_dask, same_results  # noqa: F401
 
-from fastnn import search as L
 from fastnn import sweeps as S
+from fastnn.sweeps import search as L
 
 pytest.importorskip("optuna")
 

@@ -104,7 +104,7 @@ class SweepLog:
     def check(self, resume: bool) -> None:
         """Fail now (before any trial) when the log cannot be written or would be
         overwritten."""
-        from .serialize import check_writable
+        from ..serialize import check_writable
 
         try:
             check_writable(self.path, "sweep.jsonl")

@@ -116,7 +116,7 @@ def check(sampler, prune, round_size, search: dict, grid: dict, base: dict) -> d
                          f"between epochs), and the trials train {most}")
     rounds = sampler == "tpe" or prune != "none"
     if round_size is not None:
-        from . import _validation as V
+        from .. import _validation as V
 
         round_size = V.check_positive_int(round_size, "round_size")
         if not rounds:
