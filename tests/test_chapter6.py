@@ -524,7 +524,7 @@ def test_cli_trains_with_the_chapter6_options(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--momentum", "0.9"], "--momentum: only for optimizer momentum or nesterov"),
     (["--dropout", "1"], "argument --dropout: expected a number in [0, 1)"),
-    (["--weight-decay", "-0.1"], "argument --weight-decay: expected a non-negative number"),
+    (["--weight-decay", "-0.1"], "argument --weight-decay: expected a non-negative finite number"),
     (["--optimizer", "adamw"], "argument --optimizer: invalid choice"),
 ])
 def test_cli_refuses_bad_chapter6_options(argv, message, capsys):

@@ -71,7 +71,7 @@ def test_sine_workload_runs():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--lr", "-1"], "--lr: expected a positive float"),
+    (["train", "--lr", "-1"], "--lr: expected a positive finite number, got -1.0"),
     (["train", "--hidden", "12,x"], "--hidden: expected comma-separated positive integers"),
     (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
     (["train", "--epochs", "2", "--iters", "3"], "not allowed with argument"),
@@ -110,3 +110,18 @@ def test_version_and_bare_command(capsys):
     assert main([]) == 2
     out = capsys.readouterr().out
     assert out.startswith("usage: fastnn") and "train" in out and "evaluate" in out
+
+
+def test_option_errors_come_from_the_library_checkers_without_parsing():
+    """The option types are the library's checkers through one adapter, and a library
+    error names its argument as an attribute, which the command maps to the option."""
+    from fastnn import _validation as V
+    from fastnn.cli_options import as_option_error, option
+
+    with pytest.raises(Exception, match="expected a positive integer, got 0"):
+        option(V.check_positive_int, int)("0")
+    error = as_option_error(V.BadValue("weight_decay_lambda", "expected a non-negative "
+                                       "finite number, got -1"))
+    assert str(error) == "--weight-decay: expected a non-negative finite number, got -1"
+    assert str(as_option_error(V.BadType("batch_size", "x"))) == "--batch-size: x"
+    assert as_option_error(V.BadValue("x_train", "y")) is None  # not an option
