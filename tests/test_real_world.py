@@ -88,7 +88,7 @@ def test_the_model_is_saved_before_the_optional_features_run(tmp_path, monkeypat
         saved.append((tmp_path / "m.npz").is_file())
         raise ZeroDivisionError("a bug in an optional feature")
 
-    monkeypatch.setattr(cli, "_speed_note", speed_note)
+    monkeypatch.setattr(cli, "speed_note", speed_note)
     assert main([*TRAIN, "--save", str(tmp_path / "m.npz")]) == 0
     assert saved == [True]
 
