@@ -178,3 +178,16 @@ def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys
     assert fastnn.warmup() == {}
     assert "the kernel cache is off here" in capsys.readouterr().err
     assert main(["warmup", "--dtype", "float32", "--quiet"]) == 0  # (nothing to do)
+
+
+def test_every_subpackage_is_installed():
+    """pyproject's package list names every folder of fastnn/ with an __init__.py (a
+    `pip install .` leaves out the rest, which an editable install would hide)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "pyproject.toml").read_text()
+    listed = set(re.findall(r'"(fastnn[\w.]*)"', re.search(r"packages = \[(.*?)\]", text).group(1)))
+    found = {"fastnn." + p.parent.name for p in (root / "fastnn").glob("*/__init__.py")}
+    assert found | {"fastnn", "fastnn.kernels"} <= listed
