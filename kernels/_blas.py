@@ -155,8 +155,8 @@ def _gemm_meaning(trans_a, trans_b, alpha, a, b, beta, c):
 
 
 def _compiled_gemm():
-    """``gemm`` for compiled code: inlined into each caller (a call per product cost a
-    1-3-1 training step 75 of its 160 ns: five calls, each passing three arrays), the
+    """``gemm`` for compiled code: inlined into each caller (a call per product, passing
+    three arrays each time, was half of a small network's step), the
     small-product loop or the bound BLAS chosen by size; float32 or float64 by the
     arrays' item size (a constant once compiled)."""
     f32, f64 = _EXTERNAL.get(types.float32), _EXTERNAL.get(types.float64)

@@ -9,12 +9,9 @@
   an update, the network loop). numba inlines them at its IR level into each compiled
   function that calls them, so one source serves the per-op API, the whole-network
   kernels and the compiled training loop, with no call overhead between them. (Called
-  as separate compiled functions instead, a 1-3-1 training step took 0.69 us instead of
-  0.28, and a cold compile 8-9 s instead of 4.8: every call passes and reference-counts
-  each array argument, and numba links and re-optimises each callee into every caller.
-  The small-product GEMM loop is inlined too: called, it was half of that step's 160 ns.
-  Re-measured with borrowed views, which are not reference-counted: compiled calls still
-  made the step 217 ns instead of 120 and compiled no faster.)
+  as separate compiled functions instead, a small network's step took over twice as
+  long and compiled no faster: every call passes each array argument, and numba links
+  and re-optimises each callee into every caller; docs/performance.md.)
 
   When: ``INLINE``, numba's cost-model form of the option, inlines a body into the
   function being compiled, never into another body while numba prepares that body for
@@ -23,14 +20,13 @@
   each block copy re-copying the body's whole variable scope, so nesting made each level
   copy everything below it again. Declined there, the nested calls are inlined when the
   body's blocks land in the function being compiled: each body is copied once, as it is
-  written. Inlining fell from 2.0 to 0.9-1.0 s of the network kernel's cold compile.)
+  written: the inlining pass takes half as long.)
   ``gemm`` and its small-product loop (``_blas``) use it too.
 * ``compiled``: the decorator of the entry points that Python calls (kernels).
 * No ``parallel=True``: every loop is serial, so results never depend on numba's thread
-  count. On the 2-core machines fastnn is built on, the fused passes between GEMMs
-  gained nothing from threads inside a training step (measured: a parallel step was
-  100-200 us slower at batch 100-1000, numba's workers and OpenBLAS's threads taking
-  turns on the same cores); the GEMMs, where the time is, run in OpenBLAS's threads.
+  count. On the 2-core machines fastnn is built on, a parallel step was slower (numba's
+  workers and OpenBLAS's threads taking turns on the same cores; docs/performance.md);
+  the GEMMs, where the time is, run in OpenBLAS's threads.
 """
 
 from __future__ import annotations
@@ -47,8 +43,8 @@ CACHE = _cache.ENABLED
 COMMON = {"nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
 
 # Products of fewer multiply-adds than this run as a plain loop inside ``_blas.gemm``
-# instead of a BLAS call. Measured (one thread, ns per call, loop / cblas): 3 madds
-# 10-20 / 24-64, 512 madds 160-210 / 45-200, 4096 madds 1200-1600 / 110-540.
+# instead of a BLAS call, which costs more than the arithmetic of a tiny product (the
+# crossover: docs/performance.md).
 SMALL_GEMM = int(os.environ.get("FASTNN_SMALL_GEMM", 256))
 
 

@@ -5,8 +5,7 @@ log-sum-exp and ``(softmax - onehot) / N``, for squared error ``(y - t) / N`` (t
 book's mean, "mse") or ``2 * (y - t)`` (the plain sum of squares, "sse"; one row body
 serves both, with its scale). Row losses are summed in float64, row after row.
 ``loss_`` is the one place that dispatches on the loss kind; every path calls it. The
-row functions are inlined too (as calls they were 5-10 ns of a 1-3-1 training step's
-120).
+row functions are inlined too (as calls they cost a small network's step measurably).
 
 Adding a loss: a kind code and its row function here, a branch in ``loss_`` (and in
 ``correct_`` if it has an accuracy), ``kind_of`` for its name, and its NumPy twin in
