@@ -32,35 +32,12 @@ from .layers import (  # noqa: E402  # noqa: E402
 from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop  # noqa: E402
 from .sequential import MultiLayerNet, MultiLayerNetExtend, Sequential, load  # noqa: E402
 from .sweeps import sweep  # noqa: E402
+from .threads import get_num_threads, set_num_threads, thread_policy  # noqa: E402
 from .train import History, TrainingDiverged, evaluate, fit  # noqa: E402
 from .trainer import Trainer  # noqa: E402
 from .warmup_kernels import warmup  # noqa: E402
 
 __version__ = "0.1.0"
-
-
-def set_num_threads(n=None) -> None:
-    """BLAS threads: ``n`` (a positive int, at most the usable cores) forces that count;
-    None or "auto" restores the automatic policy, the default (one thread for small
-    passes, all usable cores for large ones, chosen by size alone so results stay
-    reproducible; see ``fastnn.kernels._threads``)."""
-    from .kernels._threads import set_num_threads as _set
-
-    _set(n)
-
-
-def get_num_threads() -> int:
-    """The BLAS thread count in force (forced, or the automatic policy's last choice)."""
-    from .kernels._threads import get_num_threads as _get
-
-    return _get()
-
-
-def thread_policy():
-    """"auto", or the thread count forced with ``set_num_threads``."""
-    from .kernels._threads import policy
-
-    return policy()
 
 
 __all__ = [

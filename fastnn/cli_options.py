@@ -87,7 +87,7 @@ def _hidden(text: str) -> list[int]:
 
 
 def _threads(text):
-    from .kernels._threads import check_threads
+    from .threads import check_threads
 
     if text.lower() == "auto":
         return "auto"
@@ -98,8 +98,8 @@ def _threads(text):
             from None
     try:
         return check_threads(value, "threads")
-    except (TypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+    except (V.BadValue, V.BadType) as exc:
+        raise argparse.ArgumentTypeError(exc.detail) from None
 
 
 def option(check, parse=float):

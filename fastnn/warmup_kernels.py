@@ -74,7 +74,7 @@ def run_variant(variant: str, dtype: str) -> None:
 
 def _check(dtypes, processes) -> tuple[tuple[str, ...], int]:
     from . import _validation as V
-    from .kernels._threads import usable_cores
+    from .threads import usable_cores
 
     if isinstance(dtypes, str):
         dtypes = (dtypes,)

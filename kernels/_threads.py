@@ -114,28 +114,13 @@ def blas_libraries() -> list:
     return _libraries
 
 
-def check_threads(n, name: str = "n"):
-    """None/"auto", or a positive int not above the usable cores; raises naming ``name``."""
-    if n is None or (isinstance(n, str) and n.lower() == "auto"):
-        return None
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{name}: expected a positive integer or None/'auto' (the automatic "
-                        f"policy), got {n!r}")
-    cores = usable_cores()
-    if n < 1:
-        raise ValueError(f"{name}: expected a positive integer or None/'auto', got {n}")
-    if n > cores:
-        raise ValueError(f"{name}: at most {cores} threads are usable here (the cores this "
-                         f"process may run on, and NUMBA_NUM_THREADS), got {n}")
-    return n
-
-
 def set_num_threads(n=None) -> None:
-    """Force ``n`` BLAS threads for fastnn's calls, or (None / "auto") restore the
-    automatic policy. Only fastnn's own calls are affected: the process's BLAS settings
-    are left as they are."""
+    """Force ``n`` BLAS threads for fastnn's calls (a positive int, at most the usable
+    cores: ``fastnn.threads.check_threads`` checks it), or (None) the automatic policy.
+    Only fastnn's own calls are affected: the process's BLAS settings are left as they
+    are."""
     global _forced
-    _forced = check_threads(n)
+    _forced = n
 
 
 def get_num_threads() -> int:

@@ -107,7 +107,7 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
             client=None, workers=None, scheduler=None, timeout=10.0, log=None, resume=False,
             threads=1, sampler=None, prune="none", round_size=None, training=None) -> _Plan:
     """Check everything and load the data; the returned plan's ``run()`` runs the sweep."""
-    from ..kernels._threads import check_threads
+    from ..threads import check_threads
 
     training = dict(training or {})
     options = [k for k in recipe.KEYS if k not in ("dataset", "seed")]  # (own arguments)

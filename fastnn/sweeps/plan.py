@@ -15,7 +15,7 @@ INSTALL_HINT = ("pip install distributed (from a fastnn checkout: "
 
 
 def _usable_cores() -> int:
-    from ..kernels._threads import usable_cores
+    from ..threads import usable_cores
 
     return usable_cores()
 
@@ -118,7 +118,7 @@ class _Plan:
                 self.log.unlock()
 
     def _run(self, progress, on_start) -> Trials:
-        from ..kernels._threads import policy
+        from ..threads import thread_policy as policy
 
         todo = [] if self.options.get("round_size") is not None else self.todo()
         before = policy(), _numba_threads()
@@ -153,7 +153,7 @@ class _Plan:
         finally:
             self._close(client)
             if client is None:  # this process's thread settings as they were
-                from ..kernels._threads import set_num_threads
+                from ..threads import set_num_threads
 
                 set_num_threads(None if before[0] == "auto" else before[0])
                 _set_numba_threads(before[1])

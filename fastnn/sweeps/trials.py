@@ -74,7 +74,7 @@ def _set_numba_threads(n) -> None:
 
 def _single_threaded(threads) -> None:
     """BLAS at ``threads`` (1 by default: parallel trials get the cores), numba at one."""
-    from ..kernels._threads import set_num_threads
+    from ..threads import set_num_threads
 
     set_num_threads(None if threads == "auto" else threads)
     _set_numba_threads(1)
