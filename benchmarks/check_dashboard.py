@@ -9,7 +9,7 @@ hashes so that every graph has two points per line; publishes; makes the pages w
 offline and adds fastnn's display rules (``offline_dashboard.py``); serves the folder on
 127.0.0.1; and loads each page below in Chromium (Debian's ``chromium``). A page fails
 when its graph has no drawn canvas, no legend (series) or, for kernel benchmarks, when
-the numba series and its NumPy twin do not share a colour.
+the numba series, its NumPy twin and its GEMM bound do not share a colour.
 
 Not an asv benchmark (asv imports this module and finds none in it).
 """
@@ -28,12 +28,12 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = "SGDUpdate|AffineReluForward|TrainingStepSpeedup"
+BENCHMARKS = "SGDUpdate|AffineReluForward"
 PAGES = {  # page -> what it must show
-    "bench_kernels.SGDUpdate.time_sgd_update": "paired",
-    "bench_kernels.AffineReluForward.time_affine_relu_forward": "paired",
-    "bench_kernels.SGDUpdate.time_sgd_update?x-axis=backend": "drawn",
-    "bench_training.TrainingStepSpeedup.track_speedup": "drawn",
+    "bench_kernels.SGDUpdate.track_seconds": "paired",
+    "bench_kernels.AffineReluForward.track_seconds": "paired",
+    "bench_kernels.SGDUpdate.track_seconds?x-axis=backend": "drawn",
+    "bench_kernels.AffineReluForward.track_speedup": "paired",
 }
 
 
@@ -98,15 +98,17 @@ def check(dom: str, want: str) -> str | None:
         for label, colour in zip(labels, colours):
             parts = label.split("; ")
             backend = next((p.replace("backend-", "") for p in parts
-                            if p.replace("backend-", "") in ("numba", "numpy")), None)
+                            if p.replace("backend-", "") in ("numba", "numpy", "gemm")), None)
             rest = "; ".join(p for p in parts if p.replace("backend-", "") != backend)
             by_rest.setdefault(rest, {})[backend] = colour
         for rest, pair in by_rest.items():
-            numba, numpy = pair.get("numba"), pair.get("numpy")
+            numba, numpy, gemm = pair.get("numba"), pair.get("numpy"), pair.get("gemm")
             if numba is None or numpy is None:
                 return f"{rest}: no numba/numpy pair in the legend"
             if _rgb(numba) != _rgb(numpy) or numba == numpy:
                 return f"{rest}: numba {numba} and numpy {numpy} are not one colour, faded"
+            if gemm is not None and (_rgb(gemm) != _rgb(numba) or gemm == numba):
+                return f"{rest}: gemm {gemm} is not numba's colour {numba}, faded"
     return None
 
 
