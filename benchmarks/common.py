@@ -44,8 +44,7 @@ class Measured(abc.ABC):
     combination in turns with ``timing.best_blocks`` (the fastest of 25 short blocks per
     case), so load from other processes hits all cases alike and barely moves the
     statistic; the ``track_`` methods then read their value from that table: seconds per
-    call, the speed-up over the twin (for the reader) and the time relative to the twin
-    (for regression detection: a ratio of cases timed side by side). Threads are
+    call (what regression detection watches) and the speed-up over the twin. Threads are
     pinned to one through asv.conf.json's ``env_nobuild``, so no call waits for a
     second core that another process holds.
 
@@ -79,14 +78,6 @@ class Measured(abc.ABC):
         return data[_key((self.twin, *params[1:]))] / data[_key(params)]
 
     track_speedup.unit = "x the twin"
-
-    def track_relative_time(self, data, *params):
-        """This series' time over the twin's, timed side by side (numba: 1 / its speed-up).
-        Load that slows both alike cancels out, and a step up is a slower kernel, so this
-        is what asv's regression detection watches most closely (asv.conf.json)."""
-        return data[_key(params)] / data[_key((self.twin, *params[1:]))]
-
-    track_relative_time.unit = "x the twin's time"
 
 
 def _key(params) -> str:

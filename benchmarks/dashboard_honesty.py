@@ -13,9 +13,9 @@ dependencies, asv.conf.json's settings), publishes, and the script reads asv's r
 data (``regressions.json``):
 
 - a regression whose step lands on an unchanged commit fails the test;
-- every numba series of the planted kernel's time relative to its twin
-  (``SGDUpdate.track_relative_time``) must be flagged at the planted commit, and nothing
-  but SGDUpdate's numba series may be (``sgd_`` runs in no other benchmark).
+- the planted kernel's numba series at batch 1000 (``SoftmaxCrossEntropy.track_seconds``)
+  must be flagged at the planted commit, and nothing there may be but the numba series
+  of benchmarks that run ``loss_`` (``TOUCHED``).
 
 It also prints each series' run-to-run spread over the unchanged commits (largest /
 smallest value - 1, the largest first), the figures asv.conf.json's
@@ -40,17 +40,25 @@ except ImportError:  # run as a script: benchmarks/ is on sys.path
     import dashboard
 
 ROOT = dashboard.ROOT
-PLANT_FILE = "kernels/optim.py"
-PLANT_AT = "        param[i] -= lr * grad[i]\n"
-# g * 0 is not folded away (the fastmath flags keep inf * 0 = nan), so this is a real
-# second read-modify-write pass over a third of the buffer, adding nothing
-PLANT = PLANT_AT + ("    for i in range(param.shape[0] // 3):  # planted slowdown\n"
-                    "        param[i] += grad[i] * 0\n")
-# asv names a series by its parameters' reprs; these may be flagged at the planted commit
-TOUCHED = ("bench_kernels.SGDUpdate.track_seconds('numba', ",
-           "bench_kernels.SGDUpdate.track_relative_time('numba', ")
-PLANTED = TOUCHED[1]  # each of these series must be flagged there
-# series asv.conf.json leaves out of regression detection (and the spread shown)
+PLANT_FILE = "kernels/losses.py"
+PLANT_AT = "    if kind == SQUARED_ERROR:\n        return 0.5 * total * inv_n\n"
+# In loss_, the softmax cross-entropy's body: after the rows' pass, a second pass over a
+# third of the rows with an exp per element (0 * x is not folded away: the fastmath
+# flags keep inf * 0 = nan), writing what was there: about 1.3x at batch 1000.
+PLANT = ("    for n in range(N // 3):  # planted slowdown\n"
+         "        for c in range(scores.shape[1]):\n"
+         "            dscores[n, c] += 0.0 * math.exp(-abs(scores[n, c]))\n" + PLANT_AT)
+# loss_ is inlined into every network kernel too (where it is a sliver of a step); asv
+# names a series by its parameters' reprs. These may be flagged at the planted commit:
+TOUCHED = ("bench_kernels.SoftmaxCrossEntropy.track_seconds('numba', ",
+           "bench_kernels.SGDStep.track_seconds('numba', ",
+           "bench_kernels.NetworkGradient.track_seconds('numba', ",
+           "bench_training.TrainingStep.track_seconds('numba', ",
+           "bench_compiled.FitPath.track_seconds(",
+           "bench_training.CompileTime.track_cpu_seconds")
+# and these must be: batch 1000, where the kernel's pass, not the call, is the time
+PLANTED = "bench_kernels.SoftmaxCrossEntropy.track_seconds('numba', 1000, "
+# series asv.conf.json leaves out of regression detection (and of the spread shown)
 UNWATCHED = (".track_speedup", ".track_wall_seconds")
 SHORT_BENCH = "SGDUpdate|SoftmaxCrossEntropy|AffineReluForward"
 _GIT_USER = ["-c", "user.name=dashboard honesty", "-c", "user.email=honesty@invalid"]
@@ -78,7 +86,7 @@ def make_history(repo: Path, unchanged: int) -> tuple[list[str], str, list[str]]
         sys.exit(f"dashboard_honesty: {PLANT_FILE} no longer has one line {PLANT_AT.strip()!r} "
                  "to plant the slowdown after; update PLANT_AT")
     source.write_text(text.replace(PLANT_AT, PLANT))
-    planted = commit("kernels: a planted slowdown in sgd_ (an extra pass over a third)")
+    planted = commit("kernels: a planted slowdown in loss_ (an extra pass over a third)")
     with note.open("a") as f:
         f.write("After the plant.\n")
     after = commit("docs: after the plant, no code")
@@ -186,7 +194,7 @@ def main(argv=None) -> int:
         print(f"  {spread:6.1%}  {name}")
     print("the planted kernel (its value at the planted commit / the unchanged median):")
     for name, v in sorted(values.items()):
-        if name.startswith(PLANTED) and planted in v:
+        if name.startswith(TOUCHED[0]) and planted in v:
             base = statistics.median(v[c] for c in same if c in v)
             print(f"  {v[planted] / base:5.2f}x  {name}")
     print(f"regressions flagged: {len(flagged)}")

@@ -34,11 +34,11 @@ def test_best_blocks_keeps_the_fastest_block_not_the_disturbed_ones(bench):
 def test_honesty_verdict(bench):
     _, honesty, *_ = bench
     same, planted = ["a0", "a1", "a2"], "p"
-    sgd = honesty.PLANTED + "32, float32)"
+    sgd = honesty.PLANTED + "'float32')"
     assert honesty.judge([(sgd, "p", 1.0, 1.3)], same, planted) == []
     wrong = honesty.judge([(sgd, "a1", 1.0, 1.3)], same, planted)
     assert len(wrong) == 1 and "unchanged commit a1" in wrong[0]
-    other = "bench_kernels.AffineReluForward.track_seconds(numba, 32, float32)"
+    other = "bench_kernels.AffineReluForward.track_seconds('numba', 32, 'float32')"
     wrong = honesty.judge([(other, "p", 1.0, 1.3)], same, planted)
     assert len(wrong) == 1 and "does not touch" in wrong[0]
     assert "after the plant" in honesty.judge([(sgd, "q", 1.0, 1.3)], same, planted)[0]
