@@ -3,8 +3,10 @@
 
 import abc
 import itertools
+import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from fastnn import kernels, reference
 
@@ -41,15 +43,17 @@ class Measured(abc.ABC):
     """A grid of cases timed side by side in one process; asv records the results.
 
     ``setup_cache`` (run once per commit, in its own process) times every parameter
-    combination in turns with ``timing.best_blocks`` (the fastest of 25 short blocks per
-    case), so load from other processes hits all cases alike and barely moves the
-    statistic; the ``track_`` methods then read their value from that table: seconds per
-    call (what regression detection watches) and the speed-up over the twin. Threads are
-    pinned to one through asv.conf.json's ``env_nobuild``, so no call waits for a
-    second core that another process holds.
+    combination in turns with ``timing.best_blocks``: the fastest of 25 short blocks per
+    case, on one thread (BLAS and numba pinned here and by asv.conf.json's
+    ``env_nobuild``), timed by the process's CPU clock. With one thread, CPU time is the
+    wall time of an undisturbed run; unlike the wall clock it does not count the time the
+    process waits while another holds the core (measured under load: a 5 ms call's
+    fastest wall-clock block went 5.1 -> 10 ms from run to run, its CPU time stayed
+    within 6%). The ``track_`` methods read their value from that table: seconds per
+    call (what regression detection watches) and the speed-up over the twin.
 
     A subclass sets ``params`` / ``param_names`` (the first parameter is the backend),
-    writes ``cases()`` and a one-line ``setup_cache`` of its own: asv keys the cached
+    writes ``case()`` and a one-line ``setup_cache`` of its own: asv keys the cached
     table by the line ``setup_cache`` is defined on, so an inherited one would be shared
     by every class.
     """
@@ -65,8 +69,16 @@ class Measured(abc.ABC):
         """A callable running one call of the benchmarked operation for these params."""
 
     def measure(self) -> dict:
-        cases = {_key(p): self.case(*p) for p in itertools.product(*self.params)}
-        return best_blocks(cases, rounds=self.blocks)
+        """{case: seconds per call}: CPU time of one thread, the fastest block's mean."""
+        import fastnn
+
+        with threadpool_limits(1):  # every BLAS library in the process, the twins' too
+            fastnn.set_num_threads(1)
+            try:
+                cases = {_key(p): self.case(*p) for p in itertools.product(*self.params)}
+                return best_blocks(cases, rounds=self.blocks, clock=time.process_time)
+            finally:
+                fastnn.set_num_threads(None)
 
     def track_seconds(self, data, *params):
         """Seconds per call (the fastest block's mean)."""
