@@ -43,7 +43,7 @@ class Measured(abc.ABC):
     """A grid of cases timed side by side in one process; asv records the results.
 
     ``setup_cache`` (run once per commit, in its own process) times every parameter
-    combination in turns with ``timing.best_blocks``: the fastest of 25 short blocks per
+    combination in turns with ``timing.best_blocks``: the fastest of 50 short blocks per
     case, on one thread (BLAS and numba pinned here and by asv.conf.json's
     ``env_nobuild``), timed by the process's CPU clock. With one thread, CPU time is the
     wall time of an undisturbed run; unlike the wall clock it does not count the time the
@@ -62,7 +62,7 @@ class Measured(abc.ABC):
     timeout = 300
     unit = "seconds"
     twin = "numpy"  # the first parameter's value the speed-up is relative to
-    blocks = 25
+    blocks = 50
 
     @abc.abstractmethod
     def case(self, *params):
