@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import json
 import re
 import shutil
 import subprocess
@@ -26,6 +25,11 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+
+try:  # imported as benchmarks.check_dashboard (asv's discovery)
+    from . import dashboard
+except ImportError:  # run as a script: benchmarks/ is on sys.path
+    import dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = "SGDUpdate|AffineReluForward"
@@ -46,15 +50,16 @@ def _browser() -> str:
 
 
 def _config(tmp: Path) -> Path:
-    """The project's asv.conf.json with absolute paths and temporary outputs."""
-    text = (ROOT / "asv.conf.json").read_text()
-    conf = json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.M))
-    conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / "benchmarks"),
-                env_dir=str(tmp / "env"), results_dir=str(tmp / "results"),
+    """The project's asv.conf.json with temporary outputs, drawing the checked-out branch
+    (the commits benchmarked must be on a branch asv draws)."""
+    conf = dashboard.read_config(ROOT / "asv.conf.json")
+    branch = subprocess.run(["git", "-C", str(ROOT), "symbolic-ref", "--short", "-q", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    if branch:
+        conf["branches"] = [branch]
+    conf.update(env_dir=str(tmp / "env"), results_dir=str(tmp / "results"),
                 html_dir=str(tmp / "html"))
-    path = tmp / "asv.conf.json"
-    path.write_text(json.dumps(conf))
-    return path
+    return dashboard.write_config(conf, tmp)
 
 
 def _asv(config: Path, *args) -> None:
