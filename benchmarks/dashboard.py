@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import importlib.util
 import json
 import re
 import shutil
@@ -150,9 +151,7 @@ def main(argv=None) -> int:
     commits = git(ROOT, "rev-list", "-n", str(args.last), "HEAD").split()
     if len(commits) < args.last:
         parser.error(f"--last {args.last}: branch {branch} has only {len(commits)} commits")
-    try:
-        import asv  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("asv") is None:
         sys.exit("dashboard: asv is not installed; from the checkout: pip install -e '.[dev]'")
 
     conf = read_config(args.config)

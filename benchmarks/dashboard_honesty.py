@@ -28,6 +28,7 @@ Not an asv benchmark (asv imports this module and finds none in it).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import sys
 import tempfile
@@ -152,9 +153,7 @@ def main(argv=None) -> int:
     bench = args.bench or (SHORT_BENCH if args.short else None)
     if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
         parser.error(f"--keep: {args.keep} is not empty (give a new or empty folder)")
-    try:
-        import asv  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("asv") is None:
         sys.exit("dashboard_honesty: asv is not installed; from the checkout: "
                  "pip install -e '.[dev]'")
 
