@@ -5,12 +5,13 @@
 
 In a temporary clone of this checkout's HEAD (the checkout itself is never touched), on a
 branch of its own, it commits ``--unchanged - 1`` edits of a text file that change no
-code, then one commit planting a real slowdown in one kernel (``sgd_``, the body of
-``kernels.sgd_update``: a second pass over a third of the parameters, about 1.3x), then
-one more edit of no code (a slowdown that stays, as real ones do). asv benchmarks each of
-those commits and HEAD itself, as ``dashboard.py`` would (a virtualenv of the pinned
-dependencies, asv.conf.json's settings), publishes, and the script reads asv's regression
-data (``regressions.json``):
+code, then one commit planting a real slowdown in one kernel (``loss_``, the body of
+``kernels.softmax_cross_entropy``: a second pass over a third of the rows, an exp per
+element, about 1.3x at batch 1000), then one more edit of no code (a slowdown that
+stays, as real ones do). asv benchmarks each of those commits and HEAD itself, as
+``dashboard.py`` would (a virtualenv of the pinned dependencies, asv.conf.json's
+settings), publishes, and the script reads asv's regression data
+(``regressions.json``):
 
 - a regression whose step lands on an unchanged commit fails the test;
 - the planted kernel's numba series at batch 1000 (``SoftmaxCrossEntropy.track_seconds``)
@@ -42,8 +43,8 @@ except ImportError:  # run as a script: benchmarks/ is on sys.path
 
 ROOT = dashboard.ROOT
 PLANT_FILE = "kernels/losses.py"
-PLANT_AT = "    if kind == SQUARED_ERROR:\n        return 0.5 * total * inv_n\n"
-# In loss_, the softmax cross-entropy's body: after the rows' pass, a second pass over a
+PLANT_AT = "    return total * inv_n\n"  # loss_'s softmax cross-entropy return
+# In loss_, the softmax cross-entropy's path: after the rows' pass, a second pass over a
 # third of the rows with an exp per element (0 * x is not folded away: the fastmath
 # flags keep inf * 0 = nan), writing what was there: about 1.3x at batch 1000.
 PLANT = ("    for n in range(N // 3):  # planted slowdown\n"
