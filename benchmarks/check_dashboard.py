@@ -9,7 +9,7 @@ hashes so that every graph has two points per line; publishes; makes the pages w
 offline and adds fastnn's display rules (``offline_dashboard.py``); serves the folder on
 127.0.0.1; and loads each page below in Chromium (Debian's ``chromium``). A page fails
 when its graph has no drawn canvas, no legend (series) or, for kernel benchmarks, when
-the numba series and its NumPy twin do not share a colour.
+the numba series, its NumPy twin and its GEMM bound do not share a colour.
 
 Not an asv benchmark (asv imports this module and finds none in it).
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import json
 import re
 import shutil
 import subprocess
@@ -27,13 +26,18 @@ import tempfile
 import threading
 from pathlib import Path
 
+try:  # imported as benchmarks.check_dashboard (asv's discovery)
+    from . import dashboard
+except ImportError:  # run as a script: benchmarks/ is on sys.path
+    import dashboard
+
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = "SGDUpdate|AffineReluForward|TrainingStepSpeedup"
+BENCHMARKS = "SGDUpdate|AffineReluForward"
 PAGES = {  # page -> what it must show
-    "bench_kernels.SGDUpdate.time_sgd_update": "paired",
-    "bench_kernels.AffineReluForward.time_affine_relu_forward": "paired",
-    "bench_kernels.SGDUpdate.time_sgd_update?x-axis=backend": "drawn",
-    "bench_training.TrainingStepSpeedup.track_speedup": "drawn",
+    "bench_kernels.SGDUpdate.track_seconds": "paired",
+    "bench_kernels.AffineReluForward.track_seconds": "paired",
+    "bench_kernels.SGDUpdate.track_seconds?x-axis=backend": "drawn",
+    "bench_kernels.AffineReluForward.track_speedup": "paired",
 }
 
 
@@ -46,15 +50,16 @@ def _browser() -> str:
 
 
 def _config(tmp: Path) -> Path:
-    """The project's asv.conf.json with absolute paths and temporary outputs."""
-    text = (ROOT / "asv.conf.json").read_text()
-    conf = json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.M))
-    conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / "benchmarks"),
-                env_dir=str(tmp / "env"), results_dir=str(tmp / "results"),
+    """The project's asv.conf.json with temporary outputs, drawing the checked-out branch
+    (the commits benchmarked must be on a branch asv draws)."""
+    conf = dashboard.read_config(ROOT / "asv.conf.json")
+    branch = subprocess.run(["git", "-C", str(ROOT), "symbolic-ref", "--short", "-q", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    if branch:
+        conf["branches"] = [branch]
+    conf.update(env_dir=str(tmp / "env"), results_dir=str(tmp / "results"),
                 html_dir=str(tmp / "html"))
-    path = tmp / "asv.conf.json"
-    path.write_text(json.dumps(conf))
-    return path
+    return dashboard.write_config(conf, tmp)
 
 
 def _asv(config: Path, *args) -> None:
@@ -98,15 +103,17 @@ def check(dom: str, want: str) -> str | None:
         for label, colour in zip(labels, colours):
             parts = label.split("; ")
             backend = next((p.replace("backend-", "") for p in parts
-                            if p.replace("backend-", "") in ("numba", "numpy")), None)
+                            if p.replace("backend-", "") in ("numba", "numpy", "gemm")), None)
             rest = "; ".join(p for p in parts if p.replace("backend-", "") != backend)
             by_rest.setdefault(rest, {})[backend] = colour
         for rest, pair in by_rest.items():
-            numba, numpy = pair.get("numba"), pair.get("numpy")
+            numba, numpy, gemm = pair.get("numba"), pair.get("numpy"), pair.get("gemm")
             if numba is None or numpy is None:
                 return f"{rest}: no numba/numpy pair in the legend"
             if _rgb(numba) != _rgb(numpy) or numba == numpy:
                 return f"{rest}: numba {numba} and numpy {numpy} are not one colour, faded"
+            if gemm is not None and (_rgb(gemm) != _rgb(numba) or gemm == numba):
+                return f"{rest}: gemm {gemm} is not numba's colour {numba}, faded"
     return None
 
 

@@ -7,15 +7,22 @@ origin of swallow". This script fetches the same libraries from the npm registry
 
     asv publish && python benchmarks/offline_dashboard.py && asv preview
 
+Plain ``asv publish`` shows that page when the libraries fail to load; asv.conf.json loads
+this module as an asv plugin, whose ``OfflineNotice`` replaces it at publish time with one
+that says what to run (this script, or ``benchmarks/dashboard.py``).
+
 It also adds fastnn's display rules (``fastnn_dashboard.js``, hooked in just before asv
-draws a graph): each kernel's numba series and its NumPy twin share a colour (numba
-solid and thick, numpy faded and thin), so the pairs read at a glance; and the axes get a
+draws a graph): each kernel's numba series, its NumPy twin and its GEMM-only bound share
+a colour (numba solid and thick, numpy faded and thin, gemm dotted), so they read at a
+glance; and the axes get a
 margin, so no point sits on the frame (a category x-axis such as "backend" included).
 
 Not an asv benchmark (asv imports this module and finds none in it).
 """
 
 import argparse
+import html as html_text
+import math
 import re
 import shutil
 import subprocess
@@ -80,23 +87,36 @@ DISPLAY_JS = r"""
 /* fastnn's display rules for asv's graphs (benchmarks/offline_dashboard.py). */
 window.fastnnDashboard = function (graphs, options) {
     var palette = $.asv.colors, keys = [];
-    function faded(hex) {
+    function faded(hex, alpha) {
         var n = parseInt(hex.slice(1), 16);
-        return "rgba(" + (n >> 16 & 255) + "," + (n >> 8 & 255) + "," + (n & 255) + ",0.45)";
+        return "rgba(" + (n >> 16 & 255) + "," + (n >> 8 & 255) + "," + (n & 255) + "," +
+            alpha + ")";
     }
     graphs.forEach(function (g) {
         var backend = null;
         var rest = String(g.label || "").split("; ").filter(function (part) {
             var value = part.replace(/^backend-/, "");
-            if (value === "numba" || value === "numpy") { backend = value; return false; }
+            if (value === "numba" || value === "numpy" || value === "gemm") {
+                backend = value;
+                return false;
+            }
             return true;
         }).join("; ");
         if (backend === null) { return; }
         var i = keys.indexOf(rest);
         if (i < 0) { keys.push(rest); i = keys.length - 1; }
         var colour = palette[i % palette.length];
-        g.color = backend === "numba" ? colour : faded(colour);
-        g.lines = {show: true, lineWidth: backend === "numba" ? 2.5 : 1};
+        if (backend === "numba") {
+            g.color = colour;
+            g.lines = {show: true, lineWidth: 2.5};
+        } else if (backend === "numpy") {
+            g.color = faded(colour, 0.45);
+            g.lines = {show: true, lineWidth: 1};
+        } else {  /* gemm: the GEMMs alone, the kernel's bound: a dotted trace */
+            g.color = faded(colour, 0.6);
+            g.lines = {show: false};
+            g.points = {show: true, radius: 1.5, lineWidth: 1};
+        }
     });
     options.yaxis.autoscaleMargin = 0.1;
     options.xaxis.autoscaleMargin = 0.05;
@@ -131,6 +151,51 @@ def add_display_rules(html: Path) -> None:
         index.write_text(page)
 
 
+ERROR_PAGE = """<!doctype html>
+<html>
+  <head>
+    <meta http-equiv="Content-Type" content="text/html; charset=utf-8">
+    <title>fastnn benchmarks: the dashboard's scripts did not load</title>
+  </head>
+  <body>
+    <h1>The dashboard's JavaScript libraries did not load</h1>
+    <p>asv's pages load jQuery, flot and bootstrap from CDNs, which this browser could not
+    reach (no internet access?). Make these pages work offline, from the fastnn checkout:</p>
+    <pre>python benchmarks/offline_dashboard.py {html_dir}</pre>
+    <p>(it fetches the same libraries with <code>npm pack</code> into
+    <code>vendor/</code>), then reload. Or benchmark, publish and serve in one command,
+    which does this too:</p>
+    <pre>python benchmarks/dashboard.py --last 5</pre>
+    <p>(asv's own message: "Can not determine continental origin of swallow".)</p>
+  </body>
+</html>
+"""
+
+
+def write_error_page(html: Path) -> None:
+    """asv's error.html (shown when a library fails to load), saying what to run."""
+    (html / "error.html").write_text(ERROR_PAGE.format(html_dir=html_text.escape(str(html))))
+
+
+try:  # loaded by asv as a plugin ("plugins" in asv.conf.json)
+    from asv.publishing import OutputPublisher
+except ImportError:  # asv's benchmark environments have asv_runner only
+    OutputPublisher = None
+
+if OutputPublisher is not None:
+    class OfflineNotice(OutputPublisher):
+        """At ``asv publish``: the error page tells the user how to fix it."""
+
+        name = "fastnn-offline-notice"
+        button_label = "Offline use"
+        description = "What to run when the dashboard's libraries cannot load"
+        order = math.inf
+
+        @classmethod
+        def publish(cls, conf, repo, benchmarks, graphs, revisions):
+            write_error_page(Path(conf.html_dir))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Make a published asv dashboard work "
                                      "offline and pair each kernel's series with its twin.")
@@ -142,6 +207,7 @@ def main(argv=None) -> int:
     fetch(html / "vendor")
     total = sum(rewrite(page) for page in html.glob("*.html"))
     add_display_rules(html)
+    write_error_page(html)
     print(f"offline_dashboard: {total} tags now load from {html / 'vendor'}; fastnn's "
           "display rules added")
     return 0

@@ -9,6 +9,20 @@ import statistics
 import time
 
 
+def calls_per(cases: dict, seconds: float, least: int) -> dict[str, int]:
+    """Warm each case up (two calls: numba compiles, work buffers are allocated), then
+    how many calls of it last about ``seconds`` (at least ``least``), from a third call."""
+    for fn in cases.values():
+        fn()
+        fn()
+    reps = {}
+    for name, fn in cases.items():
+        t0 = time.perf_counter()
+        fn()
+        reps[name] = max(least, int(seconds / max(time.perf_counter() - t0, 1e-7)))
+    return reps
+
+
 def interleaved(cases: dict, rounds: int = 7, budget: float = 0.04,
                 slices: int = 8) -> dict[str, float]:
     """Median seconds per call of each case, timed in alternating rounds.
@@ -18,14 +32,7 @@ def interleaved(cases: dict, rounds: int = 7, budget: float = 0.04,
     machine: a burst of stolen CPU time lasting a tenth of a second would otherwise
     land in one case's block and move its median alone.
     """
-    for fn in cases.values():  # warm up: compile, allocate work buffers
-        fn()
-        fn()
-    reps = {}
-    for name, fn in cases.items():
-        t0 = time.perf_counter()
-        fn()
-        reps[name] = max(2, int(budget / slices / max(time.perf_counter() - t0, 1e-7)))
+    reps = calls_per(cases, budget / slices, least=2)
     samples = {name: [] for name in cases}
     names = list(cases)
     for r in range(rounds * slices):
@@ -36,3 +43,28 @@ def interleaved(cases: dict, rounds: int = 7, budget: float = 0.04,
                 fn()
                 out.append(time.perf_counter() - t0)
     return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def best_blocks(cases: dict, rounds: int = 25, block: float = 0.002,
+                clock=time.perf_counter) -> dict[str, float]:
+    """Seconds per call of each case: the fastest of ``rounds`` timed blocks.
+
+    A block is a run of back-to-back calls lasting about ``block`` seconds (at least one
+    call); cases take turns block by block, starting each round at the next case. Load
+    from other processes only ever adds time, so the fastest block is the statistic
+    that holds still on a shared machine where a median drifts with the load; blocks
+    shorter than a scheduler time slice give each round a fair chance of running
+    undisturbed. The asv suite records this (``common.Measured``).
+    """
+    reps = calls_per(cases, block, least=1)
+    best = dict.fromkeys(cases, float("inf"))
+    names = list(cases)
+    for r in range(-1, rounds):  # round -1 settles caches and allocator; not recorded
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn, n = cases[name], reps[name]
+            t0 = clock()
+            for _ in range(n):
+                fn()
+            if r >= 0:
+                best[name] = min(best[name], (clock() - t0) / n)
+    return best
