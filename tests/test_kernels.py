@@ -601,6 +601,7 @@ def test_network_kernel_loads_from_the_cache_in_a_new_process(tmp_path):
             "print(sum(f.stats.cache_hits.values()))\n")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "FASTNN_NUMBA_CACHE": "1"}
     env.pop("NUMBA_DISABLE_JIT", None)  # (CI's pure-Python run: this is about compiling)
+    env.pop("FASTNN_CACHE_DIR", None)  # (it would take precedence over NUMBA_CACHE_DIR)
     hits = [subprocess.run([sys.executable, "-c", code], env=env, check=True,
                            capture_output=True, text=True).stdout.strip() for _ in range(2)]
     assert hits == ["0", "1"]

@@ -306,7 +306,7 @@ def test_ctrl_c_on_local_workers_is_one_line(tmp_path):
     sweep cancels them and says so in one line (no worker tracebacks)."""
     import signal
 
-    cmd = [sys.executable, "-m", "fastnn.cli", "sweep", "--trials", "40", "--epochs", "30",
+    cmd = [sys.executable, "-m", "fastnn.cli", "sweep", "--trials", "40", "--epochs", "300",
            "--hidden", "64", "--workers", "2", "--log", str(tmp_path / "s.jsonl")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
