@@ -54,3 +54,12 @@ def one_hot(labels, C, dtype=np.float64):
     out = np.zeros((labels.size, C), dtype)
     out[np.arange(labels.size), labels] = 1
     return out
+
+
+def sigint_default():
+    """Popen's preexec_fn for a child that a test interrupts: Ctrl-C's default action (a
+    job started in the background, as CI may start the tests, inherits SIGINT ignored,
+    and Python then never raises KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import pytest
+from _helpers import sigint_default
 
 from fastnn import sweeps as S
 from fastnn.cli import main
@@ -447,7 +448,8 @@ def test_ctrl_c_then_resume(cluster, tmp_path, capsys):
             "--batch-size", "16", "--log", str(log)]
     proc = subprocess.Popen([sys.executable, "-m", "fastnn.cli", *argv,
                              "--scheduler", address], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_default)
     deadline = time.time() + 120
     while not (log.exists() and log.stat().st_size) and time.time() < deadline:
         time.sleep(0.02)

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from _helpers import sigint_default
 
 from fastnn import sweeps as S
 from fastnn.cli import main
@@ -309,7 +310,7 @@ def test_ctrl_c_on_local_workers_is_one_line(tmp_path):
     cmd = [sys.executable, "-m", "fastnn.cli", "sweep", "--trials", "40", "--epochs", "300",
            "--hidden", "64", "--workers", "2", "--log", str(tmp_path / "s.jsonl")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=sigint_default)
     try:
         os.set_blocking(proc.stderr.fileno(), False)
         seen, deadline = b"", time.time() + 300
