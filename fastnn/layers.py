@@ -48,49 +48,42 @@ class Affine(_Layer):
         return dx.reshape(self.original_x_shape)
 
 
-class Relu(_Layer):
+class _Activation(_Layer):
+    """An activation layer: the backend's ``{op}_forward`` / ``{op}_backward`` (the
+    backward takes the forward's output, so that is all it keeps)."""
+
+    op = ""
+
+    def __init__(self, backend="numpy"):
+        super().__init__(backend)
+        self.out = None
+        self._forward = getattr(self.backend, f"{self.op}_forward")
+        self._backward = getattr(self.backend, f"{self.op}_backward")
+
+    def forward(self, x):
+        self.out = self._forward(x)
+        return self.out
+
+    def backward(self, dout):
+        return self._backward(dout, self.out)
+
+
+class Relu(_Activation):
     """out = max(x, 0); the gradient passes where the output is positive."""
 
-    def __init__(self, backend="numpy"):
-        super().__init__(backend)
-        self.out = None
-
-    def forward(self, x):
-        self.out = self.backend.relu_forward(x)
-        return self.out
-
-    def backward(self, dout):
-        return self.backend.relu_backward(dout, self.out)
+    op = "relu"
 
 
-class Sigmoid(_Layer):
+class Sigmoid(_Activation):
     """out = 1 / (1 + exp(-x)), computed without overflow."""
 
-    def __init__(self, backend="numpy"):
-        super().__init__(backend)
-        self.out = None
-
-    def forward(self, x):
-        self.out = self.backend.sigmoid_forward(x)
-        return self.out
-
-    def backward(self, dout):
-        return self.backend.sigmoid_backward(dout, self.out)
+    op = "sigmoid"
 
 
-class Tanh(_Layer):
+class Tanh(_Activation):
     """out = tanh(x); the gradient is dout * (1 - out^2)."""
 
-    def __init__(self, backend="numpy"):
-        super().__init__(backend)
-        self.out = None
-
-    def forward(self, x):
-        self.out = self.backend.tanh_forward(x)
-        return self.out
-
-    def backward(self, dout):
-        return self.backend.tanh_backward(dout, self.out)
+    op = "tanh"
 
 
 class SoftmaxWithLoss(_Layer):
