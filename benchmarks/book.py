@@ -10,8 +10,6 @@ each training forward, one ``np.random.choice(N, B)`` per training iteration.
 * ``Net``: the book's ``MultiLayerNet(Extend)`` (weight decay, Dropout, BatchNorm);
 * ``SGD`` ... ``Adam``: the book's optimizers; ``train``: its ``Trainer`` loop.
 
-The convolutional networks of chapters 7 and 8 are in ``book_conv.py``, on these layers.
-
 Tests import it as ``book`` (``tests/conftest.py`` puts this folder on the path);
 ``compare.py``'s reports and ``seed_article.py`` as ``benchmarks.book``. Not an asv
 benchmark.
@@ -23,21 +21,17 @@ import numpy as np
 
 
 class Affine:
-    """Inputs (N, ...) are flattened to (N, D), and dx shaped back, as the book's (a
-    convnet's Affine after a Pooling layer)."""
-
     def __init__(self, W, b):
         self.W, self.b = W, b
 
     def forward(self, x, train=False):
-        self.x_shape = x.shape
-        self.x = x.reshape(x.shape[0], -1)
-        return np.dot(self.x, self.W) + self.b
+        self.x = x
+        return np.dot(x, self.W) + self.b
 
     def backward(self, dout):
         self.dW = np.dot(self.x.T, dout)
         self.db = np.sum(dout, axis=0)
-        return np.dot(dout, self.W.T).reshape(*self.x_shape)
+        return np.dot(dout, self.W.T)
 
 
 class Relu:
