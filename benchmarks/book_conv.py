@@ -21,6 +21,7 @@ benchmarks as ``benchmarks.book_conv``. The optimizers and the Trainer loop are
 ``book.py``'s. Not an asv benchmark.
 """
 
+import pickle
 from collections import OrderedDict
 
 import numpy as np
@@ -152,6 +153,18 @@ class _ConvNet:
         for i, layer in enumerate(self.param_layers, start=1):
             grads[f"W{i}"], grads[f"b{i}"] = layer.dW, layer.db
         return grads
+
+    def save_params(self, file_name="params.pkl"):
+        """The book's: ``params`` pickled as a dict of arrays."""
+        with open(file_name, "wb") as f:
+            pickle.dump(dict(self.params), f)
+
+    def load_params(self, file_name="params.pkl"):
+        """The book's: the pickled dict read back, each layer given its W and b."""
+        with open(file_name, "rb") as f:
+            self.params.update(pickle.load(f))
+        for i, layer in enumerate(self.param_layers, start=1):
+            layer.W, layer.b = self.params[f"W{i}"], self.params[f"b{i}"]
 
 
 class SimpleConvNet(_ConvNet):
