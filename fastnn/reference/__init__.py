@@ -55,6 +55,14 @@ from .batchnorm import (  # noqa: F401
     dropout_backward,
     dropout_forward,
 )
+from .conv import (  # noqa: F401
+    col2im,
+    conv_backward,
+    conv_forward,
+    im2col,
+    pool_backward,
+    pool_forward,
+)
 from .losses import (  # noqa: F401
     softmax,
     softmax_cross_entropy,
