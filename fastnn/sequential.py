@@ -421,14 +421,20 @@ def _unpickle(spec: dict, flat: np.ndarray, state=None) -> Sequential:
     return net
 
 
-def load(path, *, backend: str = "numba") -> Sequential:
-    """Read a network written by ``net.save`` (of the class that saved it).
+def load(path, *, backend: str = "numba"):
+    """Read a network written by ``net.save`` (of the class that saved it: Sequential,
+    MultiLayerNet(Extend), SimpleConvNet, DeepConvNet).
 
     Raises FileNotFoundError when ``path`` does not exist and ValueError when it is not
     a readable fastnn model (corrupt, truncated, another format, or parameters that do
     not fit the architecture it describes): ``fastnn.model_file.read``.
     """
-    spec, arrays, metadata = model_file.read(path, CLASSES)
+    from . import convnet, serialize
+
+    meta, arrays = serialize.read_model(path)
+    if meta.get("format") == model_file.CONVNET_FORMAT:
+        return convnet.load(path, meta, arrays, backend)
+    spec, arrays, metadata = model_file.read(path, CLASSES, (meta, arrays))
     try:
         net = _build(dict(spec, backend=backend))
     except (KeyError, TypeError, ValueError) as exc:
