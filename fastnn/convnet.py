@@ -29,7 +29,7 @@ from ._backends import BACKENDS, get_backend
 from .common.gradient import numerical_gradient
 from .conv import check_images, check_window, conv_work
 from .conv_engine import ConvEngine
-from .layers import LAYER_KINDS, SoftmaxWithLoss
+from .layers import LAYER_KINDS, SoftmaxWithLoss, init_std
 from .params import ParamDict, Shapes
 
 CONV_KEYS = ("filter_num", "filter_size", "pad", "stride")
@@ -65,14 +65,6 @@ def check_input_dim(value) -> tuple[int, int, int]:
         raise V.BadValue("input_dim", f"expected (channels, height, width), e.g. (1, 28, 28), "
                          f"got {value!r}")
     return tuple(V.check_positive_int(n, f"input_dim[{i}]") for i, n in enumerate(value))
-
-
-def _check_std(value, fan_in: int) -> float:
-    """weight_init_std: a positive number, or "he"/"relu" (sqrt(2 / fan_in)),
-    "xavier"/"sigmoid" (sqrt(1 / fan_in))."""
-    from .sequential import _init_std
-
-    return _init_std(value, fan_in)
 
 
 # --- plans -----------------------------------------------------------------------------
@@ -361,7 +353,7 @@ class SimpleConvNet(ConvNet):
                  output_size=10, weight_init_std=0.01, *, backend="numba",
                  dtype=np.float64, seed=None):
         p, book_args = self.architecture(input_dim, conv_param, hidden_size, output_size)
-        stds = [_check_std(weight_init_std, fan_in) for fan_in in p.fan_ins]
+        stds = [init_std(weight_init_std, fan_in) for fan_in in p.fan_ins]
         self._build(p, book_args, stds, backend, dtype, seed)
 
     @staticmethod

@@ -10,6 +10,7 @@ own methods run the backend's whole-network loop instead (``fastnn.engine``).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -290,6 +291,24 @@ ACTIVATIONS = {
     "sigmoid": Activation(Sigmoid, "xavier"),
     "tanh": Activation(Tanh, "xavier"),
 }
+# std = sqrt(k / fan_in): by scheme, or by the activation whose scheme it is (the book's
+# weight_init_std="relu" / "sigmoid")
+_SCHEMES = {"he": 2.0, "xavier": 1.0}
+_INIT_STD = {**_SCHEMES, **{name: _SCHEMES[a.init] for name, a in ACTIVATIONS.items()}}
+
+
+def init_std(weight_init_std, fan_in: int) -> float:
+    """The initial weights' standard deviation for a layer of ``fan_in`` inputs: a
+    positive number as it is, or a scheme's (or its activation's) ``sqrt(k / fan_in)``."""
+    if isinstance(weight_init_std, str):
+        key = weight_init_std.lower()
+        if key not in _INIT_STD:
+            raise ValueError(f"weight_init_std: expected a positive number or one of "
+                             f"{', '.join(map(repr, _INIT_STD))}, got {weight_init_std!r}")
+        return math.sqrt(_INIT_STD[key] / fan_in)
+    return _V.check_positive_float(weight_init_std, "weight_init_std")
+
+
 # The loss names every part of fastnn accepts (Sequential's ``loss``, the CLI's --loss):
 # softmax cross-entropy (mean), squared error (the book's 0.5 * mean), its plain sum
 LOSSES = {"softmax": SoftmaxWithLoss, "mse": IdentityWithLoss, "sse": IdentityWithSumSquaredLoss}
