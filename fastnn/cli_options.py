@@ -167,7 +167,10 @@ def resolve_args(args) -> dict:
     """The training description (``recipe.resolve``) that ``args`` of train give."""
     from . import recipe
 
-    return recipe.resolve(args.dataset, seed=args.seed, **training_of(args))
+    try:
+        return recipe.resolve(args.dataset, seed=args.seed, **training_of(args))
+    except ValueError as exc:  # (an option that does not fit the model or the data set)
+        raise as_option_error(exc) or exc from None
 
 
 def _training_options(parser, threads_default="auto",
@@ -203,8 +206,9 @@ def _training_options(parser, threads_default="auto",
     parser.add_argument("--lr", type=POSITIVE,
                         help="learning rate (default: the data set's for sgd, else the "
                              "optimizer's own: 0.01, adam 0.001)")
-    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="sgd",
-                        help="the update rule (the book's six)")
+    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES,
+                        help="the update rule (the book's six; default sgd, adam for the "
+                             "convnets as the book trains them)")
     parser.add_argument("--momentum", type=UNIT,
                         help="momentum for --optimizer momentum/nesterov (default 0.9)")
     parser.add_argument("--weight-decay", type=NON_NEGATIVE, default=0.0, metavar="LAMBDA",

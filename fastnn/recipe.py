@@ -168,7 +168,8 @@ def _resolve_convnet(dataset: str, model: str, given: dict) -> dict:
     c = {k: given.get(k) for k in KEYS}
     for key, (value, why) in fixed.items():
         if c[key] not in (None, value) and not (key == "weight_decay" and c[key] == 0):
-            raise ValueError(f"{key}: not an option of {model} ({why}), got {c[key]!r}")
+            got = "" if isinstance(c[key], bool) else f", got {c[key]!r}"
+            raise ValueError(f"{key}: not an option of {model} ({why}){got}")
         c[key] = value
     d = dict(CONVNET_DEFAULTS[model], **(CONVNET_DIGITS[model] if dataset == "digits" else {}))
     c["dataset"], c["model"] = dataset, model
