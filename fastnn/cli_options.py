@@ -43,9 +43,12 @@ def _defaults_table() -> str:
              f"  {'model':<16}{'hidden':<8}{'optimizer':<11}{'lr':<7}{'batch':<7}"
              f"{'epochs':<18}init"]
     for model, d in CONVNET_DEFAULTS.items():
-        epochs = f"{d['epochs']} ({CONVNET_DIGITS[model]['epochs']} digits)"
+        digits = CONVNET_DIGITS[model]
+        epochs = f"{d['epochs']} ({digits['epochs']} digits)"
+        init = d["init"] if digits.get("init", d["init"]) == d["init"] else \
+            f"{d['init']} ({digits['init']} digits)"
         rows.append(f"  {model:<16}{d['hidden']:<8}{d['optimizer']:<11}{'0.001':<7}"
-                    f"{d['batch_size']:<7}{epochs:<18}{d['init']}")
+                    f"{d['batch_size']:<7}{epochs:<18}{init}")
     rows.append("  simple-convnet: 30 filters of 5x5 (3x3 on images under 16 pixels a side)")
     return "\n".join(rows)
 
