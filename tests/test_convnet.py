@@ -193,6 +193,15 @@ def test_backprop_matches_central_differences(kind, backend):
                                    err_msg=key)
 
 
+@pytest.mark.parametrize("kind", ["simple", "deep"])
+def test_gradient_check_takes_convnets(kind, backend):
+    net = NETS[kind][0](backend, np.float32, seed=4)
+    x, t = batch(kind, 2)
+    errors = fastnn.gradient_check(net, x, t, h=1e-6)
+    assert list(errors) == list(net.params)
+    assert max(errors.values()) < 1e-4  # float32 backprop against float64 differences
+
+
 def test_train_step_is_gradient_then_update():
     a, b = simple(seed=5), simple(seed=5)
     x, t = batch("simple", 4)
