@@ -316,6 +316,11 @@ class ConvNet:
         anything else is one ValueError naming the file, and the network is unchanged."""
         arrays = params_pickle.read(file_name)
         model_file.check_arrays(file_name, arrays, dict(self.plan.shapes))
+        biggest = np.finfo(self.dtype).max
+        for key, value in arrays.items():  # (float64 files into a float32 network)
+            if value.dtype.itemsize > self.dtype.itemsize and np.abs(value).max() > biggest:
+                raise ValueError(f"{file_name}: parameter {key} holds values beyond the "
+                                 f"range of this {self.dtype.name} network")
         self.params.update(arrays)
 
     def save(self, path) -> None:

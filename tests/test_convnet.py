@@ -259,6 +259,9 @@ def test_convolution_and_pooling_layers_are_the_books(backend):
     np.testing.assert_allclose(conv.db, ref.db, rtol=1e-12)
     np.testing.assert_array_equal(x, x_before)
     np.testing.assert_array_equal(dout, dout_before)
+    zero_bias = fastnn.Convolution(W, 0, backend=backend)  # the book's apply_filter.py
+    np.testing.assert_allclose(zero_bias.forward(x), book_conv.Convolution(W, 0).forward(x),
+                               rtol=1e-12)
     pool = fastnn.Pooling(2, 2, stride=2, backend=backend)
     ref_pool = book_conv.Pooling(2, 2, 2)
     out = pool.forward(x)
@@ -395,6 +398,10 @@ def test_load_params_checks_keys_shapes_and_values(tmp_path):
         with pytest.raises(ValueError, match=rf"p\.pkl: .*{match}"):
             net.load_params(str(path))
         np.testing.assert_array_equal(net.params.flat, before, err_msg=what)
+    net32 = simple(dtype=np.float32, seed=12)
+    path = write_pickle(tmp_path / "p.pkl", {**good, "W3": np.full((6, 4), 1e300)}, 4)
+    with pytest.raises(ValueError, match=r"p\.pkl: parameter W3 holds values beyond"):
+        net32.load_params(str(path))
     f32 = {k: v.astype(np.float32) for k, v in good.items()}  # cast to the network's dtype
     net.load_params(str(write_pickle(tmp_path / "p.pkl", f32, 4)))
     np.testing.assert_allclose(net.params.flat, before, rtol=1e-7)
