@@ -21,6 +21,7 @@ benchmarks as ``benchmarks.book_conv``. The optimizers and the Trainer loop are
 ``book.py``'s. Not an asv benchmark.
 """
 
+import pickle
 from collections import OrderedDict
 
 import numpy as np
@@ -153,6 +154,18 @@ class _ConvNet:
             grads[f"W{i}"], grads[f"b{i}"] = layer.dW, layer.db
         return grads
 
+    def save_params(self, file_name="params.pkl"):
+        """The book's: ``params`` pickled as a dict of arrays."""
+        with open(file_name, "wb") as f:
+            pickle.dump(dict(self.params), f)
+
+    def load_params(self, file_name="params.pkl"):
+        """The book's: the pickled dict read back, each layer given its W and b."""
+        with open(file_name, "rb") as f:
+            self.params.update(pickle.load(f))
+        for i, layer in enumerate(self.param_layers, start=1):
+            layer.W, layer.b = self.params[f"W{i}"], self.params[f"b{i}"]
+
 
 class SimpleConvNet(_ConvNet):
     """ch07: conv - relu - pool - affine - relu - affine - softmax."""
@@ -230,3 +243,26 @@ class DeepConvNet(_ConvNet):
         self.sequence = self.layers
         self.param_layers = [layer for layer in self.layers
                              if isinstance(layer, (Convolution, Affine))]
+
+
+class Trainer:
+    """The book's ``common/trainer.py`` on ``book.train``'s loop: the three lists
+    (``train_loss_list`` every iteration, ``train_acc_list`` and ``test_acc_list`` every
+    epoch, on the first ``evaluate_sample_num_per_epoch`` rows when given), then
+    ``test_acc`` on the whole test set. (Prints nothing: ``verbose`` is accepted.)"""
+
+    def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20,
+                 mini_batch_size=100, optimizer="SGD", optimizer_param=None,
+                 evaluate_sample_num_per_epoch=None, verbose=True):
+        optimizer_param = {"lr": 0.01} if optimizer_param is None else optimizer_param
+        self.network, self.data = network, (x_train, t_train, x_test, t_test)
+        self.epochs, self.batch_size = epochs, mini_batch_size
+        self.optimizer = book.OPTIMIZERS[optimizer.lower()](**optimizer_param)
+        self.eval_rows = evaluate_sample_num_per_epoch
+
+    def train(self):
+        x, t, x_test, t_test = self.data
+        self.train_loss_list, self.train_acc_list, self.test_acc_list = book.train(
+            self.network, self.optimizer, x, t, x_test, t_test, self.epochs,
+            self.batch_size, self.eval_rows)
+        self.test_acc = self.network.accuracy(x_test, t_test)
