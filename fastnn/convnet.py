@@ -255,7 +255,7 @@ class ConvNet:
         train = self._loss_trains if train_flg is None else V.check_bool(train_flg,
                                                                          "train_flg")
         x, t = self.validate(x, t)
-        return self.engine.evaluate(x, t, train=train, rows=x.shape[0])[0]
+        return self.engine.evaluate(x, t, train=train)[0]
 
     def accuracy(self, x, t, batch_size=100) -> float:
         """The fraction of images whose highest score is the label (ints or one-hot),

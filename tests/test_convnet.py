@@ -173,6 +173,10 @@ def test_numba_and_numpy_backends_agree(kind, dtype):
         assert grads[key].dtype == dtype
         np.testing.assert_allclose(grads[key], value, rtol=rtol, atol=rtol * 10, err_msg=key)
     assert net.accuracy(x, t, batch_size=4) == ref.accuracy(x, t, batch_size=4)
+    one_hot = np.eye(NETS[kind][2])[t]
+    assert net.accuracy(x, one_hot) == net.accuracy(x, t)
+    assert net.loss(x, one_hot, train_flg=False) == pytest.approx(
+        net.loss(x, t, train_flg=False), rel=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["simple", "deep"])
