@@ -565,3 +565,42 @@ def test_layer_and_im2col_arguments_are_checked():
     with pytest.raises(ValueError, match=r"dout: expected the shape of the forward's output"):
         conv.backward(np.zeros((1, 2, 3, 3)))
     assert out.shape == (1, 2, 2, 2)
+
+
+# --- threads and load -------------------------------------------------------------------------
+
+
+def test_the_bits_do_not_depend_on_threads_or_load():
+    """A convnet whose batch spans several fixed blocks of images: the same bits on one
+    thread, on every core, and beside a busy process (the blocks' sums run in order)."""
+    import subprocess
+    import sys
+    import time
+
+    rng = np.random.default_rng(18)
+    x, t = rng.random((12, 1, 20, 20)), rng.integers(0, 10, 12)
+
+    def run(threads=None):
+        fastnn.set_num_threads(threads)
+        try:
+            net = fastnn.SimpleConvNet((1, 20, 20), hidden_size=10, seed=0)
+            opt = fastnn.Adam()
+            for _ in range(2):
+                net.train_step(x, t, opt)
+            return net.params.flat.copy(), net.predict(x)
+        finally:
+            fastnn.set_num_threads(None)
+
+    quiet = run()
+    for other in (run(1), run(fastnn.threads.usable_cores())):
+        np.testing.assert_array_equal(other[0], quiet[0])
+        np.testing.assert_array_equal(other[1], quiet[1])
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        loaded = run()
+    finally:
+        busy.kill()
+        busy.wait()
+    np.testing.assert_array_equal(loaded[0], quiet[0])
+    np.testing.assert_array_equal(loaded[1], quiet[1])
