@@ -43,9 +43,12 @@ def _defaults_table() -> str:
              f"  {'model':<16}{'hidden':<8}{'optimizer':<11}{'lr':<7}{'batch':<7}"
              f"{'epochs':<18}init"]
     for model, d in CONVNET_DEFAULTS.items():
-        epochs = f"{d['epochs']} ({CONVNET_DIGITS[model]['epochs']} digits)"
+        digits = CONVNET_DIGITS[model]
+        epochs = f"{d['epochs']} ({digits['epochs']} digits)"
+        init = d["init"] if digits.get("init", d["init"]) == d["init"] else \
+            f"{d['init']} ({digits['init']} digits)"
         rows.append(f"  {model:<16}{d['hidden']:<8}{d['optimizer']:<11}{'0.001':<7}"
-                    f"{d['batch_size']:<7}{epochs:<18}{d['init']}")
+                    f"{d['batch_size']:<7}{epochs:<18}{init}")
     rows.append("  simple-convnet: 30 filters of 5x5 (3x3 on images under 16 pixels a side)")
     return "\n".join(rows)
 
@@ -167,7 +170,10 @@ def resolve_args(args) -> dict:
     """The training description (``recipe.resolve``) that ``args`` of train give."""
     from . import recipe
 
-    return recipe.resolve(args.dataset, seed=args.seed, **training_of(args))
+    try:
+        return recipe.resolve(args.dataset, seed=args.seed, **training_of(args))
+    except ValueError as exc:  # (an option that does not fit the model or the data set)
+        raise as_option_error(exc) or exc from None
 
 
 def _training_options(parser, threads_default="auto",
@@ -203,8 +209,9 @@ def _training_options(parser, threads_default="auto",
     parser.add_argument("--lr", type=POSITIVE,
                         help="learning rate (default: the data set's for sgd, else the "
                              "optimizer's own: 0.01, adam 0.001)")
-    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="sgd",
-                        help="the update rule (the book's six)")
+    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES,
+                        help="the update rule (the book's six; default sgd, adam for the "
+                             "convnets as the book trains them)")
     parser.add_argument("--momentum", type=UNIT,
                         help="momentum for --optimizer momentum/nesterov (default 0.9)")
     parser.add_argument("--weight-decay", type=NON_NEGATIVE, default=0.0, metavar="LAMBDA",

@@ -40,14 +40,16 @@ CONVNETS = {"simple-convnet": "SimpleConvNet", "deep-convnet": "DeepConvNet"}
 
 # Per convnet (and data set): what an option left out means. The book's training
 # (ch07/train_convnet.py, ch08/train_deepnet.py): Adam at its default lr 0.001, batch 100,
-# 20 epochs on MNIST-sized images. The 1,437 digits are 14 batches an epoch: more epochs.
+# 20 epochs on MNIST-sized images. The 1,437 digits are 15 batches an epoch: 60 epochs,
+# and SimpleConvNet's weights He-scaled (measured, seed 0: test accuracy 97.8 % against
+# 95.8 % with the book's std 0.01; 96.9 % after 30 epochs).
 CONVNET_DEFAULTS = {
     "simple-convnet": dict(hidden="100", init="0.01", batch_size=100, epochs=20,
                            optimizer="adam"),
     "deep-convnet": dict(hidden="50", init="he", batch_size=100, epochs=20,
                          optimizer="adam"),
 }
-CONVNET_DIGITS = {"simple-convnet": dict(epochs=60), "deep-convnet": dict(epochs=60)}
+CONVNET_DIGITS = {"simple-convnet": dict(epochs=60, init="he"), "deep-convnet": dict(epochs=60)}
 # SimpleConvNet's filters: the book's 30 of 5x5 on images of at least this many pixels a
 # side; 3x3 below it (the 8x8 digits: 5x5 filters leave a 4x4 map, pooled to 2x2)
 SMALL_IMAGE = 16
@@ -168,7 +170,8 @@ def _resolve_convnet(dataset: str, model: str, given: dict) -> dict:
     c = {k: given.get(k) for k in KEYS}
     for key, (value, why) in fixed.items():
         if c[key] not in (None, value) and not (key == "weight_decay" and c[key] == 0):
-            raise ValueError(f"{key}: not an option of {model} ({why}), got {c[key]!r}")
+            got = "" if isinstance(c[key], bool) else f", got {c[key]!r}"
+            raise ValueError(f"{key}: not an option of {model} ({why}){got}")
         c[key] = value
     d = dict(CONVNET_DEFAULTS[model], **(CONVNET_DIGITS[model] if dataset == "digits" else {}))
     c["dataset"], c["model"] = dataset, model

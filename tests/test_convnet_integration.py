@@ -41,16 +41,16 @@ def relative_difference(a: dict, b: dict) -> float:
 def test_fit_trains_a_convnet_and_evaluates_it(images, backend):
     x, t, x_test, t_test = images
     net = simple(backend)
-    history = fastnn.fit(net, x, t, x_test=x_test, t_test=t_test, optimizer=fastnn.Adam(0.01),
-                         batch_size=50, epochs=8, seed=0, progress=False)
-    assert history.path == "step" and history.iterations == 48
-    assert history.test_acc[-1] > 0.6 and history.loss[-1] < history.initial_loss / 2
+    history = fastnn.fit(net, x, t, x_test=x_test, t_test=t_test, optimizer=fastnn.Adam(0.02),
+                         batch_size=50, epochs=4, seed=0, progress=False)
+    assert history.path == "step" and history.iterations == 24
+    assert history.test_acc[-1] > 0.4 and history.loss[-1] < 0.75 * history.initial_loss
     loss, acc = fastnn.evaluate(net, x_test, t_test)
     assert acc == history.test_acc[-1] and loss == pytest.approx(history.test_loss[-1])
     assert acc == net.accuracy(x_test, t_test)
     again = simple(backend)  # the same seeds: the same bits
-    fastnn.fit(again, x, t, x_test=x_test, t_test=t_test, optimizer=fastnn.Adam(0.01),
-               batch_size=50, epochs=8, seed=0, progress=False)
+    fastnn.fit(again, x, t, x_test=x_test, t_test=t_test, optimizer=fastnn.Adam(0.02),
+               batch_size=50, epochs=4, seed=0, progress=False)
     np.testing.assert_array_equal(again.params.flat, net.params.flat)
 
 
@@ -89,14 +89,15 @@ def test_fit_stops_a_diverging_convnet_with_finite_parameters(images):
 # --- Trainer and the book's scripts ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["simple", "deep"])
+@pytest.mark.parametrize("kind", ["deep"])  # (SimpleConvNet's: tests/test_convnet.py)
 def test_trainer_gives_the_books_numbers(kind, backend):
-    """The book's Trainer loop on the book's networks (book_conv) and on fastnn's, from one
-    np.random.seed: the same parameters and accuracy lists. DeepConvNet's Dropout masks
-    and its loss's extra draws come in the book's order."""
+    """The book's Trainer on the book's DeepConvNet (book_conv) and fastnn.Trainer on
+    fastnn's, from one np.random.seed: the same parameters and accuracy lists. The
+    Dropout masks of each gradient and of each batch loss afterwards (the book's loss
+    runs Dropout as in training) come in the book's order, between the batch draws."""
     rng = np.random.default_rng(3)
     shape = (1, 8, 8) if kind == "simple" else (1, 12, 12)
-    x, t = rng.random((200, *shape)), rng.integers(0, 10, 200)
+    x, t = rng.random((100, *shape)), rng.integers(0, 10, 100)
     x_test, t_test = rng.random((100, *shape)), rng.integers(0, 10, 100)
     nets = {}
     for who in ("book", "fastnn"):
@@ -195,11 +196,11 @@ def cli(capsys, *args):
 @pytest.mark.parametrize("model", ["simple-convnet", "deep-convnet"])
 def test_train_and_evaluate_a_convnet_on_digits(model, tmp_path, capsys):
     path = tmp_path / "model.npz"
-    code, out, err = cli(capsys, "train", "--model", model, "--iters", "3", "--save", str(path),
+    code, out, err = cli(capsys, "train", "--model", model, "--iters", "2", "--save", str(path),
                          "--json", "--quiet")
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["model"] == model and summary["iterations"] == 3
+    assert summary["model"] == model and summary["iterations"] == 2
     assert summary["optimizer"].startswith("Adam(") and summary["path"] == "step"
     net = fastnn.load(path)
     assert type(net).__name__ == {"simple-convnet": "SimpleConvNet",

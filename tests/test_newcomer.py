@@ -169,7 +169,7 @@ def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys
     for variant in W.VARIANTS:
         W.run_variant(variant, "float32")
     with pytest.raises(ValueError, match="variant: expected one of"):
-        W.run_variant("convnet", "float64")
+        W.run_variant("lenet", "float64")
     with pytest.raises(ValueError, match="dtypes"):
         fastnn.warmup("float16")
     with pytest.raises(ValueError, match="processes: expected a positive integer"):
