@@ -216,6 +216,11 @@ def test_train_step_is_gradient_then_update():
         opt_b.update(b.params, b.gradient(x, t))
         assert loss == pytest.approx(expected, rel=1e-12)
     np.testing.assert_array_equal(a.params.flat, b.params.flat)
+    a2, opt_a2 = pickle.loads(pickle.dumps((a, opt_a)))  # (a Dask worker's copy)
+    a2.train_step(x, t, opt_a2)
+    a.train_step(x, t, opt_a)
+    np.testing.assert_array_equal(a2.params.flat, a.params.flat)
+    assert list(opt_a.state["m"]) == list(a.params)
     other = simple(seed=6)
     with pytest.raises(ValueError, match="params"):
         other.train_step(x, t, opt_a)  # another network's Adam state
