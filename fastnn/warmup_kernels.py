@@ -4,8 +4,9 @@ A kernel compiles on its first call with new argument types (seconds: the networ
 about 6-7 s on a 2-core machine) and is then loaded from numba's cache (about 0.2 s).
 Container images, CI jobs and cluster workers warm up once, ahead: each variant
 (``VARIANTS``: the network loop, its BatchNorm/Dropout form with every optimizer, the
-per-layer ops; in float32 and float64) runs a tiny workload in a process of its own, in
-parallel, so every kernel it calls is compiled into the cache. A second pass then loads
+per-layer ops, the convolution and pooling ops; in float32 and float64) runs a tiny
+workload in a process of its own, in parallel, so every kernel it calls is compiled
+into the cache. A second pass then loads
 each variant in one process (fast when all is cached; it compiles again anything two
 parallel writers of one cache index left out).
 """
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-VARIANTS = ("network", "extended", "layers")
+VARIANTS = ("network", "extended", "layers", "conv")
 DTYPES = ("float32", "float64")
 
 
@@ -68,6 +69,16 @@ def run_variant(variant: str, dtype: str) -> None:
         bn.backward(bn.forward(onehot, train_flg=True))
         drop = fastnn.Dropout(0.5, backend="numba")
         drop.backward(drop.forward(onehot, train_flg=True))
+    elif variant == "conv":
+        from . import kernels
+
+        images = rng.random((2, 2, 6, 5)).astype(dt)
+        W, b = rng.random((3, 2, 3, 3)).astype(dt), rng.random(3).astype(dt)
+        out, cache = kernels.conv_forward(images, W, b, 1, 1)
+        kernels.conv_backward(out, cache, W, 1, 1)
+        out, cache = kernels.pool_forward(out, 2, 2, 2, 0)
+        kernels.pool_backward(out, cache, 2, 2, 2, 0)
+        kernels.col2im(kernels.im2col(images, 3, 3, 1, 1), images.shape, 3, 3, 1, 1)
     else:
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
 
