@@ -12,6 +12,7 @@ assume valid input. ``Convolution``, ``Pooling`` (``fastnn.layers``) and the net
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -62,8 +63,13 @@ def check_window(shape, filter_h: int, filter_w: int, stride: int, pad: int, nam
     return out_size(H, filter_h, stride, pad), out_size(W, filter_w, stride, pad)
 
 
-def check_weights(W, b) -> None:
-    """A convolution's W (FN, C, FH, FW) and b (FN,): float arrays of these shapes."""
+def check_weights(W, b) -> np.ndarray:
+    """A convolution's W (FN, C, FH, FW), a float array, and b: (FN,) floats, or one
+    number for every filter (the book's ``apply_filter.py`` passes ``b = 0``). Returns b
+    as an (FN,) array of W's dtype."""
+    if isinstance(b, (numbers.Real, np.floating, np.integer)) and not isinstance(
+            b, (bool, np.bool_)) and isinstance(W, np.ndarray) and W.ndim == 4:
+        b = np.full(W.shape[0], b, W.dtype if W.dtype.kind == "f" else np.float64)
     for name, value, ndim in (("W", W, 4), ("b", b, 1)):
         if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
             got = type(value).__name__ + (f" of dtype {value.dtype}"
@@ -75,6 +81,7 @@ def check_weights(W, b) -> None:
                              f"{value.shape}")
     if b.shape[0] != W.shape[0]:
         raise V.BadValue("b", f"expected one bias per filter ({W.shape[0]}), got shape {b.shape}")
+    return b
 
 
 def check_sizes(filter_h, filter_w, stride, pad, names=("filter_h", "filter_w")):

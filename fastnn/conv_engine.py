@@ -75,11 +75,13 @@ class ConvEngine:
         return u
 
     @contextlib.contextmanager
-    def fixed_masks(self):
-        """Within this block every training-mode pass uses the Dropout masks of the first
-        one (for gradient checks: a fixed mask makes the loss a function)."""
+    def fixed_masks(self, draws=None):
+        """Within this block every training-mode pass uses the same Dropout masks: those
+        of the first pass inside it, or ``draws`` (the list this block yields, from
+        another engine of the same network: its uniform draws, one per Dropout layer).
+        For gradient checks: a fixed mask makes the loss a function."""
         saved = self._fixed
-        self._fixed = []
+        self._fixed = [] if draws is None else list(draws)
         try:
             yield self._fixed
         finally:

@@ -17,6 +17,7 @@ training pass one ``np.random.rand(*x.shape) > 0.5`` per Dropout layer, so after
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
 from typing import NamedTuple
@@ -88,8 +89,8 @@ class Plan(NamedTuple):
 
 
 def plan(input_dim, entries) -> Plan:
-    """Walk ``entries`` over images of ``input_dim``: ("conv", conv_param, its name),
-    ("relu",), ("pool",), ("affine", size, its name), ("dropout", ratio). Raises a
+    """Walk ``entries`` over images of ``input_dim``: ("conv", conv_param, its argument's
+    name), ("relu",), ("pool",), ("affine", size), ("dropout", ratio). Raises a
     ValueError naming the argument whose layer does not fit."""
     C, H, W = input_dim
     flat = None  # the features per image once an affine layer has flattened them
@@ -117,7 +118,7 @@ def plan(input_dim, entries) -> Plan:
                                  f"network: {exc.detail}") from None
             args = POOL
         elif kind == "affine":
-            size, arg = spec
+            size = spec[0]
             D = flat if flat is not None else C * H * W
             param = len(fan_ins) + 1
             shapes += [(f"W{param}", (D, size)), (f"b{param}", (size,))]
@@ -255,7 +256,7 @@ class ConvNet:
         train = self._loss_trains if train_flg is None else V.check_bool(train_flg,
                                                                          "train_flg")
         x, t = self.validate(x, t)
-        return self.engine.evaluate(x, t, train=train, rows=x.shape[0])[0]
+        return self.engine.evaluate(x, t, train=train)[0]
 
     def accuracy(self, x, t, batch_size=100) -> float:
         """The fraction of images whose highest score is the label (ints or one-hot),
@@ -282,7 +283,8 @@ class ConvNet:
         with ``net.engine.fixed_masks()``)."""
         x, t = self.validate(x, t)
         h = V.check_positive_float(h, "h")
-        fixed = self.engine.fixed_masks() if self.engine._fixed is None else _nothing()
+        fixed = self.engine.fixed_masks() if self.engine._fixed is None \
+            else contextlib.nullcontext()  # (masks already fixed by the caller)
         grads = {}
         with fixed:
             for key, p in self.params.items():  # p is a view: the layers see the change
@@ -316,20 +318,17 @@ class ConvNet:
         anything else is one ValueError naming the file, and the network is unchanged."""
         arrays = params_pickle.read(file_name)
         model_file.check_arrays(file_name, arrays, dict(self.plan.shapes))
+        biggest = np.finfo(self.dtype).max
+        for key, value in arrays.items():  # (float64 files into a float32 network)
+            if value.dtype.itemsize > self.dtype.itemsize and np.abs(value).max() > biggest:
+                raise ValueError(f"{file_name}: parameter {key} holds values beyond the "
+                                 f"range of this {self.dtype.name} network")
         self.params.update(arrays)
 
     def save(self, path) -> None:
         """Write the architecture and the parameters to ``path`` (.npz), atomically; read
         it with ``fastnn.load``."""
         model_file.save_convnet(self, path)
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 class SimpleConvNet(ConvNet):
@@ -367,8 +366,7 @@ class SimpleConvNet(ConvNet):
         hidden_size = V.check_positive_int(hidden_size, "hidden_size")
         output_size = V.check_positive_int(output_size, "output_size")
         p = plan(input_dim, [("conv", conv_param, "conv_param"), ("relu",), ("pool",),
-                             ("affine", hidden_size, "hidden_size"), ("relu",),
-                             ("affine", output_size, "output_size")])
+                             ("affine", hidden_size), ("relu",), ("affine", output_size)])
         return p, dict(input_dim=list(input_dim), conv_param=conv_param,
                        hidden_size=hidden_size, output_size=output_size)
 
@@ -424,8 +422,8 @@ class DeepConvNet(ConvNet):
             entries += [("conv", cp, f"conv_param_{i}"), ("relu",)]
             if i % 2 == 0:
                 entries.append(("pool",))
-        entries += [("affine", hidden_size, "hidden_size"), ("relu",), ("dropout", 0.5),
-                    ("affine", output_size, "output_size"), ("dropout", 0.5)]
+        entries += [("affine", hidden_size), ("relu",), ("dropout", 0.5),
+                    ("affine", output_size), ("dropout", 0.5)]
         book_args = dict(input_dim=list(input_dim),
                          **{f"conv_param_{i}": cp for i, cp in enumerate(conv_params, start=1)},
                          hidden_size=hidden_size, output_size=output_size)

@@ -53,7 +53,8 @@ class Affine(_Layer):
 class Convolution(_Layer):
     """The book's convolution layer: out (N, FN, OH, OW) = each filter of W (FN, C, FH, FW)
     over every window of x (N, C, H, W) zero-padded by ``pad``, ``stride`` apart, plus
-    b (FN,). ``backward(dout)`` returns dx and sets ``dW`` (like W) and ``db`` (like b).
+    b (FN,), or one number for every filter (the book's ``apply_filter.py`` passes 0).
+    ``backward(dout)`` returns dx and sets ``dW`` (like W) and ``db`` (FN,).
 
     The math is the backend's ``conv_forward`` / ``conv_backward``; the layer checks its
     arguments (``fastnn.conv``) and keeps ``x`` and the op's ``cache`` for backward.
@@ -69,11 +70,11 @@ class Convolution(_Layer):
         self.dW = self.db = None
 
     def forward(self, x):
-        conv.check_weights(self.W, self.b)  # (the book's load_params replaces them)
+        b = conv.check_weights(self.W, self.b)  # (the book's load_params replaces them)
         FN, C, FH, FW = self.W.shape
         x = conv.check_images(x, "x", C, self.W.dtype)
         OH, OW = conv.check_window(x.shape, FH, FW, self.stride, self.pad, "x")
-        out, self.cache = self.backend.conv_forward(x, self.W, self.b, self.stride, self.pad)
+        out, self.cache = self.backend.conv_forward(x, self.W, b, self.stride, self.pad)
         self.x, self.out_shape = x, (x.shape[0], FN, OH, OW)
         return out
 

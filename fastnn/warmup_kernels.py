@@ -79,6 +79,9 @@ def run_variant(variant: str, dtype: str) -> None:
             net.train_step(images, labels[:4], fastnn.Adam())
             net.accuracy(images, labels[:4])
             net.loss(images, labels[:4])
+        from . import kernels  # the book's im2col/col2im (serial kernels of their own)
+
+        kernels.col2im(kernels.im2col(images, 3, 3, 1, 1), images.shape, 3, 3, 1, 1)
     else:
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
 

@@ -13,7 +13,7 @@ from ``fastnn``. The modules, each with one concern:
   AdaGrad, RMSprop and Adam as one flat pass);
 * ``batchnorm``: a hidden layer's BatchNorm and Dropout, forward and backward;
 * ``conv``: convolution and max pooling, forward and backward, and the book's
-  ``im2col``/``col2im``, parallel over fixed blocks of images (``_image_blocks``);
+  ``im2col``/``col2im``, parallel over fixed blocks of images (``_blocks``);
 * ``network``: the one network loop, composing the bodies above (prediction,
   evaluation, gradients, a training step, the compiled training loop are its modes);
 * ``entry``: its Python entry points (``forward``, ``evaluate``, ``gradient``,

@@ -23,12 +23,10 @@
   written: the inlining pass takes half as long.)
   ``gemm`` and its small-product loop (``_blas``) use it too.
 * ``compiled``: the decorator of the entry points that Python calls (kernels).
-* No ``parallel=True`` in the plain networks' kernels: every loop is serial, so results
-  never depend on numba's thread count. On the 2-core machines fastnn is built on, a
-  parallel step was slower (numba's workers and OpenBLAS's threads taking turns on the
-  same cores; docs/performance.md); the GEMMs, where the time is, run in OpenBLAS's
-  threads. ``parallel``: the convolution kernels, whose per-image work runs over fixed
-  blocks of images on numba's threads, one BLAS thread in each (``_image_blocks``).
+* No ``parallel=True``: every loop is serial, so results never depend on numba's thread
+  count. On the 2-core machines fastnn is built on, a parallel step was slower (numba's
+  workers and OpenBLAS's threads taking turns on the same cores; docs/performance.md);
+  the GEMMs, where the time is, run in OpenBLAS's threads.
 """
 
 from __future__ import annotations
@@ -74,12 +72,6 @@ def _into_the_function_compiled(expr, caller_ir, callee_ir):
             return False
         frame = frame.f_back
     return True
-
-
-def parallel(fn):
-    """Decorator: a kernel whose ``prange`` loops run on numba's threads (the convolution
-    kernels: fixed blocks of images, ``_image_blocks``)."""
-    return compiled(fn, parallel=True)
 
 
 INLINE = _into_the_function_compiled  # (numba's ``inline=`` option of every body)

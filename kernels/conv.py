@@ -6,8 +6,8 @@ of ``im2col``'s layout) with the filters, its gradient with respect to the input
 product scattered back onto the image (``col2im``); max pooling takes the first maximum
 of each window, which alone gets the gradient.
 
-How it runs: a batch is cut into fixed blocks of images (``_image_blocks``: the cut
-depends on the shapes only) handed out to numba's threads dynamically; a block runs its
+How it runs: a batch is cut into fixed blocks of images (``_blocks``: the cut depends
+on the shapes only) handed out to numba's threads dynamically; a block runs its
 images one after another, each image's windows gathered into the block's own buffer
 (``im2col_image_``) and multiplied on one BLAS thread (``_blas.gemm``) while they are in
 cache; the full ``col`` matrix of the batch is never built. Per image:
@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange
 
-from . import _image_blocks as blocks
 from ._blas import gemm
-from ._config import compiled, inline, parallel
+from ._blocks import block_of, grain, n_blocks, runner, sum_blocks_
+from ._config import compiled, inline
+from ._threads import for_work, policy, usable_cores
 from ._views import view1d
 
 
@@ -74,15 +74,14 @@ def _copy_(dst, src, n, stride):
 
 
 @inline
-def _zero_(dst, n):
-    for j in range(n):
-        dst[j] = 0
-
-
-@inline
 def im2col_image_(colT, x, FH, FW, stride, pad, OH, OW):
     """colT (C*FH*FW, OH*OW): column oy*OW + ox is the window at (oy, ox) of the
-    zero-padded image x (C, H, W), rows (c, fh, fw)."""
+    zero-padded image x (C, H, W), rows (c, fh, fw).
+
+    Writes the entries that come from x only: those from the padding must be zero on
+    entry (the same entries for every image of a shape: a buffer from ``np.zeros``,
+    reused, stays right).
+    """
     C, H, W = x.shape
     P = OH * OW
     cols, xs = colT.reshape(colT.size), x.reshape(x.size)
@@ -92,16 +91,10 @@ def im2col_image_(colT, x, FH, FW, stride, pad, OH, OW):
             y_lo, y_hi = _inside(OH, fy - pad, stride, H)
             for fx in range(FW):
                 x_lo, x_hi = _inside(OW, fx - pad, stride, W)
-                for oy in range(OH):
-                    at = k * P + oy * OW
-                    if oy < y_lo or oy >= y_hi:
-                        _zero_(view1d(cols, at, OW), OW)
-                        continue
-                    row = (c * H + oy * stride + fy - pad) * W
-                    _zero_(view1d(cols, at, x_lo), x_lo)
-                    _copy_(view1d(cols, at + x_lo, x_hi - x_lo),
-                           view1d(xs, row + x_lo * stride + fx - pad, W), x_hi - x_lo, stride)
-                    _zero_(view1d(cols, at + x_hi, OW - x_hi), OW - x_hi)
+                for oy in range(y_lo, y_hi):
+                    _copy_(view1d(cols, k * P + oy * OW + x_lo, x_hi - x_lo),
+                           view1d(xs, (c * H + oy * stride + fy - pad) * W + x_lo * stride
+                                  + fx - pad, W), x_hi - x_lo, stride)
                 k += 1
 
 
@@ -112,7 +105,7 @@ def col2im_image_(x, colT, FH, FW, stride, pad, OH, OW):
     C, H, W = x.shape
     P = OH * OW
     cols, xs = colT.reshape(colT.size), x.reshape(x.size)
-    _zero_(xs, xs.size)
+    xs[:] = 0
     k = 0
     for c in range(C):
         for fy in range(FH):
@@ -133,39 +126,43 @@ def col2im_image_(x, colT, FH, FW, stride, pad, OH, OW):
                 k += 1
 
 
-# --- the blocks: images lo .. hi - 1 each (args: the op's arrays and sizes) --------------
+# --- the block bodies: images start .. stop - 1 of block blk (``_blocks.block_of``) ------
+# Compiled calls (``_blocks.runner``), each allocating its own work buffers.
 
 
-@inline
-def _im2col_block(block, lo, hi, args):
-    col, x, FH, FW, stride, pad, OH, OW = args  # col (N*OH*OW, K), x (N, C, H, W)
+@compiled
+def _im2col_(col, x, FH, FW, stride, pad, OH, OW):
+    """col (N*OH*OW, K): every image's rows (gathered transposed, then turned). Serial:
+    the book's ``im2col`` is an API of its own, outside the layers' passes, and a
+    parallel form costs more compile time than it could save."""
     P, K = OH * OW, col.shape[1]
-    colT = np.empty((K, P), x.dtype)
-    for n in range(lo, hi):
+    colT = np.zeros((K, P), x.dtype)
+    for n in range(x.shape[0]):
         im2col_image_(colT, x[n], FH, FW, stride, pad, OH, OW)
         for p in range(P):
             for k in range(K):
                 col[n * P + p, k] = colT[k, p]
 
 
-@inline
-def _col2im_block(block, lo, hi, args):
-    x, col, FH, FW, stride, pad, OH, OW = args
+@compiled
+def _col2im_(x, col, FH, FW, stride, pad, OH, OW):
+    """x (N, C, H, W) from col's rows (serial, as ``_im2col_``)."""
     P, K = OH * OW, col.shape[1]
     colT = np.empty((K, P), x.dtype)
-    for n in range(lo, hi):
+    for n in range(x.shape[0]):
         for p in range(P):
             for k in range(K):
                 colT[k, p] = col[n * P + p, k]
         col2im_image_(x[n], colT, FH, FW, stride, pad, OH, OW)
 
 
-@inline
-def _conv_forward_block(block, lo, hi, args):
-    out, x, Wmat, b, FH, FW, stride, pad = args  # out (N, FN, OH, OW), Wmat (FN, K), b (FN,)
+@compiled
+def _conv_forward_block(blk, g, out, x, Wmat, b, FH, FW, stride, pad):
+    """out[n] (FN, OH*OW) = Wmat (FN, K) @ colT (K, OH*OW) + b, for the block's images."""
     N, FN, OH, OW = out.shape
-    colT = np.empty((Wmat.shape[1], OH * OW), x.dtype)  # one image's windows
-    for n in range(lo, hi):
+    start, stop = block_of(blk, N, g)
+    colT = np.zeros((Wmat.shape[1], OH * OW), x.dtype)  # (zeros: see im2col_image_)
+    for n in range(start, stop):
         im2col_image_(colT, x[n], FH, FW, stride, pad, OH, OW)
         out_n = out[n].reshape(FN, OH * OW)
         gemm(False, False, 1.0, Wmat, colT, 0.0, out_n)
@@ -175,16 +172,19 @@ def _conv_forward_block(block, lo, hi, args):
                 out_n[f, p] += bf
 
 
-@inline
-def _conv_backward_block(block, lo, hi, args):
-    dx, dW_parts, db_parts, dout, x, Wmat, FH, FW, stride, pad = args
+@compiled
+def _conv_backward_block(blk, g, dx, dW_parts, db_parts, dout, x, Wmat, FH, FW, stride,
+                         pad):
+    """dx for the block's images; row blk of dW_parts (nb, FN*K) and db_parts (nb, FN),
+    float64: the block's sums of dW = dout_n @ colT.T and of db."""
     N, FN, OH, OW = dout.shape
+    start, stop = block_of(blk, N, g)
     P, K = OH * OW, Wmat.shape[1]
-    colT = np.empty((K, P), x.dtype)
-    dcolT = np.empty((K, P), x.dtype)
-    dW, db = dW_parts[block], db_parts[block]  # (FN, K) and (FN,) float64: this block's sums
+    colT, dcolT = np.zeros((K, P), x.dtype), np.empty((K, P), x.dtype)
+    dW = np.empty((FN, K), x.dtype)  # the block's sum, by GEMMs with beta = 1
+    db = db_parts[blk]
     db[:] = 0.0
-    for n in range(lo, hi):
+    for n in range(start, stop):
         dout_n = dout[n].reshape(FN, P)
         for f in range(FN):
             s = 0.0
@@ -192,17 +192,20 @@ def _conv_backward_block(block, lo, hi, args):
                 s += dout_n[f, p]
             db[f] += s
         im2col_image_(colT, x[n], FH, FW, stride, pad, OH, OW)
-        gemm(False, True, 1.0, dout_n, colT, 0.0 if n == lo else 1.0, dW)
+        gemm(False, True, 1.0, dout_n, colT, 0.0 if n == start else 1.0, dW)
         gemm(True, False, 1.0, Wmat, dout_n, 0.0, dcolT)
         col2im_image_(dx[n], dcolT, FH, FW, stride, pad, OH, OW)
+    dW_parts[blk] = dW.reshape(FN * K)
 
 
-@inline
-def _pool_forward_block(block, lo, hi, args):
-    out, arg, x, PH, PW, stride, pad = args  # out, arg (N, C, OH, OW); arg: y*W + x or -1
+@compiled
+def _pool_forward_block(blk, g, out, arg, x, PH, PW, stride, pad):
+    """out, arg (N, C, OH, OW) for the block's images: each window's first maximum and
+    its position iy * W + ix (-1: a zero of the padding)."""
     N, C, OH, OW = out.shape
     H, W = x.shape[2], x.shape[3]
-    for n in range(lo, hi):
+    start, stop = block_of(blk, N, g)
+    for n in range(start, stop):
         for c in range(C):
             for oy in range(OH):
                 for ox in range(OW):
@@ -223,12 +226,13 @@ def _pool_forward_block(block, lo, hi, args):
                     arg[n, c, oy, ox] = at
 
 
-@inline
-def _pool_backward_block(block, lo, hi, args):
-    dx, dout, arg = args  # dx (N, C, H, W); dout, arg (N, C, OH, OW)
+@compiled
+def _pool_backward_block(blk, g, dx, dout, arg):
+    """dx (N, C, H, W) for the block's images: dout added at each window's maximum."""
     N, C, OH, OW = dout.shape
     W = dx.shape[3]
-    for n in range(lo, hi):
+    start, stop = block_of(blk, N, g)
+    for n in range(start, stop):
         dx[n] = 0
         for c in range(C):
             for oy in range(OH):
@@ -238,75 +242,39 @@ def _pool_backward_block(block, lo, hi, args):
                         dx[n, c, i // W, i % W] += dout[n, c, oy, ox]
 
 
-# The parallel loops, one per op (numba cannot cache one loop taking the block function
-# as an argument: its type differs in each process). Each block is a compiled call of its
-# own, not inlined: its work buffers are then its own (numba may hoist an allocation in
-# a prange body out of the loop, sharing it between threads).
+_RUN = {body: runner(body) for body in (_conv_forward_block, _conv_backward_block,
+                                         _pool_forward_block, _pool_backward_block)}
 
 
-@parallel
-def _im2col_blocks(per, args):
-    N = args[1].shape[0]
-    for b in prange((N + per - 1) // per):
-        _im2col_block(b, b * per, min(b * per + per, N), args)
+class _block_threads:
+    """``with _block_threads():`` one kernel call: numba's threads per fastnn's policy
+    (the forced count, else the usable cores), one BLAS thread for each block's
+    products; both put back afterwards."""
+
+    __slots__ = ("_blas", "_before")
+
+    def __enter__(self):
+        forced = policy()
+        self._before = numba.get_num_threads()
+        numba.set_num_threads(usable_cores() if forced == "auto"
+                              else min(forced, usable_cores()))
+        self._blas = for_work(0)  # (the work of a block: its BLAS calls on one thread)
+        self._blas.n = 1
+        self._blas.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._blas.__exit__(*exc)
+        numba.set_num_threads(self._before)
+        return False
 
 
-@parallel
-def _col2im_blocks(per, args):
-    N = args[0].shape[0]
-    for b in prange((N + per - 1) // per):
-        _col2im_block(b, b * per, min(b * per + per, N), args)
-
-
-@parallel
-def _conv_forward_blocks(per, args):
-    N = args[0].shape[0]
-    for b in prange((N + per - 1) // per):
-        _conv_forward_block(b, b * per, min(b * per + per, N), args)
-
-
-@parallel
-def _conv_backward_blocks(per, args):
-    N = args[0].shape[0]
-    for b in prange((N + per - 1) // per):
-        _conv_backward_block(b, b * per, min(b * per + per, N), args)
-
-
-@parallel
-def _pool_forward_blocks(per, args):
-    N = args[0].shape[0]
-    for b in prange((N + per - 1) // per):
-        _pool_forward_block(b, b * per, min(b * per + per, N), args)
-
-
-@parallel
-def _pool_backward_blocks(per, args):
-    N = args[0].shape[0]
-    for b in prange((N + per - 1) // per):
-        _pool_backward_block(b, b * per, min(b * per + per, N), args)
-
-
-@compiled
-def _sum_blocks(dW, db, dW_parts, db_parts):
-    """dW, db = the blocks' sums added in block order (float64 sums)."""
-    FN, K = dW.shape
-    for f in range(FN):
-        for k in range(K):
-            s = 0.0
-            for b in range(dW_parts.shape[0]):
-                s += dW_parts[b, f, k]
-            dW[f, k] = s
-        s = 0.0
-        for b in range(db_parts.shape[0]):
-            s += db_parts[b, f]
-        db[f] = s
-
-
-def _run(loop, per_block, args):
-    """Run ``loop`` (one of the parallel loops above) over the batch's fixed blocks of
-    ``per_block`` images, dynamically scheduled (numba's chunk size 1)."""
-    with blocks.threads(), numba.parallel_chunksize(1):
-        loop(per_block, args)
+def _run(body, N, work_per_image, args):
+    """``body`` over the batch's fixed blocks (``_blocks.grain``: at least a block's
+    worth of work each, the cut a function of the shapes only); args after (blk, g)."""
+    g = grain(N, work_per_image, 1)
+    with _block_threads():
+        _RUN[body](n_blocks(N, g), (g,) + args)
 
 
 # --- the per-op API (fastnn.reference's names and signatures) -----------------------------
@@ -326,8 +294,7 @@ def im2col(input_data, filter_h, filter_w, stride=1, pad=0):
     N, C, H, W = x.shape
     OH, OW = _out_size(H, filter_h, stride, pad), _out_size(W, filter_w, stride, pad)
     col = np.empty((N * OH * OW, C * filter_h * filter_w), x.dtype)
-    _run(_im2col_blocks, blocks.images_per_block(N, col.size // N),
-         (col, x, filter_h, filter_w, stride, pad, OH, OW))
+    _im2col_(col, x, filter_h, filter_w, stride, pad, OH, OW)
     return col
 
 
@@ -341,8 +308,7 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     N, C, H, W = (int(s) for s in input_shape)
     OH, OW = _out_size(H, filter_h, stride, pad), _out_size(W, filter_w, stride, pad)
     x = np.empty((N, C, H, W), col.dtype)
-    _run(_col2im_blocks, blocks.images_per_block(N, col.size // N),
-         (x, col, filter_h, filter_w, stride, pad, OH, OW))
+    _col2im_(x, col, filter_h, filter_w, stride, pad, OH, OW)
     return x
 
 
@@ -359,8 +325,7 @@ def conv_forward(x, W, b, stride=1, pad=0):
     OH, OW = _out_size(H, FH, stride, pad), _out_size(Wd, FW, stride, pad)
     out = np.empty((N, FN, OH, OW), x.dtype)
     Wmat = W.reshape(FN, C * FH * FW)
-    _run(_conv_forward_blocks, blocks.images_per_block(N, OH * OW * Wmat.size),
-         (out, x, Wmat, b, FH, FW, stride, pad))
+    _run(_conv_forward_block, N, OH * OW * Wmat.size, (out, x, Wmat, b, FH, FW, stride, pad))
     return out, x
 
 
@@ -375,15 +340,15 @@ def conv_backward(dout, cache, W, stride=1, pad=0):
     FN, C, FH, FW = W.shape
     N, _, OH, OW = dout.shape
     Wmat = W.reshape(FN, C * FH * FW)
-    per = blocks.images_per_block(N, 3 * OH * OW * Wmat.size)
-    nb = blocks.n_blocks(N, per)
-    dW_parts = np.empty((nb, FN, Wmat.shape[1]), dtype)
-    db_parts = np.empty((nb, FN))
+    work = 3 * OH * OW * Wmat.size
+    nb = n_blocks(N, grain(N, work, 1))
+    dW_parts, db_parts = np.empty((nb, Wmat.size)), np.empty((nb, FN))
     dx = np.empty(x.shape, dtype)
-    _run(_conv_backward_blocks, per,
+    _run(_conv_backward_block, N, work,
          (dx, dW_parts, db_parts, dout, x, Wmat, FH, FW, stride, pad))
-    dW, db = np.empty((FN, Wmat.shape[1]), dtype), np.empty(FN, dtype)
-    _sum_blocks(dW, db, dW_parts, db_parts)
+    dW, db = np.empty(Wmat.size, dtype), np.empty(FN, dtype)
+    sum_blocks_(dW, dW_parts, nb)
+    sum_blocks_(db, db_parts, nb)
     return dx, dW.reshape(W.shape), db
 
 
@@ -399,7 +364,7 @@ def pool_forward(x, pool_h, pool_w, stride=2, pad=0):
     OH, OW = _out_size(H, pool_h, stride, pad), _out_size(W, pool_w, stride, pad)
     out = np.empty((N, C, OH, OW), x.dtype)
     arg = np.empty((N, C, OH, OW), np.int64)
-    _run(_pool_forward_blocks, blocks.images_per_block(N, out.size // N * pool_h * pool_w),
+    _run(_pool_forward_block, N, out.size // N * pool_h * pool_w,
          (out, arg, x, pool_h, pool_w, stride, pad))
     return out, (x.shape, arg)
 
@@ -411,6 +376,5 @@ def pool_backward(dout, cache, pool_h, pool_w, stride=2, pad=0):
     dout = _c(dout)
     dx = np.empty(x_shape, dout.dtype)
     N = x_shape[0]
-    _run(_pool_backward_blocks, blocks.images_per_block(N, (dout.size + dx.size) // N),
-         (dx, dout, arg))
+    _run(_pool_backward_block, N, (dout.size + dx.size) // N, (dx, dout, arg))
     return dx

@@ -165,14 +165,18 @@ def test_numba_and_numpy_backends_agree(kind, dtype):
     rtol = 1e-10 if dtype == np.float64 else 2e-4
     np.testing.assert_allclose(net.predict(x), ref.predict(x), rtol=rtol, atol=rtol)
     assert net.predict(x).dtype == dtype
-    with ref.engine.fixed_masks(), net.engine.fixed_masks() as masks:
+    with ref.engine.fixed_masks() as draws:
         ref_grads = ref.gradient(x, t)
-        masks.extend(ref.engine._fixed)  # the same Dropout masks on both
+    with net.engine.fixed_masks(draws):  # the same Dropout masks on both
         grads = net.gradient(x, t)
     for key, value in ref_grads.items():
         assert grads[key].dtype == dtype
         np.testing.assert_allclose(grads[key], value, rtol=rtol, atol=rtol * 10, err_msg=key)
     assert net.accuracy(x, t, batch_size=4) == ref.accuracy(x, t, batch_size=4)
+    one_hot = np.eye(NETS[kind][2])[t]
+    assert net.accuracy(x, one_hot) == net.accuracy(x, t)
+    assert net.loss(x, one_hot, train_flg=False) == pytest.approx(
+        net.loss(x, t, train_flg=False), rel=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["simple", "deep"])
@@ -185,12 +189,24 @@ def test_backprop_matches_central_differences(kind, backend):
         if key.startswith("b"):
             net.params[key][...] = 0.1 * rng.standard_normal(net.params[key].shape)
     x, t = batch(kind, 3)
-    with net.engine.fixed_masks():
+    # the differences on the NumPy backend (thousands of tiny passes), the same masks
+    ref = net.copy(backend="numpy")
+    with net.engine.fixed_masks() as draws:
         grads = net.gradient(x, t)
-        numerical = net.numerical_gradient(x, t, h=1e-6)  # (small: max pooling has kinks)
+    with ref.engine.fixed_masks(draws):
+        numerical = ref.numerical_gradient(x, t, h=1e-6)  # (small: max pooling has kinks)
     for key in net.params:
         np.testing.assert_allclose(grads[key], numerical[key], rtol=1e-4, atol=1e-8,
                                    err_msg=key)
+
+
+@pytest.mark.parametrize("kind", ["simple", "deep"])
+def test_gradient_check_takes_convnets(kind, backend):
+    net = NETS[kind][0](backend, np.float32, seed=4)
+    x, t = batch(kind, 2)
+    errors = fastnn.gradient_check(net, x, t, h=1e-6)
+    assert list(errors) == list(net.params)
+    assert max(errors.values()) < 1e-4  # float32 backprop against float64 differences
 
 
 def test_train_step_is_gradient_then_update():
@@ -203,6 +219,11 @@ def test_train_step_is_gradient_then_update():
         opt_b.update(b.params, b.gradient(x, t))
         assert loss == pytest.approx(expected, rel=1e-12)
     np.testing.assert_array_equal(a.params.flat, b.params.flat)
+    a2, opt_a2 = pickle.loads(pickle.dumps((a, opt_a)))  # (a Dask worker's copy)
+    a2.train_step(x, t, opt_a2)
+    a.train_step(x, t, opt_a)
+    np.testing.assert_array_equal(a2.params.flat, a.params.flat)
+    assert list(opt_a.state["m"]) == list(a.params)
     other = simple(seed=6)
     with pytest.raises(ValueError, match="params"):
         other.train_step(x, t, opt_a)  # another network's Adam state
@@ -250,6 +271,9 @@ def test_convolution_and_pooling_layers_are_the_books(backend):
     np.testing.assert_allclose(conv.db, ref.db, rtol=1e-12)
     np.testing.assert_array_equal(x, x_before)
     np.testing.assert_array_equal(dout, dout_before)
+    zero_bias = fastnn.Convolution(W, 0, backend=backend)  # the book's apply_filter.py
+    np.testing.assert_allclose(zero_bias.forward(x), book_conv.Convolution(W, 0).forward(x),
+                               rtol=1e-12)
     pool = fastnn.Pooling(2, 2, stride=2, backend=backend)
     ref_pool = book_conv.Pooling(2, 2, 2)
     out = pool.forward(x)
@@ -386,6 +410,10 @@ def test_load_params_checks_keys_shapes_and_values(tmp_path):
         with pytest.raises(ValueError, match=rf"p\.pkl: .*{match}"):
             net.load_params(str(path))
         np.testing.assert_array_equal(net.params.flat, before, err_msg=what)
+    net32 = simple(dtype=np.float32, seed=12)
+    path = write_pickle(tmp_path / "p.pkl", {**good, "W3": np.full((6, 4), 1e300)}, 4)
+    with pytest.raises(ValueError, match=r"p\.pkl: parameter W3 holds values beyond"):
+        net32.load_params(str(path))
     f32 = {k: v.astype(np.float32) for k, v in good.items()}  # cast to the network's dtype
     net.load_params(str(write_pickle(tmp_path / "p.pkl", f32, 4)))
     np.testing.assert_allclose(net.params.flat, before, rtol=1e-7)
@@ -545,3 +573,42 @@ def test_layer_and_im2col_arguments_are_checked():
     with pytest.raises(ValueError, match=r"dout: expected the shape of the forward's output"):
         conv.backward(np.zeros((1, 2, 3, 3)))
     assert out.shape == (1, 2, 2, 2)
+
+
+# --- threads and load -------------------------------------------------------------------------
+
+
+def test_the_bits_do_not_depend_on_threads_or_load():
+    """A convnet whose batch spans several fixed blocks of images: the same bits on one
+    thread, on every core, and beside a busy process (the blocks' sums run in order)."""
+    import subprocess
+    import sys
+    import time
+
+    rng = np.random.default_rng(18)
+    x, t = rng.random((12, 1, 20, 20)), rng.integers(0, 10, 12)
+
+    def run(threads=None):
+        fastnn.set_num_threads(threads)
+        try:
+            net = fastnn.SimpleConvNet((1, 20, 20), hidden_size=10, seed=0)
+            opt = fastnn.Adam()
+            for _ in range(2):
+                net.train_step(x, t, opt)
+            return net.params.flat.copy(), net.predict(x)
+        finally:
+            fastnn.set_num_threads(None)
+
+    quiet = run()
+    for other in (run(1), run(fastnn.threads.usable_cores())):
+        np.testing.assert_array_equal(other[0], quiet[0])
+        np.testing.assert_array_equal(other[1], quiet[1])
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        loaded = run()
+    finally:
+        busy.kill()
+        busy.wait()
+    np.testing.assert_array_equal(loaded[0], quiet[0])
+    np.testing.assert_array_equal(loaded[1], quiet[1])
