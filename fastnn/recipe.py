@@ -36,7 +36,6 @@ DATASET_OPTIONS = {"digits": {"normalize": True}, "mnist": {"normalize": True, "
 
 # The networks `fastnn train --model` builds: the plain Sequential, the book's convnets
 MODELS = ("mlp", "simple-convnet", "deep-convnet")
-CONVNETS = {"simple-convnet": "SimpleConvNet", "deep-convnet": "DeepConvNet"}
 
 # Per convnet (and data set): what an option left out means. The book's training
 # (ch07/train_convnet.py, ch08/train_deepnet.py): Adam at its default lr 0.001, batch 100,

@@ -104,7 +104,8 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
 
     Parameters
     ----------
-    net : Sequential
+    net : Sequential, SimpleConvNet or DeepConvNet
+        (A convnet trains on the step path: one engine step per batch.)
     x_train, t_train : arrays
         Training inputs and targets (labels or one-hot rows; regression targets for mse).
     x_test, t_test : arrays, optional
