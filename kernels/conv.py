@@ -31,13 +31,12 @@ both the public ``im2col``/``col2im`` and the convolution.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ._blas import gemm
 from ._blocks import block_of, grain, n_blocks, runner, sum_blocks_
 from ._config import compiled, inline
-from ._threads import for_work, policy, usable_cores
+from ._threads import for_work
 from ._views import view1d
 
 
@@ -246,34 +245,13 @@ _RUN = {body: runner(body) for body in (_conv_forward_block, _conv_backward_bloc
                                          _pool_forward_block, _pool_backward_block)}
 
 
-class _block_threads:
-    """``with _block_threads():`` one kernel call: numba's threads per fastnn's policy
-    (the forced count, else the usable cores), one BLAS thread for each block's
-    products; both put back afterwards."""
-
-    __slots__ = ("_blas", "_before")
-
-    def __enter__(self):
-        forced = policy()
-        self._before = numba.get_num_threads()
-        numba.set_num_threads(usable_cores() if forced == "auto"
-                              else min(forced, usable_cores()))
-        self._blas = for_work(0)  # (the work of a block: its BLAS calls on one thread)
-        self._blas.n = 1
-        self._blas.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._blas.__exit__(*exc)
-        numba.set_num_threads(self._before)
-        return False
-
-
 def _run(body, N, work_per_image, args):
     """``body`` over the batch's fixed blocks (``_blocks.grain``: at least a block's
-    worth of work each, the cut a function of the shapes only); args after (blk, g)."""
+    worth of work each, the cut a function of the shapes only), on the thread policy's
+    numba threads for that much work, one BLAS thread in each (``_threads.for_work``);
+    args after (blk, g)."""
     g = grain(N, work_per_image, 1)
-    with _block_threads():
+    with for_work(N * work_per_image):
         _RUN[body](n_blocks(N, g), (g,) + args)
 
 
