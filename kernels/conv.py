@@ -31,13 +31,12 @@ both the public ``im2col``/``col2im`` and the convolution.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ._blas import gemm
 from ._blocks import block_of, grain, n_blocks, runner, sum_blocks_
 from ._config import compiled, inline
-from ._threads import for_work, policy, usable_cores
+from ._threads import for_work
 from ._views import view1d
 
 
@@ -62,15 +61,39 @@ def _inside(n_out, offset, stride, size):
 
 
 @inline
-def _copy_(dst, src, n, stride):
-    """dst[j] = src[j * stride] for j < n (views: indices from 0, so that LLVM sees the
-    addresses are affine and copies with vector loads and stores, not gathers)."""
-    if stride == 1:
-        for j in range(n):
-            dst[j] = src[j]
-    else:
-        for j in range(n):
-            dst[j] = src[j * stride]
+def _taps_(colT, x, FH, FW, stride, pad, OH, OW, scatter):
+    """Between colT (C*FH*FW, OH*OW) and the image x (C, H, W), for every filter tap and
+    output row, the run of outputs whose input lies inside x (the rest is padding):
+    gather (``scatter`` False) colT[tap, row's run] = x[the inputs], or scatter
+    x[the inputs] += colT[tap, row's run]. The runs are views indexed from 0, so that
+    LLVM sees affine addresses and moves them with vector loads and stores."""
+    C, H, W = x.shape
+    P = OH * OW
+    cols, xs = colT.reshape(colT.size), x.reshape(x.size)
+    k = 0
+    for c in range(C):
+        for fy in range(FH):
+            y_lo, y_hi = _inside(OH, fy - pad, stride, H)
+            for fx in range(FW):
+                x_lo, x_hi = _inside(OW, fx - pad, stride, W)
+                n = x_hi - x_lo
+                for oy in range(y_lo, y_hi):
+                    tap = view1d(cols, k * P + oy * OW + x_lo, n)
+                    img = view1d(xs, (c * H + oy * stride + fy - pad) * W + x_lo * stride
+                                 + fx - pad, W)
+                    if scatter and stride == 1:
+                        for j in range(n):
+                            img[j] += tap[j]
+                    elif scatter:
+                        for j in range(n):
+                            img[j * stride] += tap[j]
+                    elif stride == 1:
+                        for j in range(n):
+                            tap[j] = img[j]
+                    else:
+                        for j in range(n):
+                            tap[j] = img[j * stride]
+                k += 1
 
 
 @inline
@@ -82,48 +105,15 @@ def im2col_image_(colT, x, FH, FW, stride, pad, OH, OW):
     entry (the same entries for every image of a shape: a buffer from ``np.zeros``,
     reused, stays right).
     """
-    C, H, W = x.shape
-    P = OH * OW
-    cols, xs = colT.reshape(colT.size), x.reshape(x.size)
-    k = 0
-    for c in range(C):
-        for fy in range(FH):
-            y_lo, y_hi = _inside(OH, fy - pad, stride, H)
-            for fx in range(FW):
-                x_lo, x_hi = _inside(OW, fx - pad, stride, W)
-                for oy in range(y_lo, y_hi):
-                    _copy_(view1d(cols, k * P + oy * OW + x_lo, x_hi - x_lo),
-                           view1d(xs, (c * H + oy * stride + fy - pad) * W + x_lo * stride
-                                  + fx - pad, W), x_hi - x_lo, stride)
-                k += 1
+    _taps_(colT, x, FH, FW, stride, pad, OH, OW, False)
 
 
 @inline
 def col2im_image_(x, colT, FH, FW, stride, pad, OH, OW):
     """x (C, H, W) = the sum of colT's columns (see ``im2col_image_``) placed on their
     windows; what falls on the padding is dropped."""
-    C, H, W = x.shape
-    P = OH * OW
-    cols, xs = colT.reshape(colT.size), x.reshape(x.size)
-    xs[:] = 0
-    k = 0
-    for c in range(C):
-        for fy in range(FH):
-            y_lo, y_hi = _inside(OH, fy - pad, stride, H)
-            for fx in range(FW):
-                x_lo, x_hi = _inside(OW, fx - pad, stride, W)
-                n = x_hi - x_lo
-                for oy in range(y_lo, y_hi):
-                    tap = view1d(cols, k * P + oy * OW + x_lo, n)
-                    dst = view1d(xs, (c * H + oy * stride + fy - pad) * W + x_lo * stride
-                                 + fx - pad, W)
-                    if stride == 1:
-                        for j in range(n):
-                            dst[j] += tap[j]
-                    else:
-                        for j in range(n):
-                            dst[j * stride] += tap[j]
-                k += 1
+    x[...] = 0
+    _taps_(colT, x, FH, FW, stride, pad, OH, OW, True)
 
 
 # --- the block bodies: images start .. stop - 1 of block blk (``_blocks.block_of``) ------
@@ -246,34 +236,13 @@ _RUN = {body: runner(body) for body in (_conv_forward_block, _conv_backward_bloc
                                          _pool_forward_block, _pool_backward_block)}
 
 
-class _block_threads:
-    """``with _block_threads():`` one kernel call: numba's threads per fastnn's policy
-    (the forced count, else the usable cores), one BLAS thread for each block's
-    products; both put back afterwards."""
-
-    __slots__ = ("_blas", "_before")
-
-    def __enter__(self):
-        forced = policy()
-        self._before = numba.get_num_threads()
-        numba.set_num_threads(usable_cores() if forced == "auto"
-                              else min(forced, usable_cores()))
-        self._blas = for_work(0)  # (the work of a block: its BLAS calls on one thread)
-        self._blas.n = 1
-        self._blas.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._blas.__exit__(*exc)
-        numba.set_num_threads(self._before)
-        return False
-
-
 def _run(body, N, work_per_image, args):
     """``body`` over the batch's fixed blocks (``_blocks.grain``: at least a block's
-    worth of work each, the cut a function of the shapes only); args after (blk, g)."""
+    worth of work each, the cut a function of the shapes only), on the thread policy's
+    numba threads for that much work, one BLAS thread in each (``_threads.for_work``);
+    args after (blk, g)."""
     g = grain(N, work_per_image, 1)
-    with _block_threads():
+    with for_work(N * work_per_image):
         _RUN[body](n_blocks(N, g), (g,) + args)
 
 
@@ -316,7 +285,9 @@ def conv_forward(x, W, b, stride=1, pad=0):
     """out = the convolution of x with the filters W, plus b: (out, cache).
 
     x is (N, C, H, W), W is (FN, C, FH, FW), b is (FN,); out is (N, FN, OH, OW).
-    ``cache`` (x's C-contiguous form) is what ``conv_backward`` needs.
+    ``cache`` (x's C-contiguous form: x itself when it is one, so x must not change
+    before the backward pass, as the book's layer keeps x) is what ``conv_backward``
+    needs.
     """
     x = _c(x)
     W, b = _c(W, x.dtype), _c(b, x.dtype)

@@ -308,11 +308,11 @@ def test_the_bits_do_not_depend_on_the_thread_count(dtype):
 @pytest.mark.skipif(numba_config.DISABLE_JIT, reason="threads need compiled code")
 def test_three_threads_give_the_bits_of_one():
     """NUMBA_NUM_THREADS=3 in a child (more threads than this machine may have cores:
-    fastnn's policy is told three are usable), against one thread here."""
+    the count forced unchecked), against one thread here."""
     code = (
         "import sys, numpy as np; sys.path.insert(0, sys.argv[1])\n"
-        "import numba, fastnn; from fastnn.kernels import conv\n"
-        "conv.usable_cores = lambda: 3\n"
+        "import numba, fastnn; from fastnn.kernels import _threads\n"
+        "_threads.set_num_threads(3)\n"
         "import test_conv_kernels as t\n"
         "np.savez(sys.argv[2], *t._digest_of_runs(np.float64))\n"
         "print(numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS)\n"
