@@ -98,8 +98,10 @@ def test_help_shows_the_defaults_and_the_per_data_set_table(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    assert "(default: 0)" in out and "(default: sgd)" in out
+    assert "(default: 0)" in out
+    assert "default sgd, adam for the convnets" in " ".join(out.split())  # (wrapped)
     assert "per-data-set defaults" in out and "sine" in out and "2001" in out
+    assert "--model simple-convnet / deep-convnet" in out
 
 
 def test_bench_help_is_plain_text():
