@@ -64,24 +64,24 @@ def check_window(shape, filter_h: int, filter_w: int, stride: int, pad: int, nam
 
 
 def check_weights(W, b) -> np.ndarray:
-    """A convolution's W (FN, C, FH, FW), a float array, and b: (FN,) floats, or one
-    number for every filter (the book's ``apply_filter.py`` passes ``b = 0``). Returns b
-    as an (FN,) array of W's dtype."""
+    """A convolution's W (FN, C, FH, FW), a float32/float64 array, and b: (FN,) floats,
+    or one number for every filter (the book's ``apply_filter.py`` passes ``b = 0``).
+    Returns b as an (FN,) array of W's dtype."""
     if isinstance(b, (numbers.Real, np.floating, np.integer)) and not isinstance(
             b, (bool, np.bool_)) and isinstance(W, np.ndarray) and W.ndim == 4:
         b = np.full(W.shape[0], b, W.dtype if W.dtype.kind == "f" else np.float64)
     for name, value, ndim in (("W", W, 4), ("b", b, 1)):
-        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        if not isinstance(value, np.ndarray) or value.dtype not in (np.float32, np.float64):
             got = type(value).__name__ + (f" of dtype {value.dtype}"
                                           if isinstance(value, np.ndarray) else "")
-            raise V.BadType(name, f"expected a float ndarray, got {got}")
+            raise V.BadType(name, f"expected a float32 or float64 ndarray, got {got}")
         if value.ndim != ndim or 0 in value.shape:
             want = "(filters, channels, filter_h, filter_w)" if ndim == 4 else "(filters,)"
             raise V.BadValue(name, f"expected a non-empty array of shape {want}, got "
                              f"{value.shape}")
     if b.shape[0] != W.shape[0]:
         raise V.BadValue("b", f"expected one bias per filter ({W.shape[0]}), got shape {b.shape}")
-    return b
+    return b.astype(W.dtype, copy=False)  # (the output's dtype is W's, on either backend)
 
 
 def check_sizes(filter_h, filter_w, stride, pad, names=("filter_h", "filter_w")):

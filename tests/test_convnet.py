@@ -271,6 +271,8 @@ def test_convolution_and_pooling_layers_are_the_books(backend):
     np.testing.assert_allclose(conv.db, ref.db, rtol=1e-12)
     np.testing.assert_array_equal(x, x_before)
     np.testing.assert_array_equal(dout, dout_before)
+    mixed = fastnn.Convolution(W.astype(np.float32), b, pad=1, backend=backend)  # b: f8
+    assert mixed.forward(x).dtype == np.float32 and mixed.backward(dout).dtype == np.float32
     zero_bias = fastnn.Convolution(W, 0, backend=backend)  # the book's apply_filter.py
     np.testing.assert_allclose(zero_bias.forward(x), book_conv.Convolution(W, 0).forward(x),
                                rtol=1e-12)
@@ -544,6 +546,7 @@ def test_layer_and_im2col_arguments_are_checked():
         (lambda: fastnn.Convolution(W, b, stride=0), ValueError, r"stride: expected a posit"),
         (lambda: fastnn.Convolution(W, b, pad=-1), ValueError, r"pad: expected a non-neg"),
         (lambda: fastnn.Convolution(W.astype(int), b), TypeError, r"W: expected a float"),
+        (lambda: fastnn.Convolution(W.astype(np.float16), b), TypeError, r"W: expected a f"),
         (lambda: fastnn.Convolution(W, b).forward(np.zeros((1, 2, 5, 5))), ValueError,
          r"x: has 2 channel\(s\)"),
         (lambda: fastnn.Convolution(W, b).forward(np.zeros((1, 1, 2, 5))), ValueError,
