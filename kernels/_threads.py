@@ -28,7 +28,7 @@ import ctypes
 import os
 import threading
 
-import numba
+from ._cores import usable_cores  # the policy's ceiling (affinity, cgroup quota, NUMBA_NUM_THREADS)
 
 AUTO_WORK = int(os.environ.get("FASTNN_AUTO_WORK", 16_000_000))
 
@@ -39,15 +39,6 @@ _lock = threading.Lock()
 _depth = 0  # kernel calls in progress (several Python threads may call kernels at once)
 _saved: list = []  # the counts found when the first of them started
 _now: list = []  # the counts set since
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity), at most NUMBA_NUM_THREADS."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, numba.config.NUMBA_NUM_THREADS))
 
 
 def _accessors(path: str):
