@@ -53,6 +53,11 @@ def _read(path: str) -> str | None:
         return None
 
 
+def _unescape(path: str) -> str:
+    """A mountinfo path as it is (spaces and the like are written as octal escapes)."""
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), path)
+
+
 def _mounts(root: str) -> list[tuple[str, str, str, set[str]]]:
     """[(fstype, mount root, mount point, super options)] of the cgroup file systems."""
     text = _read(os.path.join(root, "proc/self/mountinfo")) or ""
@@ -62,8 +67,7 @@ def _mounts(root: str) -> list[tuple[str, str, str, set[str]]]:
         fields, tail = left.split(), right.split()
         if not sep or len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
             continue
-        unescape = lambda s: _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), s)  # noqa: E731
-        found.append((tail[0], unescape(fields[3]), unescape(fields[4]),
+        found.append((tail[0], _unescape(fields[3]), _unescape(fields[4]),
                       set(tail[2].split(","))))
     return found
 
