@@ -358,6 +358,9 @@ def test_the_warm_up_runs_one_short_trial_of_each_kind():
 
 
 def test_a_failing_warm_up_is_logged_and_raises_nothing(caplog):
+    import numba
+
+    import fastnn
     from fastnn.sweeps import warm
 
     plan = S.prepare(trials=2, seed=0, workers=1, training=TINY)
@@ -365,8 +368,11 @@ def test_a_failing_warm_up_is_logged_and_raises_nothing(caplog):
     bad = dict(warm.data_sample(plan.data, trials, plan.base))
     bad["t"] = -1 - bad["t"]  # labels out of range: the warm-up trial fails
     plugin = warm.WarmWorker("fastnn-warmup-test", bad, plan.base, trials)
+    fastnn.set_num_threads(None)
+    threads = numba.get_num_threads()
     with caplog.at_level("WARNING", logger="fastnn.sweeps"):
         report = plugin.warm()
+    assert fastnn.thread_policy() == "auto" and numba.get_num_threads() == threads
     assert "t_train: class labels must lie in" in report["error"] and warm.warmed["fastnn-warmup-test"] is report
     assert "warm-up failed on this worker" in caplog.text
 

@@ -125,12 +125,12 @@ class _Plan:
         client = self._connect()
         warming = None
         try:
+            if on_start is not None:
+                on_start(client)
             if client is not None and self.warmup:  # (before the first trial is submitted)
                 from .warm import register
 
                 warming = register(client, self, self._tag())
-            if on_start is not None:
-                on_start(client)
             finished = len(self.done)
 
             def record_result(record):

@@ -31,7 +31,7 @@ except ImportError:  # (sweeps without Dask never build one)
     WorkerPlugin = object
 
 from .space import trial_plan
-from .trials import run_trial
+from .trials import _numba_threads, _set_numba_threads, run_trial
 
 LOG = logging.getLogger("fastnn.sweeps")
 PLANS_LOOKED_AT = 256  # the trials whose kinds the warm-up covers (a sweep's first ones)
@@ -113,9 +113,13 @@ class WarmWorker(WorkerPlugin):
         self.data, self.base, self.trials, self.threads = data, base, trials, threads
 
     def warm(self) -> dict:
-        """Run the warm-up trials here; never raises (a failure is logged and returned)."""
+        """Run the warm-up trials here; never raises (a failure is logged and returned).
+        The process's thread settings are left as they were (the trials set their own)."""
+        from ..threads import set_num_threads, thread_policy
+
         t0 = time.perf_counter()
         report = {"trials": len(self.trials), "seconds": 0.0, "error": None}
+        before = thread_policy(), _numba_threads()
         try:
             with _machine_lock():
                 for trial in self.trials:
@@ -125,6 +129,9 @@ class WarmWorker(WorkerPlugin):
                         break
         except Exception as exc:  # (run_trial returns its failures; anything else here)
             report["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            set_num_threads(None if before[0] == "auto" else before[0])
+            _set_numba_threads(before[1])
         if report["error"] is not None:
             LOG.warning("fastnn warm-up failed on this worker (its trials compile on first "
                         "use instead): %s", report["error"])
