@@ -21,7 +21,8 @@ noisy neighbour slows all contenders alike), and reported as medians and ratios:
   thread (issue 28's targets, with a verdict per cell);
 * with ``--only sweep``: a sweep's trials in this process against a local Dask cluster of
   one and two single-threaded workers, quiet and beside busy processes, and the
-  cluster's cost per trial; then the samplers and pruners (random, tpe, median and
+  cluster's cost per trial; a fresh cluster with an empty kernel cache with and without
+  the worker warm-up (not with --quick); then the samplers and pruners (random, tpe, median and
   asha pruning: best validation accuracy, trials to the best, epochs trained) on the
   book's search (``sweep_search.py`` runs the full targets);
 * with ``--peers``: PyTorch eager CPU and scikit-learn's MLPClassifier, each in its own
