@@ -170,19 +170,21 @@ def chapter6_scripts(quick: bool = False) -> dict:
     x_test, t_test = data(n_test)
     names = ("SGD", "Momentum", "AdaGrad", "Adam")
     rates = (0.01, 0.01, 0.01, 0.001)
-    specs = {  # script: (description, [network kwargs], optimizers, x, t, evaluations,
-        #          batch, iterations per epoch)
+    specs = {  # script: (description, [network kwargs; extend: MultiLayerNetExtend, as the
+        #          script imports], optimizers, x, t, evaluations, batch, iterations per epoch)
         "optimizer_compare_mnist": (
             "784-100x4-10, SGD / Momentum / AdaGrad / Adam side by side, batch 128, the "
             "batch's loss each iteration", [dict(hidden=4)] * 4, list(zip(names, rates)),
             x1000, t1000, [], 128, 5),
         "batch_norm_test": (
             "784-100x5-10 with and without BatchNorm, SGD 0.01, batch 100, 1,000 rows, "
-            "training accuracy each epoch", [dict(hidden=5, batchnorm=True), dict(hidden=5)],
+            "training accuracy each epoch",
+            [dict(hidden=5, extend=True, batchnorm=True), dict(hidden=5, extend=True)],
             [("SGD", 0.01)] * 2, x1000, t1000, [(x1000, t1000)], 100, 10),
         "overfit_dropout": (
             f"784-100x6-10, Dropout 0.2, SGD 0.01, batch 100, 300 rows, training and "
-            f"{n_test:,}-row test accuracy each epoch", [dict(hidden=6, dropout=0.2)],
+            f"{n_test:,}-row test accuracy each epoch",
+            [dict(hidden=6, extend=True, dropout=0.2)],
             [("SGD", 0.01)], x300, t300, [(x300, t300), (x_test, t_test)], 100, 3),
     }
     from threadpoolctl import ThreadpoolController
@@ -195,9 +197,10 @@ def chapter6_scripts(quick: bool = False) -> dict:
         book_nets = [book.Net(784, [100] * k["hidden"], 10, dropout=k.get("dropout"),
                               batchnorm=k.get("batchnorm", False)) for k in kinds]
         np.random.seed(0)
-        fast_nets = [fastnn.MultiLayerNetExtend(
+        fast_nets = [fastnn.MultiLayerNetExtend(  # (the class each script imports)
             784, [100] * k["hidden"], 10, use_dropout="dropout" in k,
             dropout_ration=k.get("dropout", 0.5), use_batchnorm=k.get("batchnorm", False))
+            if k.get("extend") else fastnn.MultiLayerNet(784, [100] * k["hidden"], 10)
             for k in kinds]
         book_opts = [getattr(book, n)(lr) for n, lr in opts]
         fast_opts = [getattr(fastnn, n)(lr) for n, lr in opts]
