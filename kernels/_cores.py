@@ -1,5 +1,5 @@
-"""The cores this process may really use: its CPU affinity, its cgroup's CPU quota and
-NUMBA_NUM_THREADS, whichever is smallest.
+"""What bounds the cores this process may really use: its CPU affinity and its cgroup's CPU
+quota (``_threads.usable_cores`` takes the smallest of them and NUMBA_NUM_THREADS).
 
 ``os.cpu_count()`` counts the machine's cores. A process pinned with ``taskset``, or a
 container given a CPU quota (``docker --cpus 2``, a Kubernetes limit: cgroup v2's
@@ -15,8 +15,6 @@ from __future__ import annotations
 import math
 import os
 import re
-
-import numba
 
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
@@ -138,14 +136,12 @@ _UNREAD = object()
 _quota = _UNREAD  # the cgroup's limit in whole cores (None: none), read once per process
 
 
-def usable_cores() -> int:
-    """Cores this process may really use: the fewest of its CPU affinity (``taskset``),
-    its cgroup's CPU quota (rounded up, read once) and NUMBA_NUM_THREADS; at least 1."""
+def quota_cores() -> int | None:
+    """This process's cgroup CPU quota in whole cores (None: no quota found), read once."""
     global _quota
     if _quota is _UNREAD:
         try:
             _quota = cgroup_cpu_limit()
         except Exception:  # (never fatal: a limit we cannot read is no limit)
             _quota = None
-    cores = min(affinity_cores(), numba.config.NUMBA_NUM_THREADS)
-    return max(1, cores if _quota is None else min(cores, _quota))
+    return _quota

@@ -28,7 +28,9 @@ import ctypes
 import os
 import threading
 
-from ._cores import usable_cores  # the policy's ceiling (affinity, cgroup quota, NUMBA_NUM_THREADS)
+import numba
+
+from . import _cores
 
 AUTO_WORK = int(os.environ.get("FASTNN_AUTO_WORK", 16_000_000))
 
@@ -39,6 +41,14 @@ _lock = threading.Lock()
 _depth = 0  # kernel calls in progress (several Python threads may call kernels at once)
 _saved: list = []  # the counts found when the first of them started
 _now: list = []  # the counts set since
+
+
+def usable_cores() -> int:
+    """Cores this process may really use: the fewest of its CPU affinity (``taskset``),
+    its cgroup's CPU quota (rounded up; ``_cores`` reads both) and NUMBA_NUM_THREADS."""
+    cores = min(_cores.affinity_cores(), numba.config.NUMBA_NUM_THREADS)
+    quota = _cores.quota_cores()
+    return max(1, cores if quota is None else min(cores, quota))
 
 
 def _accessors(path: str):
