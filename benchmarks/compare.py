@@ -25,6 +25,10 @@ noisy neighbour slows all contenders alike), and reported as medians and ratios:
   the worker warm-up (not with --quick); then the samplers and pruners (random, tpe, median and
   asha pruning: best validation accuracy, trials to the best, epochs trained) on the
   book's search (``sweep_search.py`` runs the full targets);
+* with ``--only convnet``: the book's SimpleConvNet and DeepConvNet (chapters 7 and 8): a
+  training iteration (batch 100, Adam) in both dtypes, the evaluation of 10,000 and 1,000
+  images, each conv and pooling op forward + backward: the book's code
+  (``book_conv.py``), fastnn's numpy and numba backends, PyTorch eager when installed;
 * with ``--peers``: PyTorch eager CPU and scikit-learn's MLPClassifier, each in its own
   block (their thread pools and OpenBLAS's slow each other when interleaved).
 """
@@ -38,9 +42,9 @@ import sys
 import numpy as np
 
 if __package__:  # imported by asv's discovery as benchmarks.compare
-    from .reports import chapter6, compiled, load, peers, steps, sweep
+    from .reports import chapter6, compiled, convnet, load, peers, steps, sweep
 else:  # run as a script: benchmarks/ is on sys.path
-    from reports import chapter6, compiled, load, peers, steps, sweep
+    from reports import chapter6, compiled, convnet, load, peers, steps, sweep
 
 
 def _everything(args, batches, dtypes) -> None:
@@ -68,6 +72,7 @@ REPORTS = {
     "load": lambda args, batches, dtypes: load.report_load(batches, dtypes, args.rounds,
                                                            args.quick),
     "sweep": lambda args, batches, dtypes: sweep.report_sweep(args.quick),
+    "convnet": lambda args, batches, dtypes: convnet.report_convnet(args.quick),
 }
 
 
@@ -90,7 +95,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", choices=tuple(REPORTS),
                         help="only the training-step tables, the per-kernel breakdown, the "
                              "compiled-path tables, the chapter-6 tables, the thread "
-                             "settings under load or the sweep tables")
+                             "settings under load, the sweep tables or the convnet tables")
     args = parser.parse_args(argv)
     try:
         batches = [int(b) for b in args.batches.split(",")]

@@ -1,8 +1,8 @@
-"""fastnn: the "Deep Learning from Scratch" multilayer perceptron, made fast.
+"""fastnn: the "Deep Learning from Scratch" networks, made fast.
 
-``Sequential`` and ``SGD`` follow the book's API; ``backend="numba"`` runs fused numba
-kernels (``fastnn.kernels``), ``backend="numpy"`` runs the NumPy reference
-(``fastnn.reference``) they are tested against.
+``Sequential``, ``SimpleConvNet``, ``DeepConvNet`` and ``SGD`` follow the book's API;
+``backend="numba"`` runs fused numba kernels (``fastnn.kernels``), ``backend="numpy"``
+runs the NumPy reference (``fastnn.reference``) they are tested against.
 """
 
 import os as _os
@@ -17,13 +17,17 @@ if not _os.path.isdir(_os.path.join(_os.path.dirname(_os.path.abspath(__file__))
     __path__.append(_root)
 
 from . import reference  # noqa: E402
+from .conv import col2im, im2col  # noqa: E402
+from .convnet import DeepConvNet, SimpleConvNet  # noqa: E402
 from .gradcheck import gradient_check  # noqa: E402
 from .layers import (  # noqa: E402  # noqa: E402
     Affine,
     BatchNormalization,
+    Convolution,
     Dropout,
     IdentityWithLoss,
     IdentityWithSumSquaredLoss,
+    Pooling,
     Relu,
     Sigmoid,
     SoftmaxWithLoss,
@@ -44,12 +48,15 @@ __all__ = [
     "AdaGrad",
     "Adam",
     "BatchNormalization",
+    "Convolution",
+    "DeepConvNet",
     "Dropout",
     "Momentum",
     "MultiLayerNet",
     "MultiLayerNetExtend",
     "Nesterov",
     "Optimizer",
+    "Pooling",
     "RMSprop",
     "Trainer",
     "Affine",
@@ -64,10 +71,13 @@ __all__ = [
     "SGD",
     "Sequential",
     "Sigmoid",
+    "SimpleConvNet",
     "SoftmaxWithLoss",
     "Tanh",
+    "col2im",
     "get_num_threads",
     "gradient_check",
+    "im2col",
     "reference",
     "set_num_threads",
     "sweep",

@@ -81,14 +81,14 @@ def cmd_train(args) -> int:
 
         threadpool_limits(1, user_api="blas")
     loading = time.perf_counter()
-    (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir)
+    (x, t), (x_test, t_test) = load_dataset(args.dataset, args.data_dir,
+                                            images=config["model"] != "mlp")
     load_seconds = time.perf_counter() - loading
     hidden, activation = config["hidden"], config["activation"]
     try:
         from . import recipe
 
-        net, optimizer = recipe.build(config, int(np.prod(x.shape[1:])),
-                                      recipe.n_outputs(config, t))
+        net, optimizer = recipe.build(config, x.shape[1:], recipe.n_outputs(config, t))
         history = fastnn.fit(net, x, t, x_test=x_test, t_test=t_test, optimizer=optimizer,
                              progress=not (args.quiet or args.json),
                              **recipe.fit_arguments(config))
@@ -100,7 +100,8 @@ def cmd_train(args) -> int:
     summary = history.summary()
     if config["loss"] != "softmax":  # regression: the final loss on the training set
         summary["train_loss"], _ = fastnn.evaluate(net, x, t)
-    summary.update(dataset=args.dataset, hidden=hidden, activation=activation,
+    summary.update(dataset=args.dataset, model=config["model"], hidden=hidden,
+                   activation=activation,
                    loss=config["loss"], bias=config["bias"], backend=args.backend,
                    dtype=args.dtype, seed=args.seed,
                    optimizer=repr(optimizer), weight_decay=args.weight_decay,
@@ -109,7 +110,7 @@ def cmd_train(args) -> int:
     # the model first: nothing optional below may lose it
     save_error = None
     if args.save:
-        net.metadata = _model_metadata(args)
+        net.metadata = _model_metadata(args, config["model"])
         try:
             net.save(args.save)
         except OSError as exc:  # (named, previous file kept: serialize.atomic_write)
@@ -200,7 +201,7 @@ def cmd_sweep(args) -> int:
             pass  # (said after the table, with exit status 1)
         else:
             net = best["net"]
-            net.metadata = _model_metadata(args)
+            net.metadata = _model_metadata(args, plan.base["model"])
             net.save(args.save)
     if args.plot:
         from .plot import plot_sweep
@@ -221,10 +222,14 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def _model_metadata(args) -> dict:
-    """What a saved model remembers of its data: the set, its options, and the folder
-    ``--data-dir`` named (absolute), so that ``fastnn evaluate`` finds the same files."""
-    meta = {"dataset": args.dataset, "dataset_options": DATASET_OPTIONS[args.dataset]}
+def _model_metadata(args, model: str = "mlp") -> dict:
+    """What a saved model remembers of its data: the set, its options (a convnet's images:
+    flatten False), and the folder ``--data-dir`` named (absolute), so that ``fastnn
+    evaluate`` finds the same files."""
+    options = dict(DATASET_OPTIONS[args.dataset])
+    if model != "mlp":
+        options["flatten"] = False
+    meta = {"dataset": args.dataset, "dataset_options": options}
     if args.data_dir:
         meta["data_dir"] = str(Path(args.data_dir).resolve())
     return meta
@@ -243,14 +248,22 @@ def cmd_evaluate(args) -> int:
     if data_dir is None and dataset == recorded and isinstance(remembered, str) \
             and Path(remembered).is_dir():  # else the usual lookup (cache, system, mirrors)
         data_dir = remembered
-    (x, t), (x_test, t_test) = load_dataset(dataset, data_dir)
+    images = getattr(net, "input_dim", None)  # a convnet's (channels, height, width)
+    if images is not None and dataset == "sine":
+        raise CLIError(f"--dataset: the model is a {type(net).__name__}, which takes images; "
+                       f"sine has none")
+    (x, t), (x_test, t_test) = load_dataset(dataset, data_dir, images=images is not None)
     if x_test is None:  # sine: the training points are the whole data set
         x_test, t_test = x, t
+    trained = f" (it was trained on {recorded})" if recorded else ""
+    if images is not None and tuple(x_test.shape[1:]) != tuple(images):
+        shown = "x".join(map(str, x_test.shape[1:]))
+        raise CLIError(f"--dataset: {dataset} has images of {shown}, the model takes "
+                       f"{'x'.join(map(str, images))}{trained}")
     features = int(np.prod(x_test.shape[1:]))
     if features != net.input_size:
         raise CLIError(f"--dataset: {dataset} has {features} features per sample, the model "
-                       f"takes {net.input_size}" + (f" (it was trained on {recorded})"
-                                                    if recorded else ""))
+                       f"takes {net.input_size}{trained}")
     loss, acc = evaluate(net, x_test, t_test)
     summary = {"dataset": dataset, "test_loss": loss, "test_acc": acc}
     if args.json:

@@ -9,7 +9,7 @@ import functools
 
 from . import _validation as V
 from .layers import ACTIVATIONS, LOSSES
-from .recipe import DATASETS, DEFAULTS
+from .recipe import CONVNET_DEFAULTS, CONVNET_DIGITS, DATASETS, DEFAULTS, MODELS
 
 
 class CLIError(Exception):
@@ -38,6 +38,18 @@ def _defaults_table() -> str:
     for name, d in DEFAULTS.items():
         rows.append(f"  {name:<14}{d['hidden']:<9}{d['activation']:<12}{d['loss']:<9}"
                     f"{d['batch_size']:<7}{d['epochs']:<8}{d['lr']:<6}{d['init']}")
+    rows += ["", "--model simple-convnet / deep-convnet (the book's convnets, on images: "
+                 "digits as 1x8x8):",
+             f"  {'model':<16}{'hidden':<8}{'optimizer':<11}{'lr':<7}{'batch':<7}"
+             f"{'epochs':<18}init"]
+    for model, d in CONVNET_DEFAULTS.items():
+        digits = CONVNET_DIGITS[model]
+        epochs = f"{d['epochs']} ({digits['epochs']} digits)"
+        init = d["init"] if digits.get("init", d["init"]) == d["init"] else \
+            f"{d['init']} ({digits['init']} digits)"
+        rows.append(f"  {model:<16}{d['hidden']:<8}{d['optimizer']:<11}{'0.001':<7}"
+                    f"{d['batch_size']:<7}{epochs:<18}{init}")
+    rows.append("  simple-convnet: 30 filters of 5x5 (3x3 on images under 16 pixels a side)")
     return "\n".join(rows)
 
 
@@ -145,7 +157,7 @@ def training_of(args) -> dict:
         check_loss(args.dataset, args.loss)
     except ValueError as exc:
         raise as_option_error(exc) from None
-    return dict(hidden=None if args.hidden is None else _hidden(args.hidden),
+    return dict(model=args.model, hidden=None if args.hidden is None else _hidden(args.hidden),
                 activation=args.activation, init=args.init, loss=args.loss,
                 bias=False if args.no_bias else None, batch_size=args.batch_size,
                 epochs=args.epochs, iters=args.iters, eval_every=args.eval_every,
@@ -158,7 +170,10 @@ def resolve_args(args) -> dict:
     """The training description (``recipe.resolve``) that ``args`` of train give."""
     from . import recipe
 
-    return recipe.resolve(args.dataset, seed=args.seed, **training_of(args))
+    try:
+        return recipe.resolve(args.dataset, seed=args.seed, **training_of(args))
+    except ValueError as exc:  # (an option that does not fit the model or the data set)
+        raise as_option_error(exc) or exc from None
 
 
 def _training_options(parser, threads_default="auto",
@@ -167,6 +182,11 @@ def _training_options(parser, threads_default="auto",
     """The options that describe a training run (``fastnn train`` and ``fastnn sweep``)."""
 
     parser.add_argument("--dataset", choices=DATASETS, default="digits")
+    parser.add_argument("--model", choices=MODELS, default="mlp",
+                        help="the network: a multilayer perceptron (--hidden widths), or "
+                             "the book's SimpleConvNet (chapter 7) or DeepConvNet (chapter "
+                             "8) on the images (--hidden: the width of their hidden affine "
+                             "layer)")
     parser.add_argument("--hidden", help="hidden layer widths, e.g. 128,128 (default: per "
                                          "data set, below)")
     parser.add_argument("--activation", choices=tuple(ACTIVATIONS),
@@ -189,8 +209,9 @@ def _training_options(parser, threads_default="auto",
     parser.add_argument("--lr", type=POSITIVE,
                         help="learning rate (default: the data set's for sgd, else the "
                              "optimizer's own: 0.01, adam 0.001)")
-    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="sgd",
-                        help="the update rule (the book's six)")
+    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES,
+                        help="the update rule (the book's six; default sgd, adam for the "
+                             "convnets as the book trains them)")
     parser.add_argument("--momentum", type=UNIT,
                         help="momentum for --optimizer momentum/nesterov (default 0.9)")
     parser.add_argument("--weight-decay", type=NON_NEGATIVE, default=0.0, metavar="LAMBDA",

@@ -118,7 +118,7 @@ def _split(n: int, test_fraction: float, seed: int):
 
 
 def load_digits(one_hot_label: bool = False, normalize: bool = True,
-                test_fraction: float = 0.2, seed: int = 0):
+                test_fraction: float = 0.2, seed: int = 0, flatten: bool = True):
     """The 8x8 handwritten digits bundled with scikit-learn, split into train and test.
 
     Parameters
@@ -131,11 +131,14 @@ def load_digits(one_hot_label: bool = False, normalize: bool = True,
         Share of the 1,797 images held out for testing.
     seed : int
         Seed of the shuffle that makes the split (the same seed, the same split).
+    flatten : bool
+        Images as rows of 64; otherwise (N, 1, 8, 8) images, as ``load_mnist(flatten=False)``
+        gives (N, 1, 28, 28): the input of a convolutional network.
 
     Returns
     -------
     (x_train, t_train), (x_test, t_test)
-        x has 64 features per image.
+        x has 64 features per image, or one 8x8 channel.
     """
     from sklearn.datasets import load_digits as _sk_load_digits
 
@@ -147,6 +150,8 @@ def load_digits(one_hot_label: bool = False, normalize: bool = True,
     t = data.target.astype(np.int64)
     if one_hot_label:
         t = _one_hot(t, 10)
+    if not flatten:
+        x = x.reshape(x.shape[0], 1, 8, 8)  # (scikit-learn's rows are the images row by row)
     train, test = _split(x.shape[0], float(test_fraction), seed)
     return (x[train], t[train]), (x[test], t[test])
 

@@ -11,10 +11,12 @@ Arguments are the kernels' inputs: x is a C-contiguous (N, D) array of the netwo
 dtype; t is intp class indices (N,) or (N, C) rows of that dtype (``Sequential.validate``
 makes them). The ``names`` tuples only label error messages.
 
-Threads: each kernel call runs inside ``for_work`` (``fastnn.kernels._threads``): OpenBLAS's
-thread count is the automatic policy's for the call's size alone (rows x multiply-adds per
-row), or the count forced with ``fastnn.set_num_threads(n)``, for the call only; the
-process's own setting is put back when the call returns or raises.
+Threads: each kernel call runs inside ``for_work`` (``fastnn.kernels._threads``): the
+numba kernels run their fixed blocks on the automatic policy's count for the call's size
+(rows x multiply-adds per row) and the cores free at the time, one BLAS thread each; the
+reference runs on BLAS's threads, chosen by size alone; or the count forced with
+``fastnn.set_num_threads(n)``. For the call only: the process's own settings are put
+back when the call returns or raises.
 
 Thread safety: the work buffers belong to the network, so the calls on one engine are
 serialised by a lock (two threads that use one network take turns; use one network per
@@ -126,6 +128,9 @@ class Engine:
         self.batchnorm = bool((self.layout[:, 5] >= 0).any())
         # multiply-adds per row of one pass: the automatic thread policy's measure of size
         self.work = int((self.layout[:, 1] * self.layout[:, 2]).sum())
+        # the kernels run on fixed blocks (numba's threads, one BLAS thread each); the
+        # reference on BLAS's threads (see fastnn.kernels._threads)
+        self.blocks = backend.__name__ == "fastnn.kernels"
         self.plain = not self.batchnorm and dropout is None and self.decay == 0
         self._workspaces: OrderedDict[int, Workspace] = OrderedDict()
         self._grads = None  # the gradient buffer of optimizers other than SGD
@@ -207,7 +212,7 @@ class Engine:
             xs = x[start:start + rows]
             ws = self.workspace(xs.shape[0])
             extras = self._extras(ws, train)
-            with for_work(xs.shape[0] * self.work), \
+            with for_work(xs.shape[0] * self.work, self.blocks), \
                     np.errstate(over="ignore", invalid="ignore"):
                 n_bad = self.backend.forward(xs, self.params.flat, self.layout, ws.acts,
                                              self.activation, extras)
@@ -229,7 +234,8 @@ class Engine:
         rows = min(self._rows(x.shape[0], train), max(x.shape[0], 1))
         ws = self.workspace(rows)
         extras = self._extras(ws, train)
-        with for_work(rows * self.work), np.errstate(over="ignore", invalid="ignore"):
+        with for_work(rows * self.work, self.blocks), \
+                np.errstate(over="ignore", invalid="ignore"):
             loss, correct, n_bad, at = self.backend.evaluate(
                 x, t, self.params.flat, self.layout, ws.acts, ws.dacts, self.activation,
                 self.loss, extras, rows)
@@ -241,7 +247,8 @@ class Engine:
     def _gradient_into(self, x, t, grads, names):
         ws = self.workspace(x.shape[0])
         extras = self._extras(ws, True)
-        with for_work(x.shape[0] * self.work), np.errstate(over="ignore", invalid="ignore"):
+        with for_work(x.shape[0] * self.work, self.blocks), \
+                np.errstate(over="ignore", invalid="ignore"):
             loss, n_bad, at = self.backend.gradient(x, t, self.params.flat, self.layout,
                                                     ws.acts, ws.dacts, grads.flat,
                                                     self.activation, self.loss, extras)
@@ -264,7 +271,7 @@ class Engine:
         extras = self._extras(ws, True)  # (None for a plain network)
         # (no np.errstate here: compiled code raises no NumPy warnings, the reference
         # guards its own passes, and entering it costs a microsecond per step)
-        with for_work(x.shape[0] * self.work):
+        with for_work(x.shape[0] * self.work, self.blocks):
             loss, n_bad, at = self.backend.sgd_step(x, t, self.params.flat, self.layout,
                                                     ws.acts, ws.dacts, self.activation,
                                                     self.loss, lr, extras)
@@ -301,7 +308,7 @@ class Engine:
         B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
         if not self.plain:
             extras = self._extras(self.workspace(B), True)
-        with for_work(B * self.work), np.errstate(over="ignore", invalid="ignore"):
+        with for_work(B * self.work, self.blocks), np.errstate(over="ignore", invalid="ignore"):
             stop = self.backend.train_batches(x, t, order, starts, self.params.flat,
                                               self.layout, self.activation, self.loss, lr,
                                               losses, extras)
@@ -310,13 +317,15 @@ class Engine:
     def evaluates_inside(self, batch: int, x, t, x2=None, t2=None) -> bool:
         """Whether ``train_periods`` can evaluate inside the kernel exactly as
         ``evaluate`` would from Python: the same kind of targets in both sets, and the
-        thread count the training batches get is the one the evaluation passes would
-        (OpenBLAS's sums depend on it)."""
+        thread count does not matter (the kernels' fixed blocks) or the training batches
+        get the one the evaluation passes would (the reference: OpenBLAS's sums depend
+        on it)."""
         if x2 is not None and (t2.ndim != t.ndim):
             return False
+        if self.blocks or policy() != "auto":
+            return True
         rows = min(EVAL_ROWS, max(x.shape[0], 0 if x2 is None else x2.shape[0]))
-        return policy() != "auto" or threads_for(batch * self.work) == threads_for(rows *
-                                                                                   self.work)
+        return threads_for(batch * self.work, False) == threads_for(rows * self.work, False)
 
     @_locked
     def train_periods(self, x, t, x2, t2, order, starts, ends, lr: float, records):
@@ -338,7 +347,7 @@ class Engine:
         if not self.plain:
             n_eval = max(x.shape[0], 0 if x2 is None else x2.shape[0])
             extras = self._extras(self.workspace(max(B, min(EVAL_ROWS, n_eval))), True)
-        with for_work(B * self.work), np.errstate(over="ignore", invalid="ignore"):
+        with for_work(B * self.work, self.blocks), np.errstate(over="ignore", invalid="ignore"):
             stop, done, not_finite = self.backend.train_periods(
                 x, t, x2, t2, order, starts, ends, self.params.flat, self.layout,
                 self.activation, self.loss, lr, losses, records, EVAL_ROWS, extras)

@@ -19,10 +19,12 @@ def gradient_check(net, x, t, h: float = 1e-5) -> dict[str, float]:
     the backward pass is right. BatchNorm runs in training mode on both sides, and both
     sides use the same dropout masks (drawn once).
     """
+    from .convnet import ConvNet
     from .sequential import Sequential
 
-    if not isinstance(net, Sequential):
-        raise TypeError(f"net: expected a fastnn.Sequential, got {type(net).__name__}")
+    if not isinstance(net, (Sequential, ConvNet)):
+        raise TypeError(f"net: expected a fastnn.Sequential, SimpleConvNet or DeepConvNet, "
+                        f"got {type(net).__name__}")
     with net.engine.fixed_masks() as masks:
         analytic = net.gradient(x, t)
     ref = net.copy(backend="numpy", dtype=np.float64)

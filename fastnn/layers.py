@@ -10,11 +10,13 @@ own methods run the backend's whole-network loop instead (``fastnn.engine``).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 
-from . import reference
+from . import _validation as _V
+from . import conv, reference
 from ._backends import get_backend
 
 
@@ -46,6 +48,82 @@ class Affine(_Layer):
         dx, self.dW, db = self.backend.affine_backward(dout, self.x, self.W)
         self.db = None if self.b is None else db
         return dx.reshape(self.original_x_shape)
+
+
+class Convolution(_Layer):
+    """The book's convolution layer: out (N, FN, OH, OW) = each filter of W (FN, C, FH, FW)
+    over every window of x (N, C, H, W) zero-padded by ``pad``, ``stride`` apart, plus
+    b (FN,), or one number for every filter (the book's ``apply_filter.py`` passes 0).
+    ``backward(dout)`` returns dx and sets ``dW`` (like W) and ``db`` (FN,).
+
+    The math is the backend's ``conv_forward`` / ``conv_backward``; the layer checks its
+    arguments (``fastnn.conv``) and keeps ``x`` and the op's ``cache`` for backward.
+    """
+
+    def __init__(self, W, b, stride=1, pad=0, backend="numpy"):
+        super().__init__(backend)
+        conv.check_weights(W, b)
+        self.W, self.b = W, b
+        self.stride = _V.check_positive_int(stride, "stride")
+        self.pad = _V.check_non_negative_int(pad, "pad")
+        self.x = self.cache = self.out_shape = None
+        self.dW = self.db = None
+
+    def forward(self, x):
+        b = conv.check_weights(self.W, self.b)  # (the book's load_params replaces them)
+        FN, C, FH, FW = self.W.shape
+        x = conv.check_images(x, "x", C, self.W.dtype)
+        OH, OW = conv.check_window(x.shape, FH, FW, self.stride, self.pad, "x")
+        out, self.cache = self.backend.conv_forward(x, self.W, b, self.stride, self.pad)
+        self.x, self.out_shape = x, (x.shape[0], FN, OH, OW)
+        return out
+
+    def backward(self, dout):
+        dout = _dout(self, dout, self.W.dtype)
+        dx, self.dW, self.db = self.backend.conv_backward(dout, self.cache, self.W,
+                                                          self.stride, self.pad)
+        return dx
+
+
+class Pooling(_Layer):
+    """The book's max pooling: each ``pool_h x pool_w`` window of x (N, C, H, W),
+    ``stride`` apart, becomes its maximum; out is (N, C, OH, OW) with
+    ``OH = 1 + (H + 2 * pad - pool_h) // stride``. ``backward`` gives each window's
+    gradient to its first maximum (the book's argmax rule).
+    """
+
+    def __init__(self, pool_h, pool_w, stride=2, pad=0, backend="numpy"):
+        super().__init__(backend)
+        self.pool_h, self.pool_w, self.stride, self.pad = conv.check_sizes(
+            pool_h, pool_w, stride, pad, ("pool_h", "pool_w"))
+        self.x = self.cache = self.out_shape = None
+
+    def forward(self, x):
+        x = conv.check_images(x, "x")
+        OH, OW = conv.check_window(x.shape, self.pool_h, self.pool_w, self.stride, self.pad,
+                                   "x", "pooling window")
+        out, self.cache = self.backend.pool_forward(x, self.pool_h, self.pool_w, self.stride,
+                                                    self.pad)
+        self.x, self.out_shape = x, (*x.shape[:2], OH, OW)
+        return out
+
+    def backward(self, dout):
+        dout = _dout(self, dout, self.x.dtype if self.x is not None else None)
+        return self.backend.pool_backward(dout, self.cache, self.pool_h, self.pool_w,
+                                          self.stride, self.pad)
+
+
+def _dout(layer, dout, dtype) -> np.ndarray:
+    """The upstream gradient of a convolution or pooling layer's last forward, checked:
+    its output's shape, a C-contiguous array of the layer's dtype."""
+    if layer.out_shape is None:
+        raise ValueError(f"{type(layer).__name__}.backward: call forward first (backward "
+                         "needs what it keeps)")
+    a = _V.as_real_array(dout, "dout")
+    if a.shape != layer.out_shape:
+        raise _V.BadValue("dout", f"expected the shape of the forward's output "
+                          f"{layer.out_shape}, got {a.shape}")
+    return np.ascontiguousarray(a, dtype=dtype)
 
 
 class _Activation(_Layer):
@@ -214,9 +292,31 @@ ACTIVATIONS = {
     "sigmoid": Activation(Sigmoid, "xavier"),
     "tanh": Activation(Tanh, "xavier"),
 }
+# std = sqrt(k / fan_in): by scheme, or by the activation whose scheme it is (the book's
+# weight_init_std="relu" / "sigmoid")
+_SCHEMES = {"he": 2.0, "xavier": 1.0}
+_INIT_STD = {**_SCHEMES, **{name: _SCHEMES[a.init] for name, a in ACTIVATIONS.items()}}
+
+
+def init_std(weight_init_std, fan_in: int) -> float:
+    """The initial weights' standard deviation for a layer of ``fan_in`` inputs: a
+    positive number as it is, or a scheme's (or its activation's) ``sqrt(k / fan_in)``."""
+    if isinstance(weight_init_std, str):
+        key = weight_init_std.lower()
+        if key not in _INIT_STD:
+            raise ValueError(f"weight_init_std: expected a positive number or one of "
+                             f"{', '.join(map(repr, _INIT_STD))}, got {weight_init_std!r}")
+        return math.sqrt(_INIT_STD[key] / fan_in)
+    return _V.check_positive_float(weight_init_std, "weight_init_std")
+
+
 # The loss names every part of fastnn accepts (Sequential's ``loss``, the CLI's --loss):
 # softmax cross-entropy (mean), squared error (the book's 0.5 * mean), its plain sum
 LOSSES = {"softmax": SoftmaxWithLoss, "mse": IdentityWithLoss, "sse": IdentityWithSumSquaredLoss}
+# The layer kinds a network is built from by name (the convnets' plans, fastnn.convnet):
+# each kind's math is its backend ops, written once; the class checks and dispatches
+LAYER_KINDS = {"conv": Convolution, "pool": Pooling, "affine": Affine, "relu": Relu,
+               "dropout": Dropout}
 
-__all__ = ["Affine", "Relu", "Sigmoid", "Tanh", "SoftmaxWithLoss", "IdentityWithLoss",
-           "IdentityWithSumSquaredLoss", "BatchNormalization", "Dropout"]
+__all__ = ["Affine", "Convolution", "Pooling", "Relu", "Sigmoid", "Tanh", "SoftmaxWithLoss",
+           "IdentityWithLoss", "IdentityWithSumSquaredLoss", "BatchNormalization", "Dropout"]

@@ -71,10 +71,7 @@ def save(net, path) -> None:
     from . import __version__
 
     arrays = {**net.params, **net.running_stats}
-    for key, value in arrays.items():  # load() would refuse such a file
-        if not np.all(np.isfinite(value)):
-            raise ValueError(f"params[{key!r}]: contains NaN or infinity; a model that "
-                             "could not be loaded again is not saved")
+    _check_finite(arrays)
     spec = spec_of(net)
     meta = {"format": FORMAT, "version": VERSION, "fastnn": __version__,
             "class": spec.pop("cls"), **spec}
@@ -83,12 +80,20 @@ def save(net, path) -> None:
     serialize.write_model(path, meta, arrays)
 
 
-def read(path, classes) -> tuple[dict, dict, dict]:
+def _check_finite(arrays: dict) -> None:
+    for key, value in arrays.items():  # load() would refuse such a file
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"params[{key!r}]: contains NaN or infinity; a model that "
+                             "could not be loaded again is not saved")
+
+
+def read(path, classes, contents=None) -> tuple[dict, dict, dict]:
     """(spec, arrays, metadata) of the model file at ``path``, all checked: the format
     and version, the sizes and names, each option's type, a class of ``classes``, and
     the arrays against the architecture (names, shapes, finite values) before anything
-    is allocated for it. Raises FileNotFoundError or one ValueError naming the file."""
-    meta, arrays = serialize.read_model(path)
+    is allocated for it. Raises FileNotFoundError or one ValueError naming the file.
+    ``contents``: the file's (meta, arrays), when the caller has read them."""
+    meta, arrays = serialize.read_model(path) if contents is None else contents
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a fastnn model file (format {meta.get('format')!r})")
     version = meta.get("version", 0)
@@ -109,21 +114,28 @@ def read(path, classes) -> tuple[dict, dict, dict]:
                 raise ValueError(f"{path}: the architecture it describes is invalid ({key} "
                                  f"{meta[key]!r})")
             options[key] = meta[key]
-    expected = expected_arrays(sizes, options)
-    if set(arrays) != set(expected):
-        raise ValueError(f"{path}: parameters {sorted(arrays)} do not match the architecture "
-                         f"(expected {sorted(expected)})")
-    for key, value in arrays.items():
-        if value.shape != expected[key]:
-            raise ValueError(f"{path}: parameter {key} has shape {value.shape}, the "
-                             f"architecture needs {expected[key]}")
-        if not np.all(np.isfinite(value)):
-            raise ValueError(f"{path}: parameter {key} contains NaN or infinity")
+    check_arrays(path, arrays, expected_arrays(sizes, options))
     spec = dict(cls=cls, input_size=sizes[0], hidden_size=sizes[1:-1], output_size=sizes[-1],
                 activation=meta["activation"], loss=meta["loss"], dtype=meta["dtype"],
                 **options)
     metadata = {k: meta[k] for k in ("dataset", "dataset_options", "data_dir") if k in meta}
     return spec, arrays, metadata
+
+
+def check_arrays(path, arrays: dict, expected: dict) -> None:
+    """Raise one ValueError naming ``path`` unless ``arrays`` has exactly the names of
+    ``expected`` ({name: shape}), each of that shape, real and finite."""
+    if set(arrays) != set(expected):
+        raise ValueError(f"{path}: parameters {sorted(arrays)} do not match the architecture "
+                         f"(expected {sorted(expected)})")
+    for key, value in arrays.items():
+        if value.shape != tuple(expected[key]):
+            raise ValueError(f"{path}: parameter {key} has shape {value.shape}, the "
+                             f"architecture needs {tuple(expected[key])}")
+        if value.dtype.kind not in "biuf":
+            raise ValueError(f"{path}: parameter {key} has dtype {value.dtype}, not numbers")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{path}: parameter {key} contains NaN or infinity")
 
 
 def expected_arrays(sizes, options) -> dict:
@@ -154,3 +166,48 @@ def _stored_sizes(path, meta) -> list:
             raise ValueError(f"{path}: the architecture it describes is invalid ({field} "
                              f"{meta.get(field)!r}: expected a name)")
     return sizes
+
+
+# --- the convolutional networks (fastnn.convnet) ---------------------------------------
+
+CONVNET_FORMAT = "fastnn.ConvNet"
+CONVNET_VERSION = 1
+
+
+def save_convnet(net, path) -> None:
+    """Write a SimpleConvNet / DeepConvNet: its class, the constructor arguments that
+    describe its architecture (the book's), its dtype and the parameters, atomically."""
+    from . import __version__
+
+    arrays = dict(net.params)
+    _check_finite(arrays)
+    meta = {"format": CONVNET_FORMAT, "version": CONVNET_VERSION, "fastnn": __version__,
+            "class": type(net).__name__, "dtype": net.dtype.name, "arguments": net._book_args}
+    meta.update(getattr(net, "metadata", {}) or {})
+    serialize.write_model(path, meta, arrays)
+
+
+def read_convnet(path, meta: dict, arrays: dict, classes, shapes_of) -> tuple:
+    """(class name, arguments, dtype, metadata) of a convnet file's ``meta``, checked:
+    version, a class of ``classes``, arguments its constructor accepts, and ``arrays``
+    against the architecture (``shapes_of(class name, arguments)``: {name: shape},
+    computed without allocating). Raises one ValueError naming the file."""
+    version = meta.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path}: not a model file fastnn wrote: its format version is "
+                         f"{version!r}, not a positive integer")
+    if version > CONVNET_VERSION:
+        raise ValueError(f"{path}: written by a newer fastnn (format version {version!r}); "
+                         "upgrade fastnn to read it")
+    cls, args, dtype = meta.get("class"), meta.get("arguments"), meta.get("dtype")
+    if cls not in classes or not isinstance(args, dict) or not isinstance(dtype, str):
+        raise ValueError(f"{path}: the architecture it describes is invalid (class {cls!r}, "
+                         f"arguments {args!r}, dtype {dtype!r})")
+    try:
+        V.check_dtype(dtype)
+        expected = shapes_of(cls, args)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: the architecture it describes is invalid ({exc})") from None
+    check_arrays(path, arrays, expected)
+    metadata = {k: meta[k] for k in ("dataset", "dataset_options", "data_dir") if k in meta}
+    return cls, args, dtype, metadata

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _validation as V
 from . import reference
-from .params import Gradients, ParamDict, param_views
+from .params import Gradients, ParamDict, param_views, same_layout
 
 
 def _check_pair(params, grads) -> None:
@@ -52,7 +52,7 @@ def _flat_pair(params, grads):
     pf, gf = params.flat, grads.flat
     if pf.shape != gf.shape or pf.dtype != gf.dtype or list(params) != list(grads):
         return None
-    if not np.array_equal(params.layout, getattr(grads, "layout", params.layout)):
+    if not same_layout(params.layout, getattr(grads, "layout", params.layout)):
         return None
     for key, p in params.items():  # the user may have put other arrays into grads
         g = dict.__getitem__(grads, key)
@@ -158,7 +158,7 @@ class Optimizer:
             first = next(iter(self._state.values()))
             if isinstance(params, ParamDict) and isinstance(first, np.ndarray) \
                     and first.shape == params.flat.shape \
-                    and np.array_equal(self._layout, params.layout):
+                    and same_layout(self._layout, params.layout):
                 self._owner = weakref.ref(params)
                 return
             raise ValueError(f"params: this {type(self).__name__}'s state (unpickled) does not "

@@ -10,6 +10,8 @@ has no biases), offset of the layer's outputs within a row of the activation buf
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -54,10 +56,38 @@ def n_stats(layout: np.ndarray) -> int:
     return int(2 * bn[:, 2].sum()) if bn.shape[0] else 0
 
 
-def param_views(flat: np.ndarray, layout: np.ndarray) -> dict:
+class Shapes(tuple):
+    """The layout of a network whose parameters are not all affine (the convnets):
+    ``((name, shape), ...)``, each parameter's elements back to back in that order.
+    ``ParamDict``, ``Gradients`` and the optimizers' state take it where they take an
+    affine network's layout array (compare layouts with ``same_layout``)."""
+
+    def __new__(cls, pairs):
+        return super().__new__(cls, ((str(k), tuple(int(n) for n in s)) for k, s in pairs))
+
+    @property
+    def size(self) -> int:
+        return sum(math.prod(shape) for _, shape in self)
+
+
+def same_layout(a, b) -> bool:
+    """Whether two layouts (affine arrays or ``Shapes``) describe the same buffer."""
+    if isinstance(a, Shapes) or isinstance(b, Shapes):
+        return isinstance(a, Shapes) and isinstance(b, Shapes) and a == b
+    return np.array_equal(a, b)
+
+
+def param_views(flat: np.ndarray, layout) -> dict:
     """{"W1": (fan_in, fan_out) view, "b1": (fan_out,) view, ..., "gamma1", "beta1", ...}
-    (no "b" keys for a network without biases)."""
+    (no "b" keys for a network without biases); for ``Shapes``, its names and shapes."""
     views = {}
+    if isinstance(layout, Shapes):
+        offset = 0
+        for key, shape in layout:
+            n = math.prod(shape)
+            views[key] = flat[offset:offset + n].reshape(shape)
+            offset += n
+        return views
     for i, (w, fan_in, fan_out, b, *_) in enumerate(layout.tolist(), start=1):
         views[f"W{i}"] = flat[w:w + fan_in * fan_out].reshape(fan_in, fan_out)
         if b >= 0:

@@ -66,7 +66,7 @@ class StepRunner:
             idx = order[starts[i]:starts[i + 1]]
             B = idx.shape[0]
             if B not in self.gather:
-                self.gather[B] = (np.empty((B, x.shape[1]), x.dtype),
+                self.gather[B] = (np.empty((B, *x.shape[1:]), x.dtype),  # (images too)
                                   np.empty((B, *t.shape[1:]), t.dtype))
             xb, tb = self.gather[B]
             np.take(x, idx, axis=0, out=xb)

@@ -15,7 +15,6 @@ SGD step (forward, loss, backward with the weights' step inside the GEMM).
 from __future__ import annotations
 
 import contextlib
-import math
 import numbers
 from collections import OrderedDict
 
@@ -26,13 +25,8 @@ from . import model_file
 from ._backends import BACKENDS, get_backend
 from .common.gradient import numerical_gradient
 from .engine import Engine
-from .layers import ACTIVATIONS, LOSSES, Affine, BatchNormalization, Dropout
+from .layers import ACTIVATIONS, LOSSES, Affine, BatchNormalization, Dropout, init_std
 from .params import ParamDict, layout_of, n_params, n_stats, stat_views
-
-# std = sqrt(k / fan_in): by scheme, or by the activation whose scheme it is (the book's
-# weight_init_std="relu" / "sigmoid")
-_SCHEMES = {"he": 2.0, "xavier": 1.0}
-_INIT_STD = {**_SCHEMES, **{name: _SCHEMES[a.init] for name, a in ACTIVATIONS.items()}}
 
 
 def _check_hidden(hidden_size) -> list[int]:
@@ -42,17 +36,6 @@ def _check_hidden(hidden_size) -> list[int]:
         raise TypeError(f"hidden_size: expected a non-empty list of positive integers, e.g. "
                         f"[128, 128], got {hidden_size!r}")
     return [V.check_positive_int(h, f"hidden_size[{i}]") for i, h in enumerate(hidden_size)]
-
-
-def _init_std(weight_init_std, fan_in: int) -> float:
-    if isinstance(weight_init_std, str):
-        key = weight_init_std.lower()
-        if key not in _INIT_STD:
-            raise ValueError(f"weight_init_std: expected a positive number or one of "
-                             f"{', '.join(map(repr, _INIT_STD))}, got {weight_init_std!r}")
-        return math.sqrt(_INIT_STD[key] / fan_in)
-    return V.check_positive_float(weight_init_std, "weight_init_std")
-
 
 
 class Sequential:
@@ -150,7 +133,7 @@ class Sequential:
         self.sizes = [input_size, *hidden_size, output_size]
         self.hidden_size = hidden_size
         self.n = len(hidden_size)  # number of hidden layers, as in the book
-        stds = [_init_std(weight_init_std, fan_in) for fan_in in self.sizes[:-1]]
+        stds = [init_std(weight_init_std, fan_in) for fan_in in self.sizes[:-1]]
         layout = layout_of(self.sizes, self.use_batchnorm, self.bias)
         size = n_params(layout)
         try:
@@ -421,14 +404,20 @@ def _unpickle(spec: dict, flat: np.ndarray, state=None) -> Sequential:
     return net
 
 
-def load(path, *, backend: str = "numba") -> Sequential:
-    """Read a network written by ``net.save`` (of the class that saved it).
+def load(path, *, backend: str = "numba"):
+    """Read a network written by ``net.save`` (of the class that saved it: Sequential,
+    MultiLayerNet(Extend), SimpleConvNet, DeepConvNet).
 
     Raises FileNotFoundError when ``path`` does not exist and ValueError when it is not
     a readable fastnn model (corrupt, truncated, another format, or parameters that do
     not fit the architecture it describes): ``fastnn.model_file.read``.
     """
-    spec, arrays, metadata = model_file.read(path, CLASSES)
+    from . import convnet, serialize
+
+    meta, arrays = serialize.read_model(path)
+    if meta.get("format") == model_file.CONVNET_FORMAT:
+        return convnet.load(path, meta, arrays, backend)
+    spec, arrays, metadata = model_file.read(path, CLASSES, (meta, arrays))
     try:
         net = _build(dict(spec, backend=backend))
     except (KeyError, TypeError, ValueError) as exc:

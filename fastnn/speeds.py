@@ -25,10 +25,12 @@ def speed_note(summary: dict) -> str | None:
     per_iter = summary.get("seconds_per_iter") or 0.0
     if per_iter <= 0 or summary.get("iterations", 0) < 50:
         return None
-    key = json.dumps({k: summary.get(k) for k in ("dataset", "hidden", "activation", "loss",
-                                                  "bias", "backend", "dtype", "optimizer",
-                                                  "batchnorm", "dropout", "batch_size")},
-                     sort_keys=True)
+    fields = {k: summary.get(k) for k in ("dataset", "hidden", "activation", "loss", "bias",
+                                          "backend", "dtype", "optimizer", "batchnorm",
+                                          "dropout", "batch_size")}
+    if summary.get("model", "mlp") != "mlp":  # (the plain networks' records keep their keys)
+        fields["model"] = summary["model"]
+    key = json.dumps(fields, sort_keys=True)
     path = cache_dir() / "speeds.json"
     try:
         speeds = json.loads(path.read_text()) if path.is_file() else {}

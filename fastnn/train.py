@@ -42,10 +42,21 @@ COMPILE_NOTICE_SECONDS = 0.5  # fit() says it is compiling when the warm-up take
 COMPILED_MAX_WORK = 12_000_000
 
 
+def check_network(net):
+    """``net`` when fit() and evaluate() can train and evaluate it: a fastnn.Sequential
+    (and the book's MultiLayerNet, MultiLayerNetExtend) or a convnet (SimpleConvNet,
+    DeepConvNet); else a TypeError naming ``net``."""
+    from .convnet import ConvNet
+
+    if not isinstance(net, (Sequential, ConvNet)):
+        raise TypeError(f"net: expected a fastnn.Sequential, SimpleConvNet or DeepConvNet, "
+                        f"got {type(net).__name__}")
+    return net
+
+
 def evaluate(net: Sequential, x, t, *, name: str = "x") -> tuple[float, float | None]:
     """Mean loss and accuracy (None for regression) of ``net`` on a whole data set."""
-    if not isinstance(net, Sequential):
-        raise TypeError(f"net: expected a fastnn.Sequential, got {type(net).__name__}")
+    check_network(net)
     names = (name, "t" if name == "x" else name.replace("x", "t", 1))
     x, t = net.validate(x, t, names=names)
     return net.engine.evaluate(x, t, names)
@@ -58,13 +69,16 @@ def step_work(net, batch_size: int) -> int:
 def choose_path(net, batch_size, callbacks, compiled, optimizer=None) -> str:
     """"compiled" or "step" for a fit() call (``compiled``: True, False or None = auto).
 
-    The compiled path runs SGD's fused step: other optimizers, and Dropout (whose masks
-    come from NumPy's random generators, in Python), take the step path.
+    The compiled path runs SGD's fused step: other optimizers, Dropout (whose masks come
+    from NumPy's random generators, in Python) and the convnets take the step path.
     """
     if compiled is False:
         return "step"
     why = None
-    if net.backend != "numba":
+    if not isinstance(net, Sequential):
+        why = ("a convnet runs its layers' kernels one call per layer (each a whole batch "
+               "of images) from Python")
+    elif net.backend != "numba":
         why = "it needs backend='numba'"
     elif any(hasattr(cb, "on_step") for cb in callbacks):
         why = "a callback has on_step(), which runs Python after every step"
@@ -136,8 +150,7 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
         parameters stay at their last finite values, and the exception carries the
         history so far.
     """
-    if not isinstance(net, Sequential):
-        raise TypeError(f"net: expected a fastnn.Sequential, got {type(net).__name__}")
+    check_network(net)
     x_train, t_train = net.validate(x_train, t_train, names=("x_train", "t_train"))
     V.raise_if_nonfinite(x_train, "x_train")
     if (x_test is None) != (t_test is None):
@@ -213,27 +226,37 @@ def fit(net: Sequential, x_train, t_train, *, x_test=None, t_test=None, optimize
 
 
 class Guard:
-    """The divergence guard: the parameters (and BatchNorm's running statistics) at the
-    start of the current stretch, known finite; restored when training diverges."""
+    """The divergence guard: the parameters (and BatchNorm's running statistics, for the
+    networks that have them) at the start of the current stretch, known finite; restored
+    when training diverges."""
 
     def __init__(self, net):
         self.net = net
         self.params = net.params.flat.copy()
-        self.state = net.state.copy()
+        self.state = _state(net).copy()
         self.iteration = 0
 
     def keep(self, iteration: int) -> None:
         self.params[...] = self.net.params.flat
-        self.state[...] = self.net.state
+        self.state[...] = _state(self.net)
         self.iteration = iteration
 
     def finite(self) -> bool:
         net = self.net
-        return bool(np.all(np.isfinite(net.params.flat)) and np.all(np.isfinite(net.state)))
+        return bool(np.all(np.isfinite(net.params.flat)) and np.all(np.isfinite(_state(net))))
 
     def restore(self) -> None:
         self.net.params.flat[...] = self.params
-        self.net.state[...] = self.state
+        _state(self.net)[...] = self.state
+
+
+_NO_STATE = np.empty(0)
+
+
+def _state(net) -> np.ndarray:
+    """The network's state besides its parameters (BatchNorm's running statistics); a
+    convnet has none."""
+    return getattr(net, "state", _NO_STATE)
 
 
 class _Run:
@@ -278,7 +301,8 @@ class _Run:
             # running ones are still zeros)
             rows = slice(0, 1024)
             self.history.initial_loss = engine.evaluate(self.x[rows], self.t[rows],
-                                                        train=engine.batchnorm)[0]
+                                                        train=getattr(engine, "batchnorm",
+                                                                      False))[0]
             runner.warm_up(engine, min(self.batch_size, self.x.shape[0]))
             engine.evaluate(self.x[:1], self.t[:1])
         self.history.compile_seconds = time.perf_counter() - t0

@@ -58,6 +58,7 @@ class Trainer:
         else:
             self.optimizer = optimizer_named(optimizer, "optimizer", **optimizer_param)
         self._fast = hasattr(network, "train_step") and hasattr(network, "validate")
+        self._loss_trains = bool(getattr(network, "_loss_trains", False))
         if self._fast:  # validated once; the batches are rows of these arrays
             self.x_train, self.t_train = network.validate(x_train, t_train,
                                                           names=("x_train", "t_train"))
@@ -88,7 +89,10 @@ class Trainer:
         x_batch, t_batch = self.x_train[batch_mask], self.t_train[batch_mask]
         if self._fast:
             net.engine.step(x_batch, t_batch, self.optimizer, ("x_train", "t_train"))
-            loss = net.engine.evaluate(x_batch, t_batch, ("x_train", "t_train"))[0]
+            # the network's own loss(): the book's DeepConvNet computes it with Dropout
+            # as in training, drawing masks (the next batch's draw comes after them)
+            loss = net.engine.evaluate(x_batch, t_batch, ("x_train", "t_train"),
+                                       train=self._loss_trains)[0]
         else:
             grads = net.gradient(x_batch, t_batch)
             self.optimizer.update(net.params, grads)

@@ -4,8 +4,9 @@ A kernel compiles on its first call with new argument types (seconds: the networ
 about 6-7 s on a 2-core machine) and is then loaded from numba's cache (about 0.2 s).
 Container images, CI jobs and cluster workers warm up once, ahead: each variant
 (``VARIANTS``: the network loop, its BatchNorm/Dropout form with every optimizer, the
-per-layer ops; in float32 and float64) runs a tiny workload in a process of its own, in
-parallel, so every kernel it calls is compiled into the cache. A second pass then loads
+per-layer ops, the convnets' conv and pooling ops; in float32 and float64) runs a tiny
+workload in a process of its own, in parallel, so every kernel it calls is compiled into
+the cache. A second pass then loads
 each variant in one process (fast when all is cached; it compiles again anything two
 parallel writers of one cache index left out).
 """
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-VARIANTS = ("network", "extended", "layers")
+VARIANTS = ("network", "extended", "layers", "convnet")
 DTYPES = ("float32", "float64")
 
 
@@ -68,6 +69,19 @@ def run_variant(variant: str, dtype: str) -> None:
         bn.backward(bn.forward(onehot, train_flg=True))
         drop = fastnn.Dropout(0.5, backend="numba")
         drop.backward(drop.forward(onehot, train_flg=True))
+    elif variant == "convnet":  # the conv and pooling ops through both book convnets
+        images = rng.random((4, 1, 8, 8)).astype(dt)
+        for net in (fastnn.SimpleConvNet((1, 8, 8), {"filter_num": 2, "filter_size": 3,
+                                                     "pad": 0, "stride": 1}, 4, 3,
+                                         dtype=dt, seed=0),
+                    fastnn.DeepConvNet((1, 8, 8), hidden_size=4, output_size=3, dtype=dt,
+                                       seed=0)):
+            net.train_step(images, labels[:4], fastnn.Adam())
+            net.accuracy(images, labels[:4])
+            net.loss(images, labels[:4])
+        from . import kernels  # the book's im2col/col2im (serial kernels of their own)
+
+        kernels.col2im(kernels.im2col(images, 3, 3, 1, 1), images.shape, 3, 3, 1, 1)
     else:
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
 

@@ -13,6 +13,8 @@ from ``fastnn``. The modules, each with one concern:
 * ``optim``: the optimizer stage (SGD's update and its fused form; Momentum, Nesterov,
   AdaGrad, RMSprop and Adam as one flat pass);
 * ``batchnorm``: a hidden layer's BatchNorm and Dropout, forward and backward;
+* ``conv``: convolution and max pooling, forward and backward, and the book's
+  ``im2col``/``col2im``, parallel over fixed blocks of images (``_blocks``);
 * ``network``: the one network loop, composing the bodies above (prediction,
   evaluation, gradients, a training step, the compiled training loop are its modes);
 * ``entry``: its Python entry points (``forward``, ``evaluate``, ``gradient``,
@@ -46,6 +48,7 @@ from .batchnorm import (
     dropout_backward,
     dropout_forward,
 )
+from .conv import col2im, conv_backward, conv_forward, im2col, pool_backward, pool_forward
 from .entry import evaluate, forward, gradient, sgd_step, train_batches, train_periods
 from .losses import softmax, softmax_cross_entropy, squared_error, sum_squared_error
 from .optim import (
@@ -88,6 +91,12 @@ __all__ = [
     "batchnorm_backward",
     "dropout_forward",
     "dropout_backward",
+    "im2col",
+    "col2im",
+    "conv_forward",
+    "conv_backward",
+    "pool_forward",
+    "pool_backward",
     "forward",
     "evaluate",
     "gradient",

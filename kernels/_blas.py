@@ -142,8 +142,9 @@ gemm_loop = _cache.attach(njit(inline=INLINE, **COMMON)(gemm_loop))
 def _gemm_meaning(trans_a, trans_b, alpha, a, b, beta, c):
     """c = alpha * op(a) @ op(b) + beta * c, in place; op transposes when trans_* is True.
 
-    a, b, c are C-contiguous 2-D arrays of one dtype (float32 or float64); beta = 0
-    ignores c's old contents. This body is the meaning (and what runs with
+    a, b, c are 2-D arrays of one dtype (float32 or float64) whose rows are contiguous
+    (C-contiguous arrays, or blocks of their rows or columns); beta = 0 ignores c's old
+    contents. This body is the meaning (and what runs with
     ``NUMBA_DISABLE_JIT=1``); compiled kernels call NumPy's BLAS instead (below).
     """
     with np.errstate(all="ignore"):  # as BLAS: NaN/Inf propagate without warnings
@@ -152,6 +153,15 @@ def _gemm_meaning(trans_a, trans_b, alpha, a, b, beta, c):
         c[...] = alpha * product
     else:
         c[...] = alpha * product + beta * c
+
+
+def _leading(a):
+    """BLAS's leading dimension of a 2-D array whose rows are contiguous: its row stride
+    in items (a one-row array's stride may be anything, even 0: its width then)."""
+    return a.strides[0] // a.itemsize if a.shape[0] > 1 else max(a.shape[1], 1)
+
+
+_leading = njit(inline="always", **COMMON)(_leading)
 
 
 def _compiled_gemm():
@@ -165,12 +175,15 @@ def _compiled_gemm():
         def product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K):
             ta = _TRANS if trans_a else _NO_TRANS
             tb = _TRANS if trans_b else _NO_TRANS
+            # (leading dimensions from the row strides: a block of columns, x[:, s:e],
+            # or of rows is passed without a copy; items within a row are contiguous)
+            lda, ldb, ldc = _leading(a), _leading(b), _leading(c)
             if c.itemsize == 4:
-                f32(_ROW_MAJOR, ta, tb, M, N, K, np.float32(alpha), address(a), a.shape[1],
-                    address(b), b.shape[1], np.float32(beta), address(c), N)
+                f32(_ROW_MAJOR, ta, tb, M, N, K, np.float32(alpha), address(a), lda,
+                    address(b), ldb, np.float32(beta), address(c), ldc)
             else:
-                f64(_ROW_MAJOR, ta, tb, M, N, K, np.float64(alpha), address(a), a.shape[1],
-                    address(b), b.shape[1], np.float64(beta), address(c), N)
+                f64(_ROW_MAJOR, ta, tb, M, N, K, np.float64(alpha), address(a), lda,
+                    address(b), ldb, np.float64(beta), address(c), ldc)
     else:  # numba's np.dot (SciPy's BLAS), then the alpha/beta pass
         def product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K):
             if trans_a:

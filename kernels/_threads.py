@@ -1,25 +1,34 @@
-"""BLAS threads chosen for the work: the automatic policy, and forcing a count.
+"""One policy for all of fastnn's threads: numba's (the blocks) and BLAS's (the products).
 
-fastnn's compiled passes are serial; the threads are OpenBLAS's, inside the GEMMs. Two
-threads on a small product lose (they wait for each other at every call, and longer when
-another process holds a core), so the default policy, ``auto``, gives each kernel call a
-thread count from the size of its work alone: one thread below ``AUTO_WORK``
-multiply-adds per network pass (batch rows x sum of fan_in x fan_out), all usable cores
-at or above it (``FASTNN_AUTO_WORK`` overrides it; the crossover is measured in
-docs/performance.md, "Threads").
+The kernels cut every pass into fixed blocks (``_blocks``) and run the blocks on numba's
+threads, each block's GEMM on one BLAS thread. Since a block's arithmetic does not
+depend on who runs it, the bits do not depend on the thread count, and the count can
+follow the machine: ``for_work(work)`` (a context manager around each kernel call) gives
+the call
 
-Reproducible bits: OpenBLAS's results at large sizes depend on its thread count (it
-splits some reductions), so the choice depends on the shapes only, never on the load or
-on timings: the same seed gives the same parameters on the same machine whatever else
-runs.
+* numba threads: the automatic policy's ``threads_for(work)``: one per two blocks' worth
+  of work (``work // (2 * BLOCK_WORK)``: a 784-128-128-10 pass of 100 rows stays on one,
+  where a second thread did not pay; docs/performance.md), no more than the usable
+  cores, and than the cores
+  free right now (``free_cores``: the machine's runnable threads that are not this
+  process's, read from ``/proc`` at most every ``FREE_EVERY`` seconds); or the count
+  forced with ``set_num_threads(n)``;
+* BLAS threads: one (the blocks' products run side by side), so numba's threads times
+  BLAS's never exceed the count chosen, itself never above the usable cores.
 
-No hidden global state: OpenBLAS's thread count is process-wide, and the user's own
-``np.dot`` runs on it. So the count is set only for the duration of a kernel call
-(``for_work``, a context manager) and put back as it was when the call returns or
-raises; ``set_num_threads`` only records fastnn's policy. The library acted on is named,
-not guessed: the one fastnn's kernels and NumPy call (NumPy's OpenBLAS), plus SciPy's
-when the kernels fall back to numba's ``np.dot`` (a process holds both, and
-threadpoolctl lists them in an order that varies from run to run).
+The NumPy reference (``blocks=False``: ``fastnn.reference``'s whole-network loop) has no
+blocks; its products run on BLAS's own threads, whose sums depend on their count, so
+for it the count follows the size alone (one thread below ``AUTO_WORK`` multiply-adds
+per pass, all usable cores above; ``FASTNN_AUTO_WORK`` overrides it): a seed gives the
+same bits whatever else runs, on either backend.
+
+No hidden global state: numba's thread count (per Python thread) and OpenBLAS's (per
+process; the user's own ``np.dot`` runs on it) are set for the duration of a kernel call
+only and put back as they were when it returns or raises; ``set_num_threads`` only
+records fastnn's policy. The BLAS library acted on is named, not guessed: the one
+fastnn's kernels and NumPy call (NumPy's OpenBLAS), plus SciPy's when the kernels fall
+back to numba's ``np.dot`` (a process holds both, and threadpoolctl lists them in an
+order that varies from run to run).
 """
 
 from __future__ import annotations
@@ -27,20 +36,25 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 
 import numba
 
 from . import _cores
+from ._blocks import BLOCK_WORK
 
 AUTO_WORK = int(os.environ.get("FASTNN_AUTO_WORK", 16_000_000))
+FREE_EVERY = 0.2  # seconds a reading of the free cores is used for
 
 _forced: int | None = None  # None: the automatic policy
-_current: int | None = None  # the BLAS thread count fastnn's last call ran on
+_current: int | None = None  # the thread count fastnn's last call ran on
 _libraries: list | None = None  # [(get, set)] of the BLAS libraries the kernels call
 _lock = threading.Lock()
 _depth = 0  # kernel calls in progress (several Python threads may call kernels at once)
 _saved: list = []  # the counts found when the first of them started
 _now: list = []  # the counts set since
+_free = [0.0, 0]  # (when, free cores then)
+_local = threading.local()  # .n: numba threads of the kernel call in progress in a thread
 
 
 def usable_cores() -> int:
@@ -116,10 +130,11 @@ def blas_libraries() -> list:
 
 
 def set_num_threads(n=None) -> None:
-    """Force ``n`` BLAS threads for fastnn's calls (a positive int, at most the usable
-    cores: ``fastnn.threads.check_threads`` checks it), or (None) the automatic policy.
-    Only fastnn's own calls are affected: the process's BLAS settings are left as they
-    are."""
+    """Force ``n`` threads for fastnn's calls (a positive int, at most the usable
+    cores: ``fastnn.threads.check_threads`` checks it), or (None) the automatic policy:
+    numba's threads for the kernels' blocks (BLAS on one), BLAS's for the reference.
+    Only fastnn's own calls are affected: the process's numba and BLAS settings are left
+    as they are."""
     global _forced
     _forced = n
 
@@ -137,22 +152,79 @@ def policy() -> str | int:
     return "auto" if _forced is None else _forced
 
 
-def threads_for(work: int) -> int:
-    """The automatic policy's thread count for a pass of ``work`` multiply-adds."""
-    return 1 if work < AUTO_WORK else usable_cores()
+def _others_running() -> int | None:
+    """Runnable threads on the machine now that are not this process's (None: unknown)."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:  # (a thread that just ended)
+                continue
+            own += stat[stat.rindex(")") + 2] == "R"
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(running - own, 0)
+
+
+def free_cores() -> int:
+    """Usable cores that no other process is running on now (at least 1), read at most
+    every FREE_EVERY seconds; the usable cores where /proc cannot tell."""
+    now = time.monotonic()
+    if now - _free[0] >= FREE_EVERY:
+        others = _others_running()
+        cores = usable_cores()
+        free = cores if others is None else min(cores, (os.cpu_count() or 1) - others)
+        _free[:] = now, max(free, 1)
+    return _free[1]
+
+
+def threads_for(work: int, blocks: bool = True) -> int:
+    """The automatic policy's thread count for a pass of ``work`` multiply-adds: for the
+    kernels (``blocks``) no more than its blocks, the usable and the free cores; for the
+    NumPy reference by size alone (its bits depend on BLAS's count)."""
+    if not blocks:
+        return 1 if work < AUTO_WORK else usable_cores()
+    by_size = min(max(work // (2 * BLOCK_WORK), 1), usable_cores())
+    return 1 if by_size == 1 else min(by_size, free_cores())
+
+
+def _numba_threads():
+    """(get, set) of numba's thread count for the calling Python thread (launching
+    numba's threading layer, once), through its C functions (a microsecond less a call
+    than ``numba.get_num_threads``)."""
+    from numba.np.ufunc import parallel
+
+    parallel._launch_threads()
+    return parallel._get_num_threads, parallel._set_num_threads
 
 
 class for_work:
     """``with for_work(madds):`` a kernel call on the policy's thread count for that
-    much work (or the forced count); the BLAS counts found are put back afterwards."""
+    much work (or the forced count): numba's threads for the kernels' blocks with BLAS
+    on one (``blocks``, the default), else BLAS's own threads (the NumPy reference).
+    numba's count for this Python thread and the BLAS counts found are put back
+    afterwards."""
 
-    __slots__ = ("n",)
+    __slots__ = ("n", "blocks", "numba_before", "outer")
 
-    def __init__(self, work: int):
-        self.n = _forced if _forced is not None else threads_for(work)
+    def __init__(self, work: int, blocks: bool = True):
+        self.n = _forced if _forced is not None else threads_for(work, blocks)
+        self.blocks = blocks and not numba.config.DISABLE_JIT
 
     def __enter__(self):
         global _depth, _current
+        blas = 1 if self.blocks else self.n
+        self.outer = getattr(_local, "n", 1)
+        _local.n = self.n if self.blocks else 1
+        if self.blocks:
+            get, put = _numba_threads()
+            self.numba_before = get()
+            if self.numba_before != self.n:
+                put(self.n)
         with _lock:
             libraries = blas_libraries()
             if _depth == 0:  # the process's counts, put back when the last call ends
@@ -160,9 +232,9 @@ class for_work:
                 _now[:] = _saved
             _depth += 1
             for i, (_, put) in enumerate(libraries):
-                if _now[i] != self.n:
-                    put(self.n)
-                    _now[i] = self.n
+                if _now[i] != blas:
+                    put(blas)
+                    _now[i] = blas
             _current = self.n
         return self
 
@@ -174,4 +246,14 @@ class for_work:
                 for (_, put), before, now in zip(blas_libraries(), _saved, _now):
                     if now != before:
                         put(before)
+        if self.blocks and self.numba_before != self.n:
+            _numba_threads()[1](self.numba_before)
+        _local.n = self.outer
         return False
+
+
+def block_threads() -> int:
+    """The numba threads the kernel call in progress in this Python thread runs its
+    blocks on: for_work's count, 1 outside for_work (a kernel called directly runs its
+    blocks in turn, in the calling thread)."""
+    return getattr(_local, "n", 1)

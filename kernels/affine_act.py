@@ -33,7 +33,9 @@ import math
 import numpy as np
 
 from ._blas import gemm
-from ._config import inline
+from ._blocks import MIN_ROWS, block_of, grain, n_blocks, runner, sum_blocks_
+from ._config import compiled, inline
+from ._views import view_rows
 from .optim import sgd_bias_
 
 IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
@@ -93,26 +95,52 @@ def bias_act_(out, b, act, count):
 
 
 @inline
-def affine_act_forward_(out, x, W, b, act, count):
+def forward_rows_(blk, g, out, x, W, b, act, count, partial):
+    """Block ``blk`` (g rows) of out = act(x @ W + b): the rows' GEMM, then bias and
+    activation while they are in cache; partial[blk, 0] = their non-finite count."""
+    start, stop = block_of(blk, x.shape[0], g)
+    rows = view_rows(out, start, stop - start)
+    gemm(False, False, 1.0, view_rows(x, start, stop - start), W, 0.0, rows)
+    partial[blk, 0] = bias_act_(rows, b, act, count)
+
+
+@inline
+def affine_act_forward_(out, x, W, b, act, count, parallel):
     """out = act(x @ W + b); the non-finite count of ``bias_act_``.
 
-    out is (N, H), x is (N, D), W is (D, H), b is (H,); C-contiguous, one dtype.
+    out is (N, H), x is (N, D), W is (D, H), b is (H,); C-contiguous, one dtype. Row
+    blocks (``_blocks``: cut by the shapes only), each ``forward_rows_``; their counts
+    added up. ``parallel`` (a constant of the compiled caller): on numba's threads, else
+    in turn in this thread (the same blocks, the same bits).
     """
-    gemm(False, False, 1.0, x, W, 0.0, out)
-    return bias_act_(out, b, act, count)
+    N, D = x.shape
+    H = W.shape[1]
+    g = grain(N, D * H, MIN_ROWS)
+    nb = n_blocks(N, g)
+    partial = np.empty((nb, 1))
+    if parallel:
+        run_layer_(nb, (FORWARD_ROWS, g, out, x, W, b, out, out, W, partial, act, count,
+                        0.0, 0.0))
+    else:
+        for blk in range(nb):
+            forward_rows_(blk, g, out, x, W, b, act, count, partial)
+    bad = 0
+    for blk in range(nb):
+        bad += int(partial[blk, 0])
+    return bad
 
 
 # --- backward -----------------------------------------------------------------------
 
 
 @inline
-def act_grad_colsum_(dz, db, out, act, acc):
-    """In place: dz = dz * act'(out), and db = the column sums of the result.
+def act_grad_colsum_(dz, sums, out, act):
+    """In place: dz = dz * act'(out), and sums = the column sums of the result.
 
-    dz (the upstream gradient on entry) and out are (N, H), db is (H,); out is unused for
-    IDENTITY. ``acc`` is float64 scratch of at least H: the sums accumulate in float64 for
-    either dtype, row after row; one row (SGD on single samples) is its own sum, written
-    directly (through the accumulator it was a third of a 1-3-1 step's backward pass).
+    dz (the upstream gradient on entry) and out are (N, H), sums is float64 (H,); out is
+    unused for IDENTITY. The sums accumulate in float64 for either dtype, row after row;
+    one row (SGD on single samples) is its own sum, written directly (through the
+    accumulator it was a third of a 1-3-1 step's backward pass).
     (In place, one array goes in: two arguments that alias make LLVM's runtime overlap
     check pick its scalar loop, 4x slower.)
     """
@@ -121,35 +149,90 @@ def act_grad_colsum_(dz, db, out, act, acc):
         for h in range(H):
             g = act_grad_value(dz[0, h], out[0, h], act)
             dz[0, h] = g
-            db[h] = g
+            sums[h] = g
         return
     for h in range(H):
-        acc[h] = 0.0
+        sums[h] = 0.0
     for n in range(N):
         for h in range(H):
             g = act_grad_value(dz[n, h], out[n, h], act)
             dz[n, h] = g
-            acc[h] += g
-    for h in range(H):
-        db[h] = acc[h]
+            sums[h] += g
 
 
 @inline
-def affine_act_backward_(dx, dW, db, dz, x, W, out, act, acc, need_dx, need_dW, alpha,
-                         beta):
+def backward_rows_(blk, g, dz, dx, W, out, act, need_dx, partial):
+    """Block ``blk`` (g rows) of the backward pass's row part: dz *= act'(out), the
+    rows' column sums to partial[blk], and (``need_dx``) their dx = dz @ W.T."""
+    start, stop = block_of(blk, dz.shape[0], g)
+    rows = view_rows(dz, start, stop - start)
+    act_grad_colsum_(rows, partial[blk], view_rows(out, start, stop - start), act)
+    if need_dx:
+        gemm(False, True, 1.0, rows, W, 0.0, view_rows(dx, start, stop - start))
+
+
+@inline
+def weight_rows_(blk, g, dW, x, dz, alpha, beta):
+    """Block ``blk`` (g input features) of dW = alpha * x.T @ dz + beta * dW: its rows,
+    one GEMM of x's columns with the whole of dz."""
+    start, stop = block_of(blk, dW.shape[0], g)
+    gemm(True, False, alpha, x[:, start:stop], dz, beta, view_rows(dW, start, stop - start))
+
+
+@inline
+def affine_act_backward_(dx, dW, db, dz, x, W, out, act, need_dx, need_dW, alpha, beta,
+                         parallel):
     """The backward pass of out = act(x @ W + b), in one body.
 
     dz (N, H) holds dout on entry and dz = dout * act'(out) after; db (H,) = sum_n dz;
     dx (N, D) = dz @ W.T when ``need_dx`` (with W as it is on entry); dW (D, H) =
     alpha * x.T @ dz + beta * dW when ``need_dW``. Gradients: alpha 1, beta 0. SGD's
-    weight step: dW is W, alpha = -lr, beta = 1. Unused arrays may be any of the type;
-    ``acc`` is float64 scratch of at least H.
+    weight step: dW is W, alpha = -lr, beta = 1. Unused arrays may be any of the type.
+
+    Two passes of fixed blocks (``_blocks``): row blocks of the batch
+    (``backward_rows_``), then, once every dx has used the old W, blocks of dW's rows
+    (``weight_rows_``: input features), each a GEMM over the whole batch. db adds the
+    row blocks' sums in block order. ``parallel`` as in ``affine_act_forward_``.
     """
-    act_grad_colsum_(dz, db, out, act, acc)
-    if need_dx:
-        gemm(False, True, 1.0, dz, W, 0.0, dx)
-    if need_dW:
-        gemm(True, False, alpha, x, dz, beta, dW)
+    N, H = dz.shape
+    D = W.shape[0]
+    g = grain(N, D * H, MIN_ROWS)
+    nb = n_blocks(N, g)
+    partial = np.empty((nb, H))
+    gw = grain(D, N * H, 8)
+    nw = n_blocks(D, gw) if need_dW else 0
+    if parallel:
+        run_layer_(nb, (BACKWARD_ROWS, g, out, x, W, db, dz, dx, dW, partial, act, need_dx,
+                        0.0, 0.0))
+        run_layer_(nw, (WEIGHT_ROWS, gw, out, x, W, db, dz, dx, dW, partial, act, need_dx,
+                        float(alpha), float(beta)))
+    else:
+        for blk in range(nb):
+            backward_rows_(blk, g, dz, dx, W, out, act, need_dx, partial)
+        for blk in range(nw):
+            weight_rows_(blk, gw, dW, x, dz, alpha, beta)
+    sum_blocks_(db, partial, nb)
+
+
+FORWARD_ROWS, BACKWARD_ROWS, WEIGHT_ROWS = 0, 1, 2
+
+
+@compiled
+def layer_block_(blk, op, g, out, x, W, b, dz, dx, dW, partial, act, flag, alpha, beta):
+    """Block ``blk`` of one of a layer's passes, for the parallel runner (one compiled
+    body and one runner for all three; each thread's GEMMs run in that thread, the
+    caller holding BLAS at one thread): ``op`` FORWARD_ROWS (``forward_rows_``, flag:
+    count), BACKWARD_ROWS (``backward_rows_``, flag: need_dx), WEIGHT_ROWS
+    (``weight_rows_``)."""
+    if op == FORWARD_ROWS:
+        forward_rows_(blk, g, out, x, W, b, act, flag, partial)
+    elif op == BACKWARD_ROWS:
+        backward_rows_(blk, g, dz, dx, W, out, act, flag, partial)
+    else:
+        weight_rows_(blk, g, dW, x, dz, alpha, beta)
+
+
+run_layer_ = runner(layer_block_)
 
 
 # --- standalone activation layers ----------------------------------------------------
@@ -174,10 +257,10 @@ def act_backward_(dx, dout, out, act):
 
 
 @inline
-def sgd_backward_(dx, db, dz, x, W, b, out, act, acc, need_dx, lr):
+def sgd_backward_(dx, db, dz, x, W, b, out, act, need_dx, lr):
     """``affine_act_backward_`` with SGD's step: W -= lr * x.T @ dz (in the GEMM), then
     b -= lr * db; dx uses the old W. ``db`` (H,) is scratch of the dtype."""
-    affine_act_backward_(dx, W, db, dz, x, W, out, act, acc, need_dx, True, -lr, 1.0)
+    affine_act_backward_(dx, W, db, dz, x, W, out, act, need_dx, True, -lr, 1.0, False)
     sgd_bias_(b, db, lr)
 
 
@@ -214,7 +297,7 @@ def _forward(x, W, b, out, act, count=False):
     x, W = _c(x, dtype), _c(W, dtype)
     b = np.empty(0, dtype) if b is None else _c(b, dtype)  # (empty: no bias)
     buf = _buffer(out, (x.shape[0], W.shape[1]), dtype)
-    bad = affine_act_forward_(buf, x, W, b, act, count)
+    bad = affine_act_forward_(buf, x, W, b, act, count, False)
     return _deliver(out, buf), bad
 
 
@@ -233,8 +316,8 @@ def _backward(dout, x, W, out, act, dx, dW, db, need_dx, need_dW, overwrite_dout
     dx_buf = _buffer(dx, (N, W.shape[0]), dtype) if need_dx else dz
     dW_buf = _buffer(dW, W.shape, dtype) if need_dW else W
     db_buf = _buffer(db, (H,), dtype)
-    affine_act_backward_(dx_buf, dW_buf, db_buf, dz, x, W, out, act, np.empty(H), need_dx,
-                         need_dW, 1.0, 0.0)
+    affine_act_backward_(dx_buf, dW_buf, db_buf, dz, x, W, out, act, need_dx, need_dW, 1.0,
+                         0.0, False)
     if overwrite_dout:
         _deliver(caller_dout, dz)  # dz is left in dout, whatever its layout
     return (_deliver(dx, dx_buf) if need_dx else None,
@@ -306,7 +389,7 @@ def affine_act_backward_sgd(dout, x, W, b, out, activation, lr, dx=None, need_dx
     dx_buf = _buffer(dx, (N, W.shape[0]), dtype) if need_dx else dz
     db = np.empty(H, dtype)
     lr = dtype.type(lr)  # as NumPy's ``lr * grad`` rounds it for float32 parameters
-    sgd_backward_(dx_buf, db, dz, x, W_buf, b_buf, out, act, np.empty(H), need_dx, lr)
+    sgd_backward_(dx_buf, db, dz, x, W_buf, b_buf, out, act, need_dx, lr)
     for a, buf in ((dout, dz), (W, W_buf), (b, b_buf)):
         _deliver(a, buf)
     return _deliver(dx, dx_buf) if need_dx else None

@@ -67,8 +67,11 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import threading
 
 import numpy as np
+from numba.core import config as numba_config
 
 from ._cache import sources_digest as _sources_digest
 from ._config import compiled, inline
@@ -107,12 +110,12 @@ def layer_block_(buf, layout, i, N):
 
 @compiled
 def scratch_(layout, params):
-    """Work space as wide as the widest layer: float64 accumulators (1 and 4 rows) and
-    three vectors of the dtype back to back (the fused step's db, dgamma, dbeta)."""
+    """Work space as wide as the widest layer: three vectors of the dtype back to back
+    (the fused step's db, dgamma, dbeta) and float64 accumulators (4 rows)."""
     widest = 1
     for i in range(layout.shape[0]):
         widest = max(widest, layout[i, 2])
-    return np.empty(widest), np.empty(3 * widest, params.dtype), np.empty((4, widest))
+    return np.empty(3 * widest, params.dtype), np.empty((4, widest))
 
 
 @inline
@@ -208,7 +211,7 @@ def norm_block_(norm, layout, i, N):
 
 @inline
 def forward_(acts, x, params, layout, act, ext, norm, stds, state, masks, train, keep,
-             scratch):
+             scratch, parallel):
     """acts = every layer's output for x (N, D); returns the first layer's non-finite count.
 
     ``ext`` (a constant of the kernel) enables the hidden layers' BatchNorm (layers whose
@@ -231,7 +234,7 @@ def forward_(acts, x, params, layout, act, ext, norm, stds, state, masks, train,
         if ext and i < last and layout[i, 5] >= 0:  # BatchNorm comes before the activation
             z = norm_block_(norm, layout, i, N)
             code = IDENTITY
-        bad += affine_act_forward_(z, inp, W, b, code, i == 0)
+        bad += affine_act_forward_(z, inp, W, b, code, i == 0, parallel)
         if ext and i < last and (layout[i, 5] >= 0 or dropout):
             hidden_forward_(out, z, params, layout, i, stds, state, masks, act, train, keep,
                             scratch)
@@ -240,8 +243,8 @@ def forward_(acts, x, params, layout, act, ext, norm, stds, state, masks, train,
 
 
 @inline
-def backward_(grads, dacts, acts, x, params, layout, act, acc, dbias, lr, fused, ext, norm,
-              stds, masks, scratch, decay):
+def backward_(grads, dacts, acts, x, params, layout, act, dbias, lr, fused, ext, norm,
+              stds, masks, scratch, decay, parallel):
     """Backpropagate the scores' gradient (the last block of dacts) through every layer.
 
     ``fused`` False: gradients into ``grads`` (a flat buffer of the params' layout). True:
@@ -270,7 +273,8 @@ def backward_(grads, dacts, acts, x, params, layout, act, acc, dbias, lr, fused,
         if ext and i < last:  # BatchNorm's / Dropout's part first
             code = hidden_backward_(dz, out, params, grads, dbias, layout, i, norm, stds,
                                     masks, act, scratch, lr, fused)
-        affine_act_backward_(dx, dW, db, dz, inp, W, out, code, acc, i > 0, True, alpha, beta)
+        affine_act_backward_(dx, dW, db, dz, inp, W, out, code, i > 0, True, alpha, beta,
+                             parallel)
         if fused:
             sgd_bias_(b, db, lr)
         elif decay != 0:
@@ -291,7 +295,7 @@ def all_finite_(a):
     return True
 
 
-def _network_of(ext, sources):
+def _network_of(ext, parallel, sources):
     """The network loop for ``ext`` (BatchNorm/Dropout compiled in, a constant): the one
     kernel's body. (Its body is this closure itself, not an inlined function called by
     it: numba deep-copies an inlined function's whole IR block by block, and for this
@@ -359,9 +363,9 @@ def _network_of(ext, sources):
         owned_x = np.empty(B_max * D, params.dtype)
         owned_t = np.empty(B_max * C, params.dtype)
         owned_l = np.empty(B_max, np.intp)
-        owned_acc, owned_dbias, owned_scratch = scratch_(layout, params)
+        owned_dbias, owned_scratch = scratch_(layout, params)
         xflat, tflat, lflat = borrow(owned_x), borrow(owned_t), borrow(owned_l)
-        acc, dbias, scratch = borrow(owned_acc), borrow(owned_dbias), borrow(owned_scratch)
+        dbias, scratch = borrow(owned_dbias), borrow(owned_scratch)
         loss, correct, bad, at, value = math.nan, 0, 0, -1, math.nan
         i, k = 0, 0  # the next batch, the next period
         # 0: training; 1, 2: evaluating x, x2 (from that row); EVALUATE is x's evaluation
@@ -425,7 +429,8 @@ def _network_of(ext, sources):
                 row += N
             evaluating = phase > 0
             bad = forward_(acts, xb, params, layout, act, ext, norm, stds, state, masks,
-                           train and (mode == EVALUATE or not evaluating), keep, scratch)
+                           train and (mode == EVALUATE or not evaluating), keep, scratch,
+                           parallel)
             if mode == FORWARD:
                 return loss, 0, bad, -1, -1, 0, False
             if bad and mode == EVALUATE:
@@ -449,8 +454,8 @@ def _network_of(ext, sources):
                 return loss, 0, bad, -1, i, k, False
             loss = value
             if mode == GRADIENT or math.isfinite(loss):  # SGD_STEP, TRAIN: fused step
-                backward_(grads, dacts, acts, xb, params, layout, act, acc, dbias, lr,
-                          mode != GRADIENT, ext, norm, stds, masks, scratch, decay)
+                backward_(grads, dacts, acts, xb, params, layout, act, dbias, lr,
+                          mode != GRADIENT, ext, norm, stds, masks, scratch, decay, parallel)
             if mode == TRAIN:
                 losses[i] = loss
                 if not math.isfinite(loss):
@@ -458,7 +463,7 @@ def _network_of(ext, sources):
                         losses[rest] = math.nan
                     return loss, 0, 0, -1, i, k, False
             i += 1
-        hold((owned_x, owned_t, owned_l, owned_acc, owned_dbias, owned_scratch))
+        hold((owned_x, owned_t, owned_l, owned_dbias, owned_scratch))
         return loss, correct, 0, -1, -1, k, False
 
     return network
@@ -468,8 +473,59 @@ _SOURCES = _sources_digest()
 
 
 @functools.cache
-def _kernel(ext: bool):
-    """The kernel for ``ext`` (BatchNorm/Dropout compiled in), compiled on first use (per
-    dtype); the loss kind and the activation are arguments."""
+def _kernel(ext: bool, parallel: bool = False):
+    """The kernel for ``ext`` (BatchNorm/Dropout compiled in) and ``parallel`` (the
+    layers' blocks on numba's threads, else in turn: the same blocks, the same bits),
+    compiled on first use (per dtype); the loss kind and the activation are arguments.
+    The parallel form compiles only when asked (``run``), never on a call's path."""
+    kernel = compiled(_network_of(ext, parallel, _SOURCES))
+    if parallel:
+        kernel._can_compile = False  # (``_build`` compiles it: numba's switch behind
+        # disable_compile, which refuses a dispatcher with no compiled signature yet)
+    return kernel
 
-    return compiled(_network_of(ext, _SOURCES))
+
+# Compiling the parallel form: numba's parallel compilation is slow (seconds more than
+# the serial kernel's), and a one-thread run never needs it. So the first call that
+# wants threads runs the serial form (the same bits) and starts the parallel form's
+# compilation (or cache load) in a background thread; calls use it once it is ready.
+# FASTNN_BACKGROUND_COMPILE=0: compile it in the call instead (tests, warm-up).
+BACKGROUND = os.environ.get("FASTNN_BACKGROUND_COMPILE", "1").lower() not in (
+    "0", "false", "no", "off")
+_builds: dict = {}  # (ext, argument types) -> the Thread building it (None: built)
+_build_lock = threading.Lock()
+
+
+def _build(kernel, signature) -> None:
+    with _build_lock:
+        kernel._can_compile = True
+        try:
+            kernel.compile(signature)
+        finally:
+            kernel._can_compile = False
+
+
+def run(ext: bool, parallel: bool, args):
+    """The kernel's result for ``args``: the parallel form where ``parallel`` and it is
+    compiled for their types, else the serial one (see ``BACKGROUND``)."""
+    serial = _kernel(ext)
+    if not parallel or numba_config.DISABLE_JIT:
+        return serial(*args)
+    kernel = _kernel(ext, True)
+    if not any(thread is not None and thread.is_alive() for thread in _builds.values()):
+        try:
+            return kernel(*args)
+        except TypeError:  # not compiled for these types (numba: compilation disabled)
+            pass
+    result = serial(*args)  # (compiles the serial form if it must)
+    signature = tuple(serial.typeof_pyval(a) for a in args)
+    if (ext, signature) not in _builds:
+        if BACKGROUND:
+            thread = threading.Thread(target=_build, args=(kernel, signature), daemon=True,
+                                      name="fastnn-compile")
+            _builds[ext, signature] = thread
+            thread.start()
+        else:
+            _builds[ext, signature] = None
+            _build(kernel, signature)
+    return result

@@ -75,18 +75,23 @@ def data():
 BOOK_NAMES = {
     "optimizer": ["np", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"],
     "layers": ["np", "Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "Dropout",
-               "BatchNormalization", "softmax", "cross_entropy_error", "sigmoid"],
+               "BatchNormalization", "Convolution", "Pooling", "im2col", "col2im",
+               "softmax", "cross_entropy_error", "sigmoid"],
     "multi_layer_net": ["np", "MultiLayerNet", "OrderedDict", "numerical_gradient", "Affine",
                         "Relu", "SoftmaxWithLoss"],
     "multi_layer_net_extend": ["np", "MultiLayerNetExtend", "OrderedDict",
                                "numerical_gradient", "BatchNormalization", "Dropout"],
     "trainer": ["np", "Trainer", "SGD", "Adam"],
-    "util": ["np", "smooth_curve", "shuffle_dataset", "conv_output_size"],
+    "util": ["np", "smooth_curve", "shuffle_dataset", "conv_output_size", "im2col", "col2im"],
     "gradient": ["np", "numerical_gradient", "numerical_gradient_2d"],
     "functions": ["np", "identity_function", "step_function", "sigmoid", "sigmoid_grad",
                   "relu", "relu_grad", "softmax", "sum_squared_error",
                   "cross_entropy_error", "softmax_loss"],
     "two_layer_net": ["np", "TwoLayerNet"],
+    "simple_convnet": ["np", "pickle", "OrderedDict", "SimpleConvNet", "Convolution",
+                       "Pooling", "Affine", "Relu", "SoftmaxWithLoss", "numerical_gradient"],
+    "deep_convnet": ["np", "pickle", "OrderedDict", "DeepConvNet", "Convolution", "Pooling",
+                     "Affine", "Relu", "Dropout", "SoftmaxWithLoss"],
 }
 
 

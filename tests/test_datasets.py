@@ -197,3 +197,32 @@ def test_the_other_sets_files_are_refused(tmp_path, monkeypatch):
     with pytest.raises(datasets.DatasetError, match=r"Fashion-MNIST's test labels file, not "
                                                     r"Fashion-MNIST's train labels"):
         datasets.load_fashion_mnist(data_dir=tmp_path)
+
+
+# --- images for convolutional networks: (N, 1, H, W) as the book's load_mnist(flatten=False)
+
+
+def test_load_digits_as_images_is_the_same_split():
+    (x, t), (xt, tt) = datasets.load_digits()
+    (xi, ti), (xti, tti) = datasets.load_digits(flatten=False)
+    assert xi.shape == (1438, 1, 8, 8) and xti.shape == (359, 1, 8, 8)
+    np.testing.assert_array_equal(xi.reshape(1438, 64), x)
+    np.testing.assert_array_equal(xti.reshape(359, 64), xt)
+    np.testing.assert_array_equal(ti, t)
+    np.testing.assert_array_equal(tti, tt)
+    from sklearn.datasets import load_digits as sk  # an image's rows are the image's rows
+    first = sk().images[np.argmax(np.all(sk().data == x[0] * 16, axis=1))]
+    np.testing.assert_array_equal(xi[0, 0] * 16, first)
+
+
+@pytest.mark.parametrize("loader", ["load_mnist", "load_fashion_mnist"])
+def test_idx_sets_as_images(tmp_path, monkeypatch, loader):
+    name = "mnist" if loader == "load_mnist" else "fashion-mnist"
+    if name == "mnist":
+        arrays = fake_set(tmp_path)
+    else:
+        arrays = small_real_set(monkeypatch, tmp_path)
+    (x, t), (xt, tt) = getattr(datasets, loader)(flatten=False, data_dir=tmp_path)
+    assert x.shape == (12, 1, 28, 28) and xt.shape == (5, 1, 28, 28) and x.dtype == np.float32
+    np.testing.assert_allclose(x[:, 0] * 255, arrays["train_images"], atol=1e-4)
+    np.testing.assert_array_equal(tt, arrays["test_labels"])

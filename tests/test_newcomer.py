@@ -98,8 +98,10 @@ def test_help_shows_the_defaults_and_the_per_data_set_table(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    assert "(default: 0)" in out and "(default: sgd)" in out
+    assert "(default: 0)" in out
+    assert "default sgd, adam for the convnets" in " ".join(out.split())  # (wrapped)
     assert "per-data-set defaults" in out and "sine" in out and "2001" in out
+    assert "--model simple-convnet / deep-convnet" in out
 
 
 def test_bench_help_is_plain_text():
@@ -225,7 +227,7 @@ def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys
     for variant in W.VARIANTS:
         W.run_variant(variant, "float32")
     with pytest.raises(ValueError, match="variant: expected one of"):
-        W.run_variant("convnet", "float64")
+        W.run_variant("lenet", "float64")
     with pytest.raises(ValueError, match="dtypes"):
         fastnn.warmup("float16")
     with pytest.raises(ValueError, match="processes: expected a positive integer"):

@@ -110,9 +110,11 @@ def test_arguments_of_the_wrong_kind_name_themselves():
     x, t = np.ones((2, 3)), np.array([0, 1])
     with pytest.raises(TypeError, match="callbacks: expected a sequence of callables"):
         fastnn.fit(net, x, t, batch_size=2, callbacks=None, progress=False)
-    with pytest.raises(TypeError, match="net: expected a fastnn.Sequential, got str"):
+    with pytest.raises(TypeError, match="net: expected a fastnn.Sequential, SimpleConvNet or "
+                                        "DeepConvNet, got str"):
         fastnn.gradient_check("net", x, t)
-    with pytest.raises(TypeError, match="net: expected a fastnn.Sequential, got str"):
+    with pytest.raises(TypeError, match="net: expected a fastnn.Sequential, SimpleConvNet or "
+                                        "DeepConvNet, got str"):
         fastnn.evaluate("net", x, t)
     with pytest.raises(ValueError, match="hidden_size: a 3-99999999999-2 network has"):
         fastnn.Sequential(3, [99999999999], 2)

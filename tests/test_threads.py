@@ -1,4 +1,5 @@
-"""The BLAS thread policy: automatic by size (reproducible), or forced; bad counts refused."""
+"""The thread policy: automatic by size and free cores (the same bits), or forced; bad
+counts refused; the process's numba and BLAS settings left as they were."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numba
 import numpy as np
 import pytest
 from fastnn.kernels import _cores, _threads
@@ -43,23 +45,35 @@ def test_bad_thread_counts_are_refused_and_change_nothing(bad, exc):
     assert fastnn.thread_policy() == 1
 
 
-def test_the_automatic_choice_follows_the_size_of_the_work():
-    assert _threads.threads_for(_threads.AUTO_WORK - 1) == 1
-    assert _threads.threads_for(_threads.AUTO_WORK) == CORES
+def test_the_automatic_choice_follows_the_size_of_the_work_and_the_free_cores(monkeypatch):
+    # the reference (BLAS's own threads, whose sums depend on their count): size alone
+    assert _threads.threads_for(_threads.AUTO_WORK - 1, blocks=False) == 1
+    assert _threads.threads_for(_threads.AUTO_WORK, blocks=False) == CORES
+    # the kernels' blocks: one thread per two blocks' worth of work, up to the free cores
+    assert 1 <= _threads.free_cores() <= CORES
+    monkeypatch.setattr(_threads, "free_cores", lambda: CORES)  # a quiet machine
+    assert _threads.threads_for(2 * _threads.BLOCK_WORK - 1) == 1
+    assert _threads.threads_for(2 * _threads.BLOCK_WORK * CORES) == CORES
     net = fastnn.Sequential(64, [1024, 1024], 10, seed=0)  # 1,124,352 madds per row
     x = np.random.default_rng(0).random((600, 64))
-    net.train_step(x[:8], np.arange(8) % 10, fastnn.SGD(0.01))  # 9 M madds
+    numba_before = numba.get_num_threads()
+    net.train_step(x[:6], np.arange(6) % 10, fastnn.SGD(0.01))  # 6.7 M madds
     assert fastnn.get_num_threads() == 1
     net.predict(x)  # 512-row passes: 576 M madds
     assert fastnn.get_num_threads() == CORES
+    assert numba.get_num_threads() == numba_before  # numba's own count is put back
+    monkeypatch.setattr(_threads, "free_cores", lambda: 1)  # every other core busy
+    net.predict(x)
+    assert fastnn.get_num_threads() == 1
+    monkeypatch.setattr(_threads, "free_cores", lambda: CORES)
     fastnn.set_num_threads(1)
     net.predict(x)
     assert fastnn.get_num_threads() == 1  # forced stays forced
 
 
 def test_the_same_seed_gives_the_same_bits_whatever_the_load(digits):
-    """Large batches run on all cores, small ones on one, by size alone: a busy core
-    beside the run changes its speed, not its numbers."""
+    """The thread count follows the load, the blocks do not: a busy core beside the run
+    changes its speed, not its numbers (tests/test_parallel_bits.py: 1, 2, 3 threads)."""
     (x, t), _ = digits
 
     def run():

@@ -1,8 +1,12 @@
-"""The book's ``common/util.py`` (chapter 6 parts): ``smooth_curve``, ``shuffle_dataset``,
-``conv_output_size``. ``im2col`` / ``col2im`` (chapter 7's convolutions) are not provided.
+"""The book's ``common/util.py``: ``smooth_curve``, ``shuffle_dataset``,
+``conv_output_size``, and chapter 7's ``im2col`` / ``col2im`` (``fastnn.im2col`` /
+``fastnn.col2im``: validated, then the NumPy reference's op; ``backend="numba"`` for the
+kernel's).
 """
 
 import numpy as np
+
+from ..conv import col2im, im2col  # noqa: F401
 
 
 def smooth_curve(x):

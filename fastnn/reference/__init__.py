@@ -22,6 +22,9 @@ Conventions shared by both modules
 * ``b`` may be None wherever a layer's bias is taken: the layer has none (x @ W); a
   network without biases has -1 as every layer's b offset in its layout.
 * Inputs are assumed valid (the public API in ``fastnn.sequential`` validates them).
+* Convolution and pooling (``conv``) work on images: x is (N, C, H, W), filters W
+  (FN, C, FH, FW); their forward passes return (out, cache), the cache opaque and
+  particular to the module (the reference's holds the book's ``col``, the kernels' x).
 * Whole networks (``forward``, ``evaluate``, ``gradient``, ``sgd_step``,
   ``train_batches``) take flat buffers described by a ``layout`` (see
   ``fastnn.kernels.network``) and return status instead of raising: ``n_bad`` counts
@@ -54,6 +57,14 @@ from .batchnorm import (  # noqa: F401
     batchnorm_forward,
     dropout_backward,
     dropout_forward,
+)
+from .conv import (  # noqa: F401
+    col2im,
+    conv_backward,
+    conv_forward,
+    im2col,
+    pool_backward,
+    pool_forward,
 )
 from .losses import (  # noqa: F401
     softmax,
@@ -109,6 +120,12 @@ __all__ = [
     "batchnorm_backward",
     "dropout_forward",
     "dropout_backward",
+    "im2col",
+    "col2im",
+    "conv_forward",
+    "conv_backward",
+    "pool_forward",
+    "pool_backward",
     "forward",
     "evaluate",
     "gradient",

@@ -14,6 +14,8 @@ from .log import LOG_VERSION, MAX_TRIALS, SweepError, SweepLog
 from .plan import _need_distributed, _Plan, _usable_cores
 from .space import (
     BOOK_TRIALS,
+    CONVNET_FIXED,
+    CONVNET_SEARCH,
     grid_size,
     make_space,
     params_problem,
@@ -134,7 +136,13 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
     if threads != "auto":
         check_threads(threads, "threads")
     warmup = V.check_bool(warmup, "warmup")
-    search, grid = make_space(search, grid)
+    convnet = training.get("model") not in (None, "mlp")
+    search, grid = make_space(search, grid, CONVNET_SEARCH if convnet else None)
+    for option, space in (("search", search), ("grid", grid)):
+        fixed = [name for name in CONVNET_FIXED if convnet and name in space]
+        if fixed:
+            raise SweepError(f"{option}: {fixed[0].replace('_', '-')} is not an option of "
+                             f"{training['model']} (the book's convnets fix it)")
     trials_given = trials is not None
     if trials is None:
         trials = grid_size(grid) if grid and not search else BOOK_TRIALS
@@ -182,7 +190,8 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
     if (x is None) != (t is None):
         raise SweepError("x, t: pass both or neither")
     if x is None:
-        (x, t), (x_default_test, t_default_test) = recipe.load_dataset(dataset, data_dir)
+        (x, t), (x_default_test, t_default_test) = recipe.load_dataset(
+            dataset, data_dir, images=base["model"] != "mlp")
         if x_test is None and t_test is None:
             x_test, t_test = x_default_test, t_default_test
         data_name = dataset
@@ -197,7 +206,8 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
                          f"{x.shape} and {t.shape}")
     if x.shape[0] == 0 or math.prod(x.shape[1:]) == 0:
         raise SweepError(f"x: expected samples with features, got shape {x.shape}")
-    x = x.reshape(x.shape[0], -1)
+    if not convnet:  # (a convnet's samples stay images)
+        x = x.reshape(x.shape[0], -1)
     # the labels checked once here, not failing in every trial (nor, for the test set,
     # in the best trial's final evaluation alone)
     n_out = recipe.n_outputs(base, t)
@@ -205,10 +215,13 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
     if x_test is not None:
         x_test, t_test = np.asarray(x_test), np.asarray(t_test)
         if x_test.ndim < 2 or x_test.shape[0] == 0 or \
-                math.prod(x_test.shape[1:]) != x.shape[1]:
-            raise SweepError(f"x_test: expected samples of {x.shape[1]} features like x's, "
-                             f"got shape {x_test.shape}")
-        x_test = x_test.reshape(x_test.shape[0], -1)
+                math.prod(x_test.shape[1:]) != math.prod(x.shape[1:]) or \
+                (convnet and x_test.shape[1:] != x.shape[1:]):
+            like = f"shape {x.shape[1:]}" if convnet else f"{x.shape[1]} features"
+            raise SweepError(f"x_test: expected samples of {like} like x's, got shape "
+                             f"{x_test.shape}")
+        if not convnet:
+            x_test = x_test.reshape(x_test.shape[0], -1)
         V.check_targets(t_test, "t_test", x_test.shape[0], n_out, base["loss"], base["dtype"])
     parts = split(x, t, validation_fraction, seed)
     n_train = parts[0].shape[0]
@@ -221,13 +234,15 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
                          f"{n_train} training samples a trial gets")
     # one trial's description checked here, so a bad option fails now, not in every trial
     probe = dict(base, **trial_plan(search, grid, seed, 0)[0])
-    recipe.build(probe, x.shape[1], recipe.n_outputs(probe, t))
+    recipe.build(probe, x.shape[1:], recipe.n_outputs(probe, t))
 
     options = finite_json({
         "version": LOG_VERSION,
         # (bias only when off: the logs of sweeps before the option stay resumable)
+        # (and model only when not mlp)
         "training": {k: v for k, v in base.items()
-                     if k != "seed" and not (k == "bias" and v is True)},
+                     if k != "seed" and not (k == "bias" and v is True)
+                     and not (k == "model" and v == "mlp")},
         "search": [spec_text(k, v) for k, v in search.items()],
         "grid": [spec_text(k, v) for k, v in grid.items()],
         "seed": seed, "validation_fraction": float(validation_fraction),

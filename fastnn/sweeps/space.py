@@ -21,6 +21,10 @@ SPACE = {
 }
 SCALES = ("log", "uniform")
 BOOK_SEARCH = {"lr": "1e-6:1e-2:log", "weight_decay": "1e-8:1e-4:log"}  # ch06's search
+# a convnet's (the book's have no weight decay; Adam's learning rate around its 0.001)
+CONVNET_SEARCH = {"lr": "1e-4:1e-2:log"}
+# what a convnet's search or grid may not name: the book's convnets fix them
+CONVNET_FIXED = ("weight_decay", "dropout")
 BOOK_TRIALS = 100
 
 
@@ -113,10 +117,10 @@ def parse_grid(spec, option: str = "grid", name: str | None = None) -> tuple[str
     return name, values
 
 
-def make_space(search=None, grid=None) -> tuple[dict, dict]:
+def make_space(search=None, grid=None, default=None) -> tuple[dict, dict]:
     """Canonical ``(search, grid)`` from dicts (name -> spec) or lists of "NAME=..." specs;
-    a name may appear once in all. Neither given: the book's search (lr and weight decay,
-    log-uniform)."""
+    a name may appear once in all. Neither given: ``default``, else the book's search (lr
+    and weight decay, log-uniform)."""
     out = []
     for given, parse, option in ((search, parse_search, "search"), (grid, parse_grid, "grid")):
         parsed = {}
@@ -137,7 +141,8 @@ def make_space(search=None, grid=None) -> tuple[dict, dict]:
     if both:
         raise SweepError(f"search, grid: {both[0].replace('_', '-')} is in both; give it once")
     if not search and not grid:
-        search = dict(parse_search(v, "search", k) for k, v in BOOK_SEARCH.items())
+        search = dict(parse_search(v, "search", k)
+                      for k, v in (BOOK_SEARCH if default is None else default).items())
     return dict(sorted(search.items())), dict(sorted(grid.items()))
 
 

@@ -110,7 +110,7 @@ def run_trial(data: dict, base: dict, trial: dict, threads=1, final: bool = Fals
         record["epochs_planned"] = config["epochs"]
     history = None
     try:
-        net, optimizer = recipe.build(config, data["x"].shape[1],
+        net, optimizer = recipe.build(config, data["x"].shape[1:],
                                       recipe.n_outputs(config, data["t"]))
         try:
             history = fit(net, data["x"], data["t"], x_test=data["x_val"], t_test=data["t_val"],
