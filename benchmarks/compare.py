@@ -15,9 +15,14 @@ noisy neighbour slows all contenders alike), and reported as medians and ratios:
   against a book-style baseline (``book.py``), each optimizer's step beside the
   GEMM-only bound and its update beside the memory-traffic bound, and the cold compile
   of an extended network;
+* with ``--only load``: quiet and beside one and two busy processes, the training step at
+  each batch size and dtype with the default thread policy against each forced count, and
+  the book's chapter-6 scripts (imports swapped) against the book's code on one BLAS
+  thread (issue 28's targets, with a verdict per cell);
 * with ``--only sweep``: a sweep's trials in this process against a local Dask cluster of
   one and two single-threaded workers, quiet and beside busy processes, and the
-  cluster's cost per trial; then the samplers and pruners (random, tpe, median and
+  cluster's cost per trial; a fresh cluster with an empty kernel cache with and without
+  the worker warm-up (not with --quick); then the samplers and pruners (random, tpe, median and
   asha pruning: best validation accuracy, trials to the best, epochs trained) on the
   book's search (``sweep_search.py`` runs the full targets);
 * with ``--only convnet``: the book's SimpleConvNet and DeepConvNet (chapters 7 and 8): a
@@ -64,7 +69,8 @@ REPORTS = {
                                                                       args.rounds),
     "compiled": lambda args, batches, dtypes: compiled.report_compiled(args.quick),
     "chapter6": lambda args, batches, dtypes: chapter6.report_chapter6(args.quick),
-    "load": lambda args, batches, dtypes: load.report_load(args.rounds, args.quick),
+    "load": lambda args, batches, dtypes: load.report_load(batches, dtypes, args.rounds,
+                                                           args.quick),
     "sweep": lambda args, batches, dtypes: sweep.report_sweep(args.quick),
     "convnet": lambda args, batches, dtypes: convnet.report_convnet(args.quick),
 }

@@ -153,7 +153,7 @@ def cmd_sweep(args) -> int:
                          scheduler=args.scheduler, timeout=args.timeout, log=args.log,
                          resume=args.resume, threads=args.threads, sampler=args.sampler,
                          prune=args.prune, round_size=args.round_size,
-                         training=training_of(args))
+                         warmup=args.warmup, training=training_of(args))
     except (ValueError, TypeError) as exc:
         raise as_option_error(exc) or exc from None
     if plan.log is not None and getattr(plan.log, "torn", False):

@@ -289,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: one per core; 1 runs the trials in this process)")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
+    sweep.add_argument("--no-warmup", dest="warmup", action="store_false",
+                       help="do not warm the Dask workers before their first trial (by "
+                            "default each runs one short trial of each kind first, which "
+                            "compiles the kernels the trials use into numba's cache)")
     sweep.add_argument("--timeout", type=POSITIVE, default=10.0, metavar="SECONDS",
                        help="how long to try reaching --scheduler")
     sweep.add_argument("--save", metavar="PATH",

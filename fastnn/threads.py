@@ -14,7 +14,8 @@ from .kernels import _threads
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity), at most NUMBA_NUM_THREADS."""
+    """Cores this process may really use: the fewest of its CPU affinity (``taskset``),
+    its cgroup's CPU quota (a container's ``--cpus``, rounded up) and NUMBA_NUM_THREADS."""
     return _threads.usable_cores()
 
 
@@ -26,7 +27,8 @@ def check_threads(n, name: str = "n"):
     cores = usable_cores()
     if n > cores:
         raise V.BadValue(name, f"at most {cores} threads are usable here (the cores this "
-                               f"process may run on, and NUMBA_NUM_THREADS), got {n}")
+                               f"process may use: its CPU affinity, its CPU quota and "
+                               f"NUMBA_NUM_THREADS), got {n}")
     return n
 
 

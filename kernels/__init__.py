@@ -5,6 +5,7 @@ from ``fastnn``. The modules, each with one concern:
 
 * ``_config``: every numba option (the ``compiled`` and ``inline`` decorators, the cache);
 * ``_threads``: the BLAS thread policy (automatic by the work's size, or forced);
+* ``_cores``: what bounds the usable cores (CPU affinity, the cgroup's CPU quota);
 * ``_blas``: ``gemm``, NumPy's own BLAS called from compiled code (numba's ``np.dot``
   where it cannot be bound), small products as a loop;
 * ``affine_act``: an affine layer with any activation, forward and backward bodies;

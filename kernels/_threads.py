@@ -40,6 +40,7 @@ import time
 
 import numba
 
+from . import _cores
 from ._blocks import BLOCK_WORK
 
 AUTO_WORK = int(os.environ.get("FASTNN_AUTO_WORK", 16_000_000))
@@ -57,12 +58,11 @@ _local = threading.local()  # .n: numba threads of the kernel call in progress i
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity), at most NUMBA_NUM_THREADS."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, numba.config.NUMBA_NUM_THREADS))
+    """Cores this process may really use: the fewest of its CPU affinity (``taskset``),
+    its cgroup's CPU quota (rounded up; ``_cores`` reads both) and NUMBA_NUM_THREADS."""
+    cores = min(_cores.affinity_cores(), numba.config.NUMBA_NUM_THREADS)
+    quota = _cores.quota_cores()
+    return max(1, cores if quota is None else min(cores, quota))
 
 
 def _accessors(path: str):

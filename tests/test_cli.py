@@ -80,11 +80,27 @@ def test_sine_workload_runs():
     (["train", "--save", "no/such/folder/m.npz", "--epochs", "1"], "--save: the folder no/such/folder does not exist"),
     ([], "the following arguments are required: command"),
 ])
-def test_errors_are_one_clear_line(args, message, tmp_path):
-    out = run(*args, cwd=tmp_path)
-    assert out.returncode != 0
+def test_errors_are_one_clear_line(args, message, tmp_path, monkeypatch, capsys):
+    # in this process (a subprocess per case cost 2 s each); the one below runs the command
+    from fastnn import cli
+
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = cli.main(args)
+    except SystemExit as stop:  # argparse's own errors
+        code = stop.code
+    assert code not in (0, None)
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_an_error_is_one_clear_line_from_the_command_itself(tmp_path):
+    out = run("train", "--lr", "-1", cwd=tmp_path)
+    assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert len(lines) == 1 and "--lr: expected a positive finite number, got -1.0" in lines[0]
     assert "Traceback" not in out.stderr
 
 

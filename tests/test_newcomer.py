@@ -160,6 +160,62 @@ def test_the_python_api_says_once_when_a_first_call_compiles(monkeypatch, capsys
     assert "compiling" not in capsys.readouterr().err  # fit's warm-up: its own rule
 
 
+class _ImmediateTimer:
+    """A threading.Timer that fires at start(): a compile notice's delay made
+    deterministic (the block it guards is shorter than any thread's start-up here)."""
+
+    def __init__(self, seconds, function):
+        self.function = function
+
+    def start(self):
+        self.function()
+
+    def cancel(self):
+        pass
+
+
+def test_readmes_first_example_announces_its_compile_once(monkeypatch, capsys):
+    """README's first example, as written there (fewer iterations): its first call is
+    announced once, whatever calls follow; the first call took more than a second there
+    (compiling: about 7 s quiet, 27 s busy), here the delay is made zero."""
+    import re
+    import types
+    from pathlib import Path
+
+    from fastnn import engine
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    code = re.search(r"```python\n(.*?)```", readme.read_text(), re.S).group(1)
+    assert "network.gradient(" in code and "range(3000)" in code
+    monkeypatch.setattr(engine, "_noticed", False)
+    monkeypatch.setattr(engine, "threading", types.SimpleNamespace(
+        **{**vars(engine.threading), "Timer": _ImmediateTimer}))
+    exec(compile(code.replace("range(3000)", "range(20)"), str(readme), "exec"), {})
+    out, err = capsys.readouterr()
+    assert err == engine.COMPILE_MESSAGE + "\n" and out.startswith("test acc")
+
+
+def test_warmup_shows_a_progress_line_for_each_variant(monkeypatch, capsys):
+    """`fastnn warmup` says as each variant is ready, then that it is done (the compiling
+    processes replaced by stand-ins that take no time)."""
+    import types
+
+    from fastnn.kernels import _cache
+
+    from fastnn import warmup_kernels as W
+
+    if not _cache.ENABLED or _cache.usable_folder() is None:
+        pytest.skip("no kernel cache here: warmup has nothing to do")
+    ran = []
+    monkeypatch.setattr(W, "_run_process", lambda variant, dtype: ran.append(variant) or 0.25)
+    monkeypatch.setattr(W, "subprocess", types.SimpleNamespace(run=lambda *a, **k: None))
+    assert main(["warmup", "--dtype", "float32", "--processes", "1"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:3] == [f"warmup: {n}/3 {v} kernels (float32) ready in 0.2 s"
+                         for n, v in enumerate(W.VARIANTS, 1)] and ran == list(W.VARIANTS)
+    assert lines[3].startswith("warmup: done in ") and len(lines) == 4
+
+
 def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys):
     """Each variant's workload runs (here in this process; ``fastnn warmup`` runs them in
     parallel processes); bad arguments are one clear error; without a cache it says so."""

@@ -336,6 +336,47 @@ def test_sweep_plot(tmp_path, capsys):
     assert err == ""
 
 
+def test_the_warm_up_runs_one_short_trial_of_each_kind():
+    """One warm-up trial per kind of trial the sweep plans (Dropout or not, weight decay
+    or not, the compiled epoch loop or the step path), one epoch each, on a data sample
+    of the largest batch; the warm-up option is checked like the others."""
+    from fastnn.sweeps import warm
+
+    book = S.prepare(trials=20, seed=0, workers=1, training=TINY)  # weight decay always on
+    (one,) = warm.warm_trials(book)
+    assert one["params"]["epochs"] == 1 and one["params"]["weight_decay"] > 0
+    mixed = S.prepare(trials=8, seed=0, workers=1,
+                      grid={"dropout": [0.2, 0.0], "batch_size": [16, 400]},
+                      training=dict(hidden=[500], epochs=1, weight_decay=0.0))
+    kinds = {warm.trial_kind(dict(mixed.base, **t["params"]), 64, 10)
+             for t in warm.warm_trials(mixed)}  # (batch 400 of 64-500-10: 15 M madds)
+    assert kinds == {(True, False, True), (True, False, False)}
+    sample = warm.data_sample(mixed.data, warm.warm_trials(mixed), mixed.base)
+    assert sample["x"].shape == (400, 64) and sample["x_val"].shape[0] == warm.SAMPLE_ROWS
+    with pytest.raises(TypeError, match="warmup: expected True or False, got 'yes'"):
+        S.sweep(trials=2, workers=1, warmup="yes", **TINY)
+
+
+def test_a_failing_warm_up_is_logged_and_raises_nothing(caplog):
+    import numba
+
+    import fastnn
+    from fastnn.sweeps import warm
+
+    plan = S.prepare(trials=2, seed=0, workers=1, training=TINY)
+    trials = warm.warm_trials(plan)
+    bad = dict(warm.data_sample(plan.data, trials, plan.base))
+    bad["t"] = -1 - bad["t"]  # labels out of range: the warm-up trial fails
+    plugin = warm.WarmWorker("fastnn-warmup-test", bad, plan.base, trials)
+    fastnn.set_num_threads(None)
+    threads = numba.get_num_threads()
+    with caplog.at_level("WARNING", logger="fastnn.sweeps"):
+        report = plugin.warm()
+    assert fastnn.thread_policy() == "auto" and numba.get_num_threads() == threads
+    assert "t_train: class labels must lie in" in report["error"] and warm.warmed["fastnn-warmup-test"] is report
+    assert "warm-up failed on this worker" in caplog.text
+
+
 def test_without_distributed(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
     with pytest.raises(ValueError, match=r"workers: .*pip install distributed \(from a fastnn checkout"):
@@ -413,6 +454,55 @@ def test_the_same_results_on_two_local_workers_and_on_a_cluster(cluster, referen
 
     # no oversubscription: BLAS ran single-threaded in the workers
     assert set(client.run(blas_threads).values()) == {1}
+    # each worker was warmed before its first trial, and the plugin is gone afterwards
+    name = warmed_name(trials=6, search=SEARCH, seed=3, client=client, **TINY)
+    for report in warm_reports(client):
+        assert report[name]["error"] is None and report[name]["trials"] == 1
+    assert not any(name in plugins for plugins in plugin_names(client))
+
+
+def warmed_name(**kwargs):
+    """The name of the warm-up plugin a sweep with these options registers."""
+    training = {k: kwargs.pop(k) for k in list(kwargs) if k in TINY}
+    return f"fastnn-warmup-{S.prepare(**kwargs, training=training)._tag()}"
+
+
+def warm_reports(client) -> list:
+    """Each worker's warm-up reports ({plugin name: report})."""
+    def reports():  # (defined here: sent to the workers by value)
+        from fastnn.sweeps import warm
+
+        return dict(warm.warmed)
+
+    return list(client.run(reports).values())
+
+
+def plugin_names(client) -> list:
+    """The names of each worker's plugins."""
+    return list(client.run(lambda dask_worker: list(dask_worker.plugins)).values())
+
+
+@needs_dask
+def test_a_failing_warm_up_changes_nothing_and_can_be_turned_off(cluster, reference,
+                                                                   monkeypatch, capsys):
+    address, client = cluster
+    from fastnn.sweeps import warm
+
+    real = warm.data_sample  # a warm-up whose trials fail on the workers (bad labels)
+    monkeypatch.setattr(warm, "data_sample", lambda data, trials, base: dict(
+        real(data, trials, base), t=-1 - real(data, trials, base)["t"]))
+    trials = S.sweep(trials=6, search=SEARCH, seed=3, client=client, **TINY)
+    same_results(list(trials), reference)
+    name = warmed_name(trials=6, search=SEARCH, seed=3, client=client, **TINY)
+    assert all(r[name]["error"] for r in warm_reports(client))
+    monkeypatch.undo()
+    quiet = dict(trials=2, seed=4, client=client, **TINY)
+    S.sweep(warmup=False, **quiet)
+    assert not any(warmed_name(**quiet) in r for r in warm_reports(client))
+    rc, out, err = cli(["sweep", "--trials", "2", "--seed", "4", "--hidden", "16",
+                        "--epochs", "2", "--no-warmup", "--scheduler", address, "--quiet"],
+                       capsys)
+    assert rc == 0, err
 
 
 @needs_dask

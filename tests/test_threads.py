@@ -2,6 +2,8 @@
 counts refused; the process's numba and BLAS settings left as they were."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -9,7 +11,7 @@ import time
 import numba
 import numpy as np
 import pytest
-from fastnn.kernels import _threads
+from fastnn.kernels import _cores, _threads
 
 import fastnn
 from fastnn.cli import main
@@ -173,3 +175,120 @@ def test_fastnn_calls_leave_every_blas_setting_as_they_found_it(backend, forced,
     with pytest.raises(ValueError):
         big.predict(bad)
     assert _blas_counts() == user_blas_settings, "a call that raised"
+
+
+# --- the usable cores: affinity, cgroup CPU quota, NUMBA_NUM_THREADS ---------------------
+
+@pytest.mark.parametrize("text, cores", [("max 100000", None), ("max", None),
+                                         ("200000 100000", 2.0), ("150000 100000\n", 1.5),
+                                         ("50000", 0.5), ("0 100000", None), ("", None),
+                                         ("banana 100000", None), ("100000 0", None)])
+def test_cgroup_v2_cpu_max_is_parsed(text, cores):
+    assert _cores.parse_cpu_max(text) == cores
+
+
+@pytest.mark.parametrize("quota, period, cores", [("-1", "100000", None),
+                                                  ("250000\n", "100000\n", 2.5),
+                                                  ("x", "100000", None), ("100000", "", None)])
+def test_cgroup_v1_cfs_quota_is_parsed(quota, period, cores):
+    assert _cores.parse_cfs(quota, period) == cores
+
+
+def fake_root(tmp_path, cgroup: str, mountinfo: str, files: dict):
+    """A /proc/self and /sys/fs/cgroup under tmp_path with these contents."""
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/cgroup").write_text(cgroup)
+    (tmp_path / "proc/self/mountinfo").write_text(mountinfo)
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    return str(tmp_path)
+
+
+V2_MOUNT = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+V1_MOUNTS = ("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
+             "32 31 0:29 /docker/abc /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup "
+             "rw,cpu,cpuacct\n"
+             "33 31 0:30 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n")
+
+
+@pytest.mark.parametrize("case, cgroup, mountinfo, files, cores", [
+    ("v2: 1.5 cores, rounded up", "0::/user.slice/job\n", V2_MOUNT,
+     {"sys/fs/cgroup/user.slice/job/cpu.max": "150000 100000\n"}, 2),
+    ("v2: a parent's quota binds", "0::/user.slice/job\n", V2_MOUNT,
+     {"sys/fs/cgroup/user.slice/job/cpu.max": "300000 100000\n",
+      "sys/fs/cgroup/user.slice/cpu.max": "100000 100000\n"}, 1),
+    ("v2: max", "0::/user.slice/job\n", V2_MOUNT,
+     {"sys/fs/cgroup/user.slice/job/cpu.max": "max 100000\n"}, None),
+    ("v2, no mountinfo: the usual mount point", "0::/\n", "",
+     {"sys/fs/cgroup/cpu.max": "400000 100000"}, 4),
+    ("v1 in a container (the cgroup mounted at its root)",
+     "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/\n", V1_MOUNTS,
+     {"sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "250000\n",
+      "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 3),
+    ("v1: no quota", "4:cpu,cpuacct:/docker/abc\n", V1_MOUNTS,
+     {"sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "-1\n",
+      "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, None),
+    ("v2 mounted at a path with a space (escaped in mountinfo)", "0::/a\n",
+     "30 23 0:26 / /my\\040cgroups rw - cgroup2 cgroup2 rw\n",
+     {"my cgroups/a/cpu.max": "100000 50000"}, 2),
+    ("a fifth of a core: at least one", "0::/a\n", V2_MOUNT,
+     {"sys/fs/cgroup/a/cpu.max": "20000 100000"}, 1),
+    ("garbage everywhere", "\x00garbage\n::\n7\n0::relative\n",
+     "nonsense - \n - cgroup2\n1 2 3\n", {"sys/fs/cgroup/cpu.max": "banana"}, None),
+    ("garbage quota", "0::/\n", V2_MOUNT, {"sys/fs/cgroup/cpu.max": "12 apples"}, None),
+    ("no cgroup files at all", "0::/gone\n", V2_MOUNT, {}, None),
+])
+def test_the_cgroup_quota_is_found_from_the_process_own_cgroup(tmp_path, case, cgroup,
+                                                                mountinfo, files, cores):
+    root = fake_root(tmp_path, cgroup, mountinfo, files)
+    assert _cores.cgroup_cpu_limit(root) == cores, case
+
+
+def test_no_proc_files_means_no_quota(tmp_path):
+    assert _cores.cgroup_cpu_limit(str(tmp_path)) is None
+
+
+def test_a_quota_caps_the_usable_cores_and_the_thread_counts(monkeypatch):
+    monkeypatch.setattr(_cores, "_quota", 1)
+    assert _threads.usable_cores() == 1 and fastnn.threads.usable_cores() == 1
+    assert _threads.threads_for(_threads.AUTO_WORK) == 1
+    if CORES > 1:
+        with pytest.raises(ValueError, match="n: at most 1 threads are usable here"):
+            fastnn.set_num_threads(2)
+    monkeypatch.setattr(_cores, "_quota", _cores._UNREAD)  # read again: this machine's
+    assert _threads.usable_cores() == CORES
+
+
+ONE_CORE_CHECK = """
+import fastnn
+from fastnn.cli import main
+print(fastnn.threads.usable_cores())
+try:
+    fastnn.set_num_threads(2)
+    print("accepted")
+except ValueError as exc:
+    print(exc)
+print(main(["train", "--epochs", "1", "--threads", "2"]))
+"""
+
+
+def test_taskset_and_numba_num_threads_limit_the_usable_cores():
+    """A process pinned to one core (``taskset -c 0``), and one with NUMBA_NUM_THREADS=1,
+    see one usable core: two threads are refused, in Python and on the command line."""
+    runs = {"NUMBA_NUM_THREADS=1": ([sys.executable, "-c", ONE_CORE_CHECK],
+                                    dict(os.environ, NUMBA_NUM_THREADS="1"))}
+    if shutil.which("taskset"):
+        runs["taskset -c 0"] = (["taskset", "-c", "0", sys.executable, "-c", ONE_CORE_CHECK],
+                                dict(os.environ))
+    procs = {name: subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+             for name, (argv, env) in runs.items()}  # (both at once: half the wait)
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, (name, err)
+        why = ("at most 1 threads are usable here (the cores this process may use: its CPU "
+               "affinity, its CPU quota and NUMBA_NUM_THREADS), got 2")
+        assert out.splitlines() == ["1", f"n: {why}", "2"], (name, out)
+        assert err.strip().splitlines() == [f"fastnn train: error: argument --threads: {why}"
+                                            ], (name, err)

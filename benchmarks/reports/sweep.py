@@ -129,7 +129,40 @@ def report_sweep(quick: bool = False) -> None:
     S.sweep(trials=2, workers=2, seed=0, **tiny)
     print(f"A whole `fastnn.sweep(workers=2)` of two tiny trials, starting and stopping its "
           f"cluster: {time.perf_counter() - t0:.2f} s\n")
+    if not quick:
+        report_cold_workers()
     report_search(quick)
+
+
+def report_cold_workers(trials: int = 4) -> None:
+    """A sweep on two fresh workers with an empty kernel cache, with and without the
+    worker warm-up (``sweeps.warm``): the whole sweep's seconds, and its slowest trial
+    (without the warm-up, each worker's first trial carries the compile)."""
+    import os
+    import tempfile
+
+    from fastnn import sweeps as S
+
+    print(f"## Cold workers: {trials} trials of digits 64-16-10, 2 epochs, on a fresh local "
+          f"cluster of 2 workers with an empty kernel cache, seconds\n")
+    print("| warm-up | whole sweep | slowest trial |\n|---|---|---|")
+    before = os.environ.get("FASTNN_CACHE_DIR")
+    try:
+        for warmup in (False, True):
+            with tempfile.TemporaryDirectory() as cache:
+                os.environ["FASTNN_CACHE_DIR"] = cache  # (the workers inherit it)
+                t0 = time.perf_counter()
+                result = S.sweep(trials=trials, workers=2, seed=0, warmup=warmup,
+                                 hidden=[16], epochs=2)
+                whole = time.perf_counter() - t0
+            slowest = max(r["wall_seconds"] for r in result)
+            print(f"| {'on' if warmup else 'off'} | {whole:.1f} | {slowest:.2f} |", flush=True)
+    finally:
+        if before is None:
+            os.environ.pop("FASTNN_CACHE_DIR", None)
+        else:
+            os.environ["FASTNN_CACHE_DIR"] = before
+    print()
 
 
 def report_search(quick: bool = False) -> None:

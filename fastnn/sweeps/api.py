@@ -30,7 +30,8 @@ def sweep(x=None, t=None, *, x_test=None, t_test=None, dataset: str = "digits",
           validation_fraction: float = 0.2, client=None, workers: int | None = None,
           scheduler: str | None = None, timeout: float = 10.0, log=None,
           resume: bool = False, threads=1, progress=None, sampler: str | None = None,
-          prune: str = "none", round_size: int | None = None, **training) -> Trials:
+          prune: str = "none", round_size: int | None = None, warmup: bool = True,
+          **training) -> Trials:
     """Run a hyperparameter sweep; return its trials as records (``Trials``).
 
     Parameters
@@ -83,6 +84,12 @@ def sweep(x=None, t=None, *, x_test=None, t_test=None, dataset: str = "digits",
         With tpe or a pruner, trials run in rounds of this many (default 4): each round
         learns from the earlier ones only, so the results do not depend on the cluster.
         Make it the number of workers to keep them all busy.
+    warmup : bool
+        On a Dask cluster, warm each worker before its first trial (default True): a
+        worker plugin runs one short trial of each kind the sweep plans, which compiles
+        the kernels the trials use into numba's cache, shared by the workers of a machine
+        (``fastnn.sweeps.warm``). A failing warm-up is logged; the trials then compile on
+        first use. The results do not depend on it.
     **training
         Options of the training description (``recipe.KEYS``): hidden, activation, init,
         loss, batch_size, epochs, iters, eval_every, optimizer, lr, momentum,
@@ -100,14 +107,15 @@ def sweep(x=None, t=None, *, x_test=None, t_test=None, dataset: str = "digits",
                    validation_fraction=validation_fraction, client=client, workers=workers,
                    scheduler=scheduler, timeout=timeout, log=log, resume=resume,
                    threads=threads, sampler=sampler, prune=prune, round_size=round_size,
-                   training=training)
+                   warmup=warmup, training=training)
     return plan.run(progress)
 
 
 def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_dir=None,
             trials=None, search=None, grid=None, seed=0, validation_fraction=0.2,
             client=None, workers=None, scheduler=None, timeout=10.0, log=None, resume=False,
-            threads=1, sampler=None, prune="none", round_size=None, training=None) -> _Plan:
+            threads=1, sampler=None, prune="none", round_size=None, warmup=True,
+            training=None) -> _Plan:
     """Check everything and load the data; the returned plan's ``run()`` runs the sweep."""
     from ..threads import check_threads
 
@@ -127,6 +135,7 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
                          f"(exclusive), got {validation_fraction!r}")
     if threads != "auto":
         check_threads(threads, "threads")
+    warmup = V.check_bool(warmup, "warmup")
     convnet = training.get("model") not in (None, "mlp")
     search, grid = make_space(search, grid, CONVNET_SEARCH if convnet else None)
     for option, space in (("search", search), ("grid", grid)):
@@ -266,4 +275,4 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
     return _Plan(options=options, base=base, search=search, grid=grid, seed=seed,
                  trials=trials, data=data, client=client, workers=workers,
                  scheduler=scheduler, timeout=timeout, log=sweep_log, threads=threads,
-                 regression=base["loss"] != "softmax", done=done)
+                 regression=base["loss"] != "softmax", done=done, warmup=warmup)

@@ -123,9 +123,14 @@ class _Plan:
         todo = [] if self.options.get("round_size") is not None else self.todo()
         before = policy(), _numba_threads()
         client = self._connect()
+        warming = None
         try:
             if on_start is not None:
                 on_start(client)
+            if client is not None and self.warmup:  # (before the first trial is submitted)
+                from .warm import register
+
+                warming = register(client, self, self._tag())
             finished = len(self.done)
 
             def record_result(record):
@@ -151,6 +156,10 @@ class _Plan:
             result.log = None if self.log is None else str(self.log.path)
             result.best = self._final(client, result)
         finally:
+            if warming is not None and self.cluster is None:
+                from .warm import unregister  # (from a cluster that outlives the sweep)
+
+                unregister(client, warming)
             self._close(client)
             if client is None:  # this process's thread settings as they were
                 from ..threads import set_num_threads
@@ -165,6 +174,11 @@ class _Plan:
             record_result(run_trial(self.data, self.base, trial, self.threads))
 
     # on Dask
+    def _tag(self) -> str:
+        """The sweep's name on the cluster (its data and options): its tasks' keys."""
+        return self.options["data"]["sha256"][:8] + hashlib.sha256(
+            json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:8]
+
     def _connect(self):
         if self.client is not None:
             return self.client
@@ -213,8 +227,7 @@ class _Plan:
                 {k: v for k, v in self.data.items() if not k.endswith("_test")},
                 broadcast=True)
         data = self._scattered
-        tag = self.options["data"]["sha256"][:8] + hashlib.sha256(
-            json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:8]
+        tag = self._tag()
         futures = {}
         for trial in todo:
             future = client.submit(run_trial, data, self.base, trial, self.threads,
