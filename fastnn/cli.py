@@ -102,7 +102,8 @@ def cmd_train(args) -> int:
         summary["train_loss"], _ = fastnn.evaluate(net, x, t)
     summary.update(dataset=args.dataset, model=config["model"], hidden=hidden,
                    activation=activation,
-                   loss=config["loss"], bias=config["bias"], backend=args.backend,
+                   loss_function=config["loss"], bias=config["bias"],
+                   backend=args.backend,
                    dtype=args.dtype, seed=args.seed,
                    optimizer=repr(optimizer), weight_decay=args.weight_decay,
                    dropout=args.dropout, batchnorm=args.batchnorm)

@@ -456,7 +456,8 @@ def test_cli_loss_and_no_bias_train_save_evaluate(tmp_path):
                  "--json", "--save", "m.npz", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["loss"] == "sse" and summary["bias"] is False
+    assert summary["loss_function"] == "sse" and summary["bias"] is False
+    assert isinstance(summary["loss"], float)  # the last batch loss, not the loss's name
     net = fastnn.load(tmp_path / "m.npz")
     assert net.loss_name == "sse" and list(net.params) == ["W1", "W2"]
     x, t = sine_data()
