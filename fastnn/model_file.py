@@ -96,13 +96,7 @@ def read(path, classes, contents=None) -> tuple[dict, dict, dict]:
     meta, arrays = serialize.read_model(path) if contents is None else contents
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a fastnn model file (format {meta.get('format')!r})")
-    version = meta.get("version", 0)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise ValueError(f"{path}: not a model file fastnn wrote: its format version is "
-                         f"{version!r}, not a non-negative integer")
-    if version > VERSION:
-        raise ValueError(f"{path}: written by a newer fastnn (format version {version!r}); "
-                         "upgrade fastnn to read it")
+    _check_version(path, meta.get("version", 0), 0, VERSION)
     sizes = _stored_sizes(path, meta)
     cls = meta.get("class", "Sequential")
     if cls not in classes:
@@ -174,6 +168,18 @@ CONVNET_FORMAT = "fastnn.ConvNet"
 CONVNET_VERSION = 1
 
 
+
+def _check_version(path, version, lowest: int, newest: int) -> None:
+    """A stored format version: an int from ``lowest`` to ``newest``, or one ValueError
+    naming the file (a newer one says to upgrade)."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < lowest:
+        kind = "non-negative" if lowest == 0 else "positive"
+        raise ValueError(f"{path}: not a model file fastnn wrote: its format version is "
+                         f"{version!r}, not a {kind} integer")
+    if version > newest:
+        raise ValueError(f"{path}: written by a newer fastnn (format version {version!r}); "
+                         "upgrade fastnn to read it")
+
 def save_convnet(net, path) -> None:
     """Write a SimpleConvNet / DeepConvNet: its class, the constructor arguments that
     describe its architecture (the book's), its dtype and the parameters, atomically."""
@@ -192,13 +198,7 @@ def read_convnet(path, meta: dict, arrays: dict, classes, shapes_of) -> tuple:
     version, a class of ``classes``, arguments its constructor accepts, and ``arrays``
     against the architecture (``shapes_of(class name, arguments)``: {name: shape},
     computed without allocating). Raises one ValueError naming the file."""
-    version = meta.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"{path}: not a model file fastnn wrote: its format version is "
-                         f"{version!r}, not a positive integer")
-    if version > CONVNET_VERSION:
-        raise ValueError(f"{path}: written by a newer fastnn (format version {version!r}); "
-                         "upgrade fastnn to read it")
+    _check_version(path, meta.get("version"), 1, CONVNET_VERSION)
     cls, args, dtype = meta.get("class"), meta.get("arguments"), meta.get("dtype")
     if cls not in classes or not isinstance(args, dict) or not isinstance(dtype, str):
         raise ValueError(f"{path}: the architecture it describes is invalid (class {cls!r}, "
