@@ -138,7 +138,7 @@ if not numba_config.DISABLE_JIT:
 from numba.np.ufunc.parallel import _iget_num_threads as _threads_now  # noqa: E402
 
 grain, n_blocks, block_of = inline(grain), inline(n_blocks), inline(block_of)
-sum_blocks_ = compiled(sum_blocks_)
+sum_blocks_ = inline(sum_blocks_)
 
 
 def _functions(tag):

@@ -188,18 +188,26 @@ def threads_for(work: int, blocks: bool = True) -> int:
     NumPy reference by size alone (its bits depend on BLAS's count)."""
     if not blocks:
         return 1 if work < AUTO_WORK else usable_cores()
-    by_size = min(max(work // (2 * BLOCK_WORK), 1), usable_cores())
-    return 1 if by_size == 1 else min(by_size, free_cores())
+    by_size = work // (2 * BLOCK_WORK)
+    if by_size <= 1:  # (most calls: no look at the cores, a microsecond each)
+        return 1
+    return min(by_size, usable_cores(), free_cores())
 
 
 def _numba_threads():
     """(get, set) of numba's thread count for the calling Python thread (launching
-    numba's threading layer, once), through its C functions (a microsecond less a call
-    than ``numba.get_num_threads``)."""
-    from numba.np.ufunc import parallel
+    numba's threading layer the first time), through its C functions (a microsecond
+    less a call than ``numba.get_num_threads``)."""
+    global _numba_access
+    if _numba_access is None:
+        from numba.np.ufunc import parallel
 
-    parallel._launch_threads()
-    return parallel._get_num_threads, parallel._set_num_threads
+        parallel._launch_threads()
+        _numba_access = parallel._get_num_threads, parallel._set_num_threads
+    return _numba_access
+
+
+_numba_access = None
 
 
 class for_work:
@@ -220,6 +228,9 @@ class for_work:
         blas = 1 if self.blocks else self.n
         self.outer = getattr(_local, "n", 1)
         _local.n = self.n if self.blocks else 1
+        # (numba's count matters only to the kernels' parallel form, which runs only on
+        # more than one thread: one-thread calls, most of the small ones, skip it)
+        self.blocks = self.blocks and self.n > 1
         if self.blocks:
             get, put = _numba_threads()
             self.numba_before = get()
