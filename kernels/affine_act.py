@@ -5,13 +5,20 @@ are compiled functions that every path calls: the per-op API below, the network 
 and through it the whole-step kernels and the compiled training loop (``network.py``).
 Argument order follows llm.c: outputs first, then inputs, then options.
 
-* forward: ``out = act(x @ W + b)``: a GEMM into ``out``, then bias + activation in one
-  pass in place (that pass can count non-finite pre-activations: the network's first
-  layer validates x that way, without a pass of its own);
-* backward: ``dz = dout * act'(out)`` and ``db = sum_n dz`` in one pass (in place: dz
-  holds dout on entry), then ``dx = dz @ W.T`` and ``dW = alpha * x.T @ dz + beta * dW``.
-  With ``dW = W, alpha = -lr, beta = 1`` the weight "gradient" GEMM is SGD's weight
-  step itself (``network.py`` uses that; dx is computed first, from the old W).
+* forward: ``out = act(x @ W + b)``, by fixed row blocks (``_blocks``): each block's
+  GEMM, then bias + activation in one pass in place while the block is in cache (that
+  pass can count non-finite pre-activations: the network's first layer validates x
+  that way, without a pass of its own);
+* backward: by row blocks, ``dz = dout * act'(out)`` with the block's column sums in one
+  pass (in place: dz holds dout on entry), then the block's ``dx = dz @ W.T``; ``db``
+  adds the blocks' sums in block order; then by blocks of dW's rows (input features)
+  ``dW = alpha * x.T @ dz + beta * dW``, each a GEMM over the whole batch. With
+  ``dW = W, alpha = -lr, beta = 1`` the weight "gradient" GEMM is SGD's weight step
+  itself (``network.py`` uses that; every dx is computed first, from the old W).
+
+The blocks run in turn, or (``parallel``, in the network kernel's parallel form) on
+numba's threads through one runner over one compiled body, ``layer_block_``; the cut
+depends on the shapes only, so both give the same bits.
 
 Activations are integer codes (``ACTIVATIONS``) so one body serves all; the branch is
 loop-invariant (LLVM unswitches the loops on it).

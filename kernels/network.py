@@ -38,6 +38,13 @@ batches and give the same bits, evaluations included. Its arguments come in four
 (the network, its work buffers, the data and batches, the evaluations) and its result is
 read by name: ``entry.py`` builds them, and is where Python calls in.
 
+Threads: each layer's passes run on fixed blocks (``affine_act``, ``_blocks``). The kernel
+has two forms, ``_kernel(ext, parallel)``: the serial one runs the blocks in turn, the
+parallel one on numba's threads; both cut the same blocks and give the same bits. The
+parallel form is compiled only when a call runs on more than one thread, in the
+background (``run``); the other passes (the loss rows, the bias steps, BatchNorm,
+Dropout, the batch gather) stay serial.
+
 Kernels return status, never raise: ``n_bad`` (the first layer's non-finite count: then
 nothing changed and the loss is NaN) and ``bad_label`` (the index of the first class
 index outside [0, C), or -1: then nothing was computed). ``fastnn`` raises the messages.
