@@ -10,12 +10,17 @@ History. The parallel form of the kernels is compiled in the call
 run checks that it did.
 """
 
+import functools
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from fastnn.kernels import _threads, network
 from numba.core import config as numba_config
+
+import fastnn
 
 _RUN = r"""
 import hashlib, subprocess, sys, time, numpy as np, fastnn
@@ -75,3 +80,35 @@ def test_one_two_and_three_threads_and_a_busy_process_give_the_same_bits():
     assert serial == "[]"  # one thread: the serial form only
     assert parallel == "[False, True]"  # two: both networks ran on the parallel form
     assert one == two == three == loaded
+
+
+@pytest.mark.skipif(numba_config.DISABLE_JIT or _threads.usable_cores() < 2,
+                    reason="threads need compiled code and two usable cores")
+def test_the_parallel_form_compiles_in_the_background_and_is_used_once_ready(monkeypatch):
+    """The first call on threads runs the serial form and starts the parallel one's
+    compilation (here: its cache load) in a thread; later calls use it; the bits agree."""
+    monkeypatch.setattr(network, "BACKGROUND", True)
+    monkeypatch.setattr(network, "_builds", {})
+    monkeypatch.setattr(network, "_kernel", functools.cache(network._kernel.__wrapped__))
+    rng = np.random.default_rng(0)
+    x, t = rng.random((420, 40)).astype(np.float32), rng.integers(0, 10, 420)
+
+    def losses(threads):
+        fastnn.set_num_threads(threads)
+        net = fastnn.Sequential(40, [700, 96], 10, dtype=np.float32, seed=1)
+        out = [net.train_step(x[:400], t[:400], fastnn.SGD(0.05))]
+        for thread in network._builds.values():
+            thread.join()  # (the parallel form is ready: the next steps run on it)
+        out += [net.train_step(x[:400], t[:400], fastnn.SGD(0.05)) for _ in range(2)]
+        return out, net.engine.params.flat.copy()
+
+    try:
+        (serial, params1) = losses(1)
+        assert network._builds == {}
+        (threaded, params2) = losses(2)
+    finally:
+        fastnn.set_num_threads(None)
+    (key, thread), = network._builds.items()
+    assert not thread.is_alive() and len(network._kernel(False, True).signatures) == 1
+    assert serial == threaded
+    np.testing.assert_array_equal(params1, params2)
