@@ -61,8 +61,8 @@ def run_variant(variant: str, dtype: str) -> None:
 
         if usable_cores() < 2:  # (one core: never run here)
             return
+        background, forced = network.BACKGROUND, _threads.policy()
         network.BACKGROUND = False  # (compiled in the call, not in the background)
-        forced = _threads.policy()
         _threads.set_num_threads(2)
         try:
             for extended in (False, True):
@@ -72,6 +72,7 @@ def run_variant(variant: str, dtype: str) -> None:
                 net.train_step(x, labels, fastnn.SGD(0.01))
                 net.train_step(x, labels, fastnn.SGD(0.01))  # (on the parallel form)
         finally:
+            network.BACKGROUND = background
             _threads.set_num_threads(None if forced == "auto" else forced)
     elif variant == "layers":
         W, b = rng.random((6, 3)).astype(dt), rng.random(3).astype(dt)
