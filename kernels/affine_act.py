@@ -42,7 +42,7 @@ import numpy as np
 from ._blas import gemm
 from ._blocks import MIN_ROWS, block_of, grain, n_blocks, runner, sum_blocks_
 from ._config import compiled, inline
-from ._views import view_rows
+from ._views import view_cols, view_row, view_rows
 from .optim import sgd_bias_
 
 IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
@@ -180,7 +180,7 @@ def backward_rows_(blk, g, dz, dx, W, out, act, need_dx, partial):
     rows' column sums to partial[blk], and (``need_dx``) their dx = dz @ W.T."""
     start, stop = block_of(blk, dz.shape[0], g)
     rows = view_rows(dz, start, stop - start)
-    act_grad_colsum_(rows, partial[blk], view_rows(out, start, stop - start), act)
+    act_grad_colsum_(rows, view_row(partial, blk), view_rows(out, start, stop - start), act)
     if need_dx:
         gemm(False, True, 1.0, rows, W, 0.0, view_rows(dx, start, stop - start))
 
@@ -190,7 +190,8 @@ def weight_rows_(blk, g, dW, x, dz, alpha, beta):
     """Block ``blk`` (g input features) of dW = alpha * x.T @ dz + beta * dW: its rows,
     one GEMM of x's columns with the whole of dz."""
     start, stop = block_of(blk, dW.shape[0], g)
-    gemm(True, False, alpha, x[:, start:stop], dz, beta, view_rows(dW, start, stop - start))
+    gemm(True, False, alpha, view_cols(x, start, stop - start), dz, beta,
+         view_rows(dW, start, stop - start))
 
 
 @inline
