@@ -134,32 +134,32 @@ def _view1d(typingctx, flat, offset, n):
     return Borrowed(flat.dtype, 1)(flat, types.intp, types.intp), codegen
 
 
-@intrinsic
-def _view_rows(typingctx, a, start, n):
-    if not _c_array(a, 2):
-        return None
+def _rows_codegen(several):
+    """The codegen of rows of a 2-D array from row args[1]: args[2] of them (2-D), or the
+    one row (1-D)."""
 
     def codegen(context, builder, signature, args):
         source = make_array(signature.args[0])(context, builder, args[0])
         cols = builder.extract_value(source.shape, 1)
+        shape = [args[2], cols] if several else [cols]
         return _borrowed(context, builder, signature, args[0], builder.mul(args[1], cols),
-                         [args[2], cols])
+                         shape)
 
-    return Borrowed(a.dtype, 2)(a, types.intp, types.intp), codegen
+    return codegen
+
+
+@intrinsic
+def _view_rows(typingctx, a, start, n):
+    if not _c_array(a, 2):
+        return None
+    return Borrowed(a.dtype, 2)(a, types.intp, types.intp), _rows_codegen(True)
 
 
 @intrinsic
 def _view_row(typingctx, a, i):
     if not _c_array(a, 2):
         return None
-
-    def codegen(context, builder, signature, args):
-        source = make_array(signature.args[0])(context, builder, args[0])
-        cols = builder.extract_value(source.shape, 1)
-        return _borrowed(context, builder, signature, args[0], builder.mul(args[1], cols),
-                         [cols])
-
-    return Borrowed(a.dtype, 1)(a, types.intp), codegen
+    return Borrowed(a.dtype, 1)(a, types.intp), _rows_codegen(False)
 
 
 @intrinsic
