@@ -177,8 +177,8 @@ def resolve_args(args) -> dict:
 
 
 def _training_options(parser, threads_default="auto",
-                      threads_help="BLAS threads: auto (one for small work, all cores for "
-                                   "large) or a count") -> None:
+                      threads_help="threads: auto (by the work's size and the free "
+                                   "cores; the same results either way) or a count") -> None:
     """The options that describe a training run (``fastnn train`` and ``fastnn sweep``)."""
 
     parser.add_argument("--dataset", choices=DATASETS, default="digits")

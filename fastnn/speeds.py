@@ -51,14 +51,14 @@ def speed_note(summary: dict) -> str | None:
             if policy() != "auto":
                 how = "forced with --threads"
             elif threads > 1:
-                how = ("chosen by the work's size alone, so results stay reproducible; "
-                       "--threads 1 may help while the cores are busy")
+                how = ("the automatic policy's choice for this size and the cores free "
+                       "at the time; --threads 1 may help while the cores are busy")
             else:
-                how = "the automatic policy's choice for this size"
+                how = "the automatic policy's choice for this size and load"
             note = (f"this run took {per_iter * 1e6:.1f} us/iter, {ratio:.1f}x this machine's "
                     f"best for the same training ({recorded * 1e6:.1f} us/iter, "
                     f"{best.get('date', '?')}): other programs are probably using the cores. "
-                    f"fastnn ran the matrix products on {threads} BLAS thread(s) ({how})")
+                    f"fastnn ran on {threads} thread(s) ({how})")
     if best is None or per_iter < recorded:
         speeds[key] = {"seconds_per_iter": per_iter,
                        "date": datetime.date.today().isoformat()}

@@ -1,10 +1,14 @@
-"""The thread policy's public door: how many BLAS threads fastnn's own calls use.
+"""The thread policy's public door: how many threads fastnn's own calls use.
 
-By default (``"auto"``) each kernel call gets one thread when its pass is small and all
-usable cores when it is large, chosen by size alone so a seed gives the same bits
-whatever else runs (``fastnn.kernels._threads``); ``set_num_threads(n)`` forces a count.
-The process's own BLAS settings are never changed: a count is set for the duration of
-a fastnn call only. The rest of fastnn (the command line, sweeps) comes through here.
+The numba kernels cut every pass into fixed blocks that run on numba's threads, one BLAS
+thread each; the cut depends on the shapes only, so the bits do not depend on the thread
+count. By default (``"auto"``) each call gets one thread per two blocks' worth of work,
+at most the usable cores and the cores free at the time; the NumPy reference, whose
+products run on BLAS's own threads, gets a count by size alone (its bits depend on it).
+``set_num_threads(n)`` forces a count. The process's own numba and BLAS settings are
+never changed: a count is set for the duration of a fastnn call only
+(``fastnn.kernels._threads``). The rest of fastnn (the command line, sweeps) comes
+through here.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ def check_threads(n, name: str = "n"):
 
 
 def set_num_threads(n=None) -> None:
-    """BLAS threads of fastnn's calls: ``n`` (a positive int, at most the usable cores)
-    forces that count; None or "auto" restores the automatic policy, the default."""
+    """Threads of fastnn's calls (numba's for the kernels' blocks, BLAS's for the
+    reference): ``n`` (a positive int, at most the usable cores) forces that count; None
+    or "auto" restores the automatic policy, the default."""
     _threads.set_num_threads(check_threads(n))
 
 
 def get_num_threads() -> int:
-    """The BLAS thread count in force (forced, or the automatic policy's last choice)."""
+    """The thread count in force (forced, or the automatic policy's last choice)."""
     return _threads.get_num_threads()
 
 

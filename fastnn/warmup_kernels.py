@@ -4,11 +4,11 @@ A kernel compiles on its first call with new argument types (seconds: the networ
 about 6-7 s on a 2-core machine) and is then loaded from numba's cache (about 0.2 s).
 Container images, CI jobs and cluster workers warm up once, ahead: each variant
 (``VARIANTS``: the network loop, its BatchNorm/Dropout form with every optimizer, the
-per-layer ops, the convnets' conv and pooling ops; in float32 and float64) runs a tiny
-workload in a process of its own, in parallel, so every kernel it calls is compiled into
-the cache. A second pass then loads
-each variant in one process (fast when all is cached; it compiles again anything two
-parallel writers of one cache index left out).
+per-layer ops, the convnets' conv and pooling ops, the network loop's parallel forms
+(where there are two cores or more); in float32 and float64) runs a tiny workload in a
+process of its own, in parallel, so every kernel it calls is compiled into the cache. A
+second pass then loads each variant in one process (fast when all is cached; it
+compiles again anything two parallel writers of one cache index left out).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-VARIANTS = ("network", "extended", "layers", "convnet")
+VARIANTS = ("network", "extended", "layers", "parallel", "convnet")
 DTYPES = ("float32", "float64")
 
 
@@ -55,6 +55,25 @@ def run_variant(variant: str, dtype: str) -> None:
                 net.predict(x, train_flg=False)
                 net.accuracy(x, labels)
                 fastnn.optim.optimizer_named(name).update(net.params, net.gradient(x, labels))
+    elif variant == "parallel":  # the network kernels' parallel forms (blocks on threads)
+        from .kernels import _threads, network
+        from .threads import usable_cores
+
+        if usable_cores() < 2:  # (one core: never run here)
+            return
+        background, forced = network.BACKGROUND, _threads.policy()
+        network.BACKGROUND = False  # (compiled in the call, not in the background)
+        _threads.set_num_threads(2)
+        try:
+            for extended in (False, True):
+                net = (fastnn.MultiLayerNetExtend(6, [5, 4], 3, dtype=dt, seed=0,
+                                                  use_batchnorm=True) if extended else
+                       fastnn.Sequential(6, [5], 3, dtype=dt, seed=0))
+                net.train_step(x, labels, fastnn.SGD(0.01))
+                net.train_step(x, labels, fastnn.SGD(0.01))  # (on the parallel form)
+        finally:
+            network.BACKGROUND = background
+            _threads.set_num_threads(None if forced == "auto" else forced)
     elif variant == "layers":
         W, b = rng.random((6, 3)).astype(dt), rng.random(3).astype(dt)
         for layer in (fastnn.Affine(W, b, "numba"), fastnn.Relu("numba"),

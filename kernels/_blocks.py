@@ -83,6 +83,8 @@ def grain(n, work_per_item, min_items):
     rounded up to a multiple of 8, at most n (one block). A function of the shapes only.
     """
     per = max(work_per_item, 1)
+    if n <= min_items or n * per <= BLOCK_WORK:  # one block (what the rest would give,
+        return max(n, 1)  # without its divisions: a small network's step has many)
     g = max((BLOCK_WORK + per - 1) // per, min_items)
     g = (g + 7) // 8 * 8
     return max(min(g, n), 1)
@@ -90,7 +92,9 @@ def grain(n, work_per_item, min_items):
 
 def n_blocks(n, g):
     """How many blocks of ``g`` items a pass over ``n`` items makes (at least 1)."""
-    return max((n + g - 1) // g, 1)
+    if g >= n:
+        return 1
+    return (n + g - 1) // g
 
 
 def block_of(blk, n, g):
@@ -138,7 +142,7 @@ if not numba_config.DISABLE_JIT:
 from numba.np.ufunc.parallel import _iget_num_threads as _threads_now  # noqa: E402
 
 grain, n_blocks, block_of = inline(grain), inline(n_blocks), inline(block_of)
-sum_blocks_ = compiled(sum_blocks_)
+sum_blocks_ = inline(sum_blocks_)
 
 
 def _functions(tag):

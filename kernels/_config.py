@@ -23,10 +23,12 @@
   written: the inlining pass takes half as long.)
   ``gemm`` and its small-product loop (``_blas``) use it too.
 * ``compiled``: the decorator of the entry points that Python calls (kernels).
-* No ``parallel=True``: every loop is serial, so results never depend on numba's thread
-  count. On the 2-core machines fastnn is built on, a parallel step was slower (numba's
-  workers and OpenBLAS's threads taking turns on the same cores; docs/performance.md);
-  the GEMMs, where the time is, run in OpenBLAS's threads.
+* ``parallel=True`` in one place only: ``_blocks.runner``, whose parallel loop hands
+  fixed blocks of a pass to numba's threads (dynamic scheduling; the blocks' arithmetic
+  does not depend on the thread that runs it, so neither do the results). The network
+  loop itself is compiled serially, in two forms: the serial one runs the blocks in
+  turn, the parallel one calls the runner; the parallel form is compiled only where a
+  call runs on threads (``network.run``), since numba's parallel compilation is slow.
 """
 
 from __future__ import annotations

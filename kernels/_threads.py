@@ -50,6 +50,9 @@ _forced: int | None = None  # None: the automatic policy
 _current: int | None = None  # the thread count fastnn's last call ran on
 _libraries: list | None = None  # [(get, set)] of the BLAS libraries the kernels call
 _lock = threading.Lock()
+# numba's ``workqueue`` layer (where neither ``omp`` nor ``tbb`` is found) aborts the
+# process when two threads run parallel code at once: calls on threads take turns there
+_one_parallel = threading.Lock()
 _depth = 0  # kernel calls in progress (several Python threads may call kernels at once)
 _saved: list = []  # the counts found when the first of them started
 _now: list = []  # the counts set since
@@ -188,18 +191,28 @@ def threads_for(work: int, blocks: bool = True) -> int:
     NumPy reference by size alone (its bits depend on BLAS's count)."""
     if not blocks:
         return 1 if work < AUTO_WORK else usable_cores()
-    by_size = min(max(work // (2 * BLOCK_WORK), 1), usable_cores())
-    return 1 if by_size == 1 else min(by_size, free_cores())
+    by_size = work // (2 * BLOCK_WORK)
+    if by_size <= 1:  # (most calls: no look at the cores, a microsecond each)
+        return 1
+    return min(by_size, usable_cores(), free_cores())
 
 
 def _numba_threads():
     """(get, set) of numba's thread count for the calling Python thread (launching
-    numba's threading layer, once), through its C functions (a microsecond less a call
-    than ``numba.get_num_threads``)."""
-    from numba.np.ufunc import parallel
+    numba's threading layer the first time), through its C functions (a microsecond
+    less a call than ``numba.get_num_threads``)."""
+    global _numba_access, _workqueue
+    if _numba_access is None:
+        from numba.np.ufunc import parallel
 
-    parallel._launch_threads()
-    return parallel._get_num_threads, parallel._set_num_threads
+        parallel._launch_threads()
+        _numba_access = parallel._get_num_threads, parallel._set_num_threads
+        _workqueue = numba.threading_layer() == "workqueue"
+    return _numba_access
+
+
+_numba_access = None
+_workqueue = False
 
 
 class for_work:
@@ -220,8 +233,13 @@ class for_work:
         blas = 1 if self.blocks else self.n
         self.outer = getattr(_local, "n", 1)
         _local.n = self.n if self.blocks else 1
+        # (numba's count matters only to the kernels' parallel form, which runs only on
+        # more than one thread: one-thread calls, most of the small ones, skip it)
+        self.blocks = self.blocks and self.n > 1
         if self.blocks:
             get, put = _numba_threads()
+            if _workqueue:
+                _one_parallel.acquire()
             self.numba_before = get()
             if self.numba_before != self.n:
                 put(self.n)
@@ -246,8 +264,11 @@ class for_work:
                 for (_, put), before, now in zip(blas_libraries(), _saved, _now):
                     if now != before:
                         put(before)
-        if self.blocks and self.numba_before != self.n:
-            _numba_threads()[1](self.numba_before)
+        if self.blocks:
+            if self.numba_before != self.n:
+                _numba_threads()[1](self.numba_before)
+            if _workqueue:
+                _one_parallel.release()
         _local.n = self.outer
         return False
 

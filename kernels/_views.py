@@ -40,8 +40,8 @@ class Borrowed(types.Array):
     ordinary array (with the same null reference, so it must not outlive the buffer
     either)."""
 
-    def __init__(self, dtype, ndim):
-        super().__init__(dtype, ndim, "C", name=f"borrowed({dtype}, {ndim}d, C)")
+    def __init__(self, dtype, ndim, layout="C"):
+        super().__init__(dtype, ndim, layout, name=f"borrowed({dtype}, {ndim}d, {layout})")
 
 
 @register_model(Borrowed)
@@ -78,6 +78,17 @@ def view1d(flat, offset, n):
 def view_rows(a, start, n):
     """Rows start .. start + n - 1 of a C-contiguous 2-D array (of the same type)."""
     return a[start:start + n]
+
+
+def view_row(a, i):
+    """Row i of a C-contiguous 2-D array, 1-D."""
+    return a[i]
+
+
+def view_cols(a, start, n):
+    """Columns start .. start + n - 1 of a C-contiguous 2-D array (rows strided: layout
+    'A', each row contiguous)."""
+    return a[:, start:start + n]
 
 
 def _borrowed(context, builder, signature, source_arg, first, shape):
@@ -123,18 +134,51 @@ def _view1d(typingctx, flat, offset, n):
     return Borrowed(flat.dtype, 1)(flat, types.intp, types.intp), codegen
 
 
+def _rows_codegen(several):
+    """The codegen of rows of a 2-D array from row args[1]: args[2] of them (2-D), or the
+    one row (1-D)."""
+
+    def codegen(context, builder, signature, args):
+        source = make_array(signature.args[0])(context, builder, args[0])
+        cols = builder.extract_value(source.shape, 1)
+        shape = [args[2], cols] if several else [cols]
+        return _borrowed(context, builder, signature, args[0], builder.mul(args[1], cols),
+                         shape)
+
+    return codegen
+
+
 @intrinsic
 def _view_rows(typingctx, a, start, n):
+    if not _c_array(a, 2):
+        return None
+    return Borrowed(a.dtype, 2)(a, types.intp, types.intp), _rows_codegen(True)
+
+
+@intrinsic
+def _view_row(typingctx, a, i):
+    if not _c_array(a, 2):
+        return None
+    return Borrowed(a.dtype, 1)(a, types.intp), _rows_codegen(False)
+
+
+@intrinsic
+def _view_cols(typingctx, a, start, n):
     if not _c_array(a, 2):
         return None
 
     def codegen(context, builder, signature, args):
         source = make_array(signature.args[0])(context, builder, args[0])
-        cols = builder.extract_value(source.shape, 1)
-        return _borrowed(context, builder, signature, args[0], builder.mul(args[1], cols),
-                         [args[2], cols])
+        view = make_array(signature.return_type)(context, builder)
+        rows, cols = cgutils.unpack_tuple(builder, source.shape)
+        strides = cgutils.unpack_tuple(builder, source.strides)
+        populate_array(view, data=builder.gep(source.data, [args[1]]),
+                       shape=cgutils.pack_array(builder, [rows, args[2]]),
+                       strides=cgutils.pack_array(builder, [strides[0], strides[1]]),
+                       itemsize=source.itemsize, meminfo=None)
+        return view._getvalue()
 
-    return Borrowed(a.dtype, 2)(a, types.intp, types.intp), codegen
+    return Borrowed(a.dtype, 2, "A")(a, types.intp, types.intp), codegen
 
 
 @intrinsic
@@ -173,4 +217,5 @@ def _address(typingctx, a):
 
 if not numba_config.DISABLE_JIT:  # compiled code calls the intrinsics themselves
     view2d, view1d, view_rows = _view2d, _view1d, _view_rows
+    view_row, view_cols = _view_row, _view_cols
     borrow, hold, address = _borrow, _hold, _address

@@ -5,13 +5,20 @@ are compiled functions that every path calls: the per-op API below, the network 
 and through it the whole-step kernels and the compiled training loop (``network.py``).
 Argument order follows llm.c: outputs first, then inputs, then options.
 
-* forward: ``out = act(x @ W + b)``: a GEMM into ``out``, then bias + activation in one
-  pass in place (that pass can count non-finite pre-activations: the network's first
-  layer validates x that way, without a pass of its own);
-* backward: ``dz = dout * act'(out)`` and ``db = sum_n dz`` in one pass (in place: dz
-  holds dout on entry), then ``dx = dz @ W.T`` and ``dW = alpha * x.T @ dz + beta * dW``.
-  With ``dW = W, alpha = -lr, beta = 1`` the weight "gradient" GEMM is SGD's weight
-  step itself (``network.py`` uses that; dx is computed first, from the old W).
+* forward: ``out = act(x @ W + b)``, by fixed row blocks (``_blocks``): each block's
+  GEMM, then bias + activation in one pass in place while the block is in cache (that
+  pass can count non-finite pre-activations: the network's first layer validates x
+  that way, without a pass of its own);
+* backward: by row blocks, ``dz = dout * act'(out)`` with the block's column sums in one
+  pass (in place: dz holds dout on entry), then the block's ``dx = dz @ W.T``; ``db``
+  adds the blocks' sums in block order; then by blocks of dW's rows (input features)
+  ``dW = alpha * x.T @ dz + beta * dW``, each a GEMM over the whole batch. With
+  ``dW = W, alpha = -lr, beta = 1`` the weight "gradient" GEMM is SGD's weight step
+  itself (``network.py`` uses that; every dx is computed first, from the old W).
+
+The blocks run in turn, or (``parallel``, in the network kernel's parallel form) on
+numba's threads through one runner over one compiled body, ``layer_block_``; the cut
+depends on the shapes only, so both give the same bits.
 
 Activations are integer codes (``ACTIVATIONS``) so one body serves all; the branch is
 loop-invariant (LLVM unswitches the loops on it).
@@ -35,7 +42,7 @@ import numpy as np
 from ._blas import gemm
 from ._blocks import MIN_ROWS, block_of, grain, n_blocks, runner, sum_blocks_
 from ._config import compiled, inline
-from ._views import view_rows
+from ._views import view_cols, view_row, view_rows
 from .optim import sgd_bias_
 
 IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
@@ -95,6 +102,13 @@ def bias_act_(out, b, act, count):
 
 
 @inline
+def blocks_for(N):
+    """The most row blocks a layer's pass over N rows makes (grains of at least
+    MIN_ROWS rows): the rows of its ``partial`` scratch."""
+    return max(-(-N // MIN_ROWS), 1)
+
+
+@inline
 def forward_rows_(blk, g, out, x, W, b, act, count, partial):
     """Block ``blk`` (g rows) of out = act(x @ W + b): the rows' GEMM, then bias and
     activation while they are in cache; partial[blk, 0] = their non-finite count."""
@@ -105,19 +119,19 @@ def forward_rows_(blk, g, out, x, W, b, act, count, partial):
 
 
 @inline
-def affine_act_forward_(out, x, W, b, act, count, parallel):
+def affine_act_forward_(out, x, W, b, act, count, parallel, partial):
     """out = act(x @ W + b); the non-finite count of ``bias_act_``.
 
     out is (N, H), x is (N, D), W is (D, H), b is (H,); C-contiguous, one dtype. Row
     blocks (``_blocks``: cut by the shapes only), each ``forward_rows_``; their counts
     added up. ``parallel`` (a constant of the compiled caller): on numba's threads, else
-    in turn in this thread (the same blocks, the same bits).
+    in turn in this thread (the same blocks, the same bits). ``partial`` is float64
+    scratch of at least ``blocks_for(N)`` rows (``blocks_for``).
     """
     N, D = x.shape
     H = W.shape[1]
     g = grain(N, D * H, MIN_ROWS)
     nb = n_blocks(N, g)
-    partial = np.empty((nb, 1))
     if parallel:
         run_layer_(nb, (FORWARD_ROWS, g, out, x, W, b, out, out, W, partial, act, count,
                         0.0, 0.0))
@@ -166,7 +180,7 @@ def backward_rows_(blk, g, dz, dx, W, out, act, need_dx, partial):
     rows' column sums to partial[blk], and (``need_dx``) their dx = dz @ W.T."""
     start, stop = block_of(blk, dz.shape[0], g)
     rows = view_rows(dz, start, stop - start)
-    act_grad_colsum_(rows, partial[blk], view_rows(out, start, stop - start), act)
+    act_grad_colsum_(rows, view_row(partial, blk), view_rows(out, start, stop - start), act)
     if need_dx:
         gemm(False, True, 1.0, rows, W, 0.0, view_rows(dx, start, stop - start))
 
@@ -176,12 +190,13 @@ def weight_rows_(blk, g, dW, x, dz, alpha, beta):
     """Block ``blk`` (g input features) of dW = alpha * x.T @ dz + beta * dW: its rows,
     one GEMM of x's columns with the whole of dz."""
     start, stop = block_of(blk, dW.shape[0], g)
-    gemm(True, False, alpha, x[:, start:stop], dz, beta, view_rows(dW, start, stop - start))
+    gemm(True, False, alpha, view_cols(x, start, stop - start), dz, beta,
+         view_rows(dW, start, stop - start))
 
 
 @inline
 def affine_act_backward_(dx, dW, db, dz, x, W, out, act, need_dx, need_dW, alpha, beta,
-                         parallel):
+                         parallel, partial):
     """The backward pass of out = act(x @ W + b), in one body.
 
     dz (N, H) holds dout on entry and dz = dout * act'(out) after; db (H,) = sum_n dz;
@@ -192,13 +207,13 @@ def affine_act_backward_(dx, dW, db, dz, x, W, out, act, need_dx, need_dW, alpha
     Two passes of fixed blocks (``_blocks``): row blocks of the batch
     (``backward_rows_``), then, once every dx has used the old W, blocks of dW's rows
     (``weight_rows_``: input features), each a GEMM over the whole batch. db adds the
-    row blocks' sums in block order. ``parallel`` as in ``affine_act_forward_``.
+    row blocks' sums in block order. ``parallel`` as in ``affine_act_forward_``;
+    ``partial`` float64 scratch of at least (``blocks_for(N)``, H).
     """
     N, H = dz.shape
     D = W.shape[0]
     g = grain(N, D * H, MIN_ROWS)
     nb = n_blocks(N, g)
-    partial = np.empty((nb, H))
     gw = grain(D, N * H, 8)
     nw = n_blocks(D, gw) if need_dW else 0
     if parallel:
@@ -260,7 +275,8 @@ def act_backward_(dx, dout, out, act):
 def sgd_backward_(dx, db, dz, x, W, b, out, act, need_dx, lr):
     """``affine_act_backward_`` with SGD's step: W -= lr * x.T @ dz (in the GEMM), then
     b -= lr * db; dx uses the old W. ``db`` (H,) is scratch of the dtype."""
-    affine_act_backward_(dx, W, db, dz, x, W, out, act, need_dx, True, -lr, 1.0, False)
+    affine_act_backward_(dx, W, db, dz, x, W, out, act, need_dx, True, -lr, 1.0, False,
+                         np.empty((blocks_for(x.shape[0]), db.shape[0])))
     sgd_bias_(b, db, lr)
 
 
@@ -297,7 +313,8 @@ def _forward(x, W, b, out, act, count=False):
     x, W = _c(x, dtype), _c(W, dtype)
     b = np.empty(0, dtype) if b is None else _c(b, dtype)  # (empty: no bias)
     buf = _buffer(out, (x.shape[0], W.shape[1]), dtype)
-    bad = affine_act_forward_(buf, x, W, b, act, count, False)
+    bad = affine_act_forward_(buf, x, W, b, act, count, False,
+                              np.empty((blocks_for(x.shape[0]), 1)))
     return _deliver(out, buf), bad
 
 
@@ -317,7 +334,7 @@ def _backward(dout, x, W, out, act, dx, dW, db, need_dx, need_dW, overwrite_dout
     dW_buf = _buffer(dW, W.shape, dtype) if need_dW else W
     db_buf = _buffer(db, (H,), dtype)
     affine_act_backward_(dx_buf, dW_buf, db_buf, dz, x, W, out, act, need_dx, need_dW, 1.0,
-                         0.0, False)
+                         0.0, False, np.empty((blocks_for(N), H)))
     if overwrite_dout:
         _deliver(caller_dout, dz)  # dz is left in dout, whatever its layout
     return (_deliver(dx, dx_buf) if need_dx else None,

@@ -21,7 +21,7 @@ import numpy as np
 from ._threads import block_threads
 from .affine_act import ACTIVATIONS
 from .losses import SOFTMAX_LABELS, kind_of
-from .network import EVALUATE, FORWARD, GRADIENT, SGD_STEP, TRAIN, run
+from .network import EVALUATE, FORWARD, GRADIENT, SGD_STEP, TRAIN, _kernel, run
 
 # The loop's result, by name (the loop returns it as a plain tuple: numba dispatches
 # plain tuples much faster than named ones).
@@ -80,8 +80,10 @@ def _run(mode, x, t, params, layout, acts, dacts, grads, activation, loss, lr, e
     work = (acts, dacts, grads, norm, stds, masks)
     data = (x, labels, targets, order, starts, losses)
     evaluations = (ends, x2, labels2, targets2, int(rows), records)
-    return Status._make(run(ext, block_threads() > 1, (mode, kind, train, dtype(lr), net,
-                                                      work, data, evaluations)))
+    args = (mode, kind, train, dtype(lr), net, work, data, evaluations)
+    if block_threads() > 1:  # the parallel form, where it is compiled (network.run)
+        return Status._make(run(ext, True, args))
+    return Status._make(_kernel(ext)(*args))
 
 
 def forward(x, params, layout, acts, activation, extras=None):

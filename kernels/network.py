@@ -38,6 +38,13 @@ batches and give the same bits, evaluations included. Its arguments come in four
 (the network, its work buffers, the data and batches, the evaluations) and its result is
 read by name: ``entry.py`` builds them, and is where Python calls in.
 
+Threads: each layer's passes run on fixed blocks (``affine_act``, ``_blocks``). The kernel
+has two forms, ``_kernel(ext, parallel)``: the serial one runs the blocks in turn, the
+parallel one on numba's threads; both cut the same blocks and give the same bits. The
+parallel form is compiled only when a call runs on more than one thread, in the
+background (``run``); the other passes (the loss rows, the bias steps, BatchNorm,
+Dropout, the batch gather) stay serial.
+
 Kernels return status, never raise: ``n_bad`` (the first layer's non-finite count: then
 nothing changed and the loss is NaN) and ``bad_label`` (the index of the first class
 index outside [0, C), or -1: then nothing was computed). ``fastnn`` raises the messages.
@@ -80,6 +87,7 @@ from .affine_act import (
     IDENTITY,
     affine_act_backward_,
     affine_act_forward_,
+    blocks_for,
 )
 from .batchnorm import (
     batchnorm_act_backward_,
@@ -109,13 +117,15 @@ def layer_block_(buf, layout, i, N):
 
 
 @compiled
-def scratch_(layout, params):
+def scratch_(layout, params, rows):
     """Work space as wide as the widest layer: three vectors of the dtype back to back
-    (the fused step's db, dgamma, dbeta) and float64 accumulators (4 rows)."""
+    (the fused step's db, dgamma, dbeta), float64 accumulators (4 rows) and the blocks'
+    float64 partial sums for passes of up to ``rows`` rows (``blocks_for``)."""
     widest = 1
     for i in range(layout.shape[0]):
         widest = max(widest, layout[i, 2])
-    return np.empty(3 * widest, params.dtype), np.empty((4, widest))
+    return np.empty(3 * widest, params.dtype), np.empty((4, widest)), \
+        np.empty((blocks_for(rows), widest))
 
 
 @inline
@@ -211,7 +221,7 @@ def norm_block_(norm, layout, i, N):
 
 @inline
 def forward_(acts, x, params, layout, act, ext, norm, stds, state, masks, train, keep,
-             scratch, parallel):
+             scratch, parallel, partial):
     """acts = every layer's output for x (N, D); returns the first layer's non-finite count.
 
     ``ext`` (a constant of the kernel) enables the hidden layers' BatchNorm (layers whose
@@ -234,7 +244,7 @@ def forward_(acts, x, params, layout, act, ext, norm, stds, state, masks, train,
         if ext and i < last and layout[i, 5] >= 0:  # BatchNorm comes before the activation
             z = norm_block_(norm, layout, i, N)
             code = IDENTITY
-        bad += affine_act_forward_(z, inp, W, b, code, i == 0, parallel)
+        bad += affine_act_forward_(z, inp, W, b, code, i == 0, parallel, partial)
         if ext and i < last and (layout[i, 5] >= 0 or dropout):
             hidden_forward_(out, z, params, layout, i, stds, state, masks, act, train, keep,
                             scratch)
@@ -244,7 +254,7 @@ def forward_(acts, x, params, layout, act, ext, norm, stds, state, masks, train,
 
 @inline
 def backward_(grads, dacts, acts, x, params, layout, act, dbias, lr, fused, ext, norm,
-              stds, masks, scratch, decay, parallel):
+              stds, masks, scratch, decay, parallel, partial):
     """Backpropagate the scores' gradient (the last block of dacts) through every layer.
 
     ``fused`` False: gradients into ``grads`` (a flat buffer of the params' layout). True:
@@ -274,7 +284,7 @@ def backward_(grads, dacts, acts, x, params, layout, act, dbias, lr, fused, ext,
             code = hidden_backward_(dz, out, params, grads, dbias, layout, i, norm, stds,
                                     masks, act, scratch, lr, fused)
         affine_act_backward_(dx, dW, db, dz, inp, W, out, code, i > 0, True, alpha, beta,
-                             parallel)
+                             parallel, partial)
         if fused:
             sgd_bias_(b, db, lr)
         elif decay != 0:
@@ -363,9 +373,11 @@ def _network_of(ext, parallel, sources):
         owned_x = np.empty(B_max * D, params.dtype)
         owned_t = np.empty(B_max * C, params.dtype)
         owned_l = np.empty(B_max, np.intp)
-        owned_dbias, owned_scratch = scratch_(layout, params)
+        owned_dbias, owned_scratch, owned_partial = scratch_(
+            layout, params, max(B_max, x.shape[0], x2.shape[0]))
         xflat, tflat, lflat = borrow(owned_x), borrow(owned_t), borrow(owned_l)
-        dbias, scratch = borrow(owned_dbias), borrow(owned_scratch)
+        dbias, scratch, partial = borrow(owned_dbias), borrow(owned_scratch), \
+            borrow(owned_partial)
         loss, correct, bad, at, value = math.nan, 0, 0, -1, math.nan
         i, k = 0, 0  # the next batch, the next period
         # 0: training; 1, 2: evaluating x, x2 (from that row); EVALUATE is x's evaluation
@@ -430,7 +442,7 @@ def _network_of(ext, parallel, sources):
             evaluating = phase > 0
             bad = forward_(acts, xb, params, layout, act, ext, norm, stds, state, masks,
                            train and (mode == EVALUATE or not evaluating), keep, scratch,
-                           parallel)
+                           parallel, partial)
             if mode == FORWARD:
                 return loss, 0, bad, -1, -1, 0, False
             if bad and mode == EVALUATE:
@@ -455,7 +467,8 @@ def _network_of(ext, parallel, sources):
             loss = value
             if mode == GRADIENT or math.isfinite(loss):  # SGD_STEP, TRAIN: fused step
                 backward_(grads, dacts, acts, xb, params, layout, act, dbias, lr,
-                          mode != GRADIENT, ext, norm, stds, masks, scratch, decay, parallel)
+                          mode != GRADIENT, ext, norm, stds, masks, scratch, decay, parallel,
+                          partial)
             if mode == TRAIN:
                 losses[i] = loss
                 if not math.isfinite(loss):
@@ -463,7 +476,7 @@ def _network_of(ext, parallel, sources):
                         losses[rest] = math.nan
                     return loss, 0, 0, -1, i, k, False
             i += 1
-        hold((owned_x, owned_t, owned_l, owned_dbias, owned_scratch))
+        hold((owned_x, owned_t, owned_l, owned_dbias, owned_scratch, owned_partial))
         return loss, correct, 0, -1, -1, k, False
 
     return network

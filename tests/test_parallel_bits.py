@@ -1,77 +1,114 @@
 """The same bits on any thread count and any load: the kernels' fixed blocks.
 
-Each run is a subprocess with NUMBA_NUM_THREADS=3 (3 threads on this 2-core machine too)
-that forces its thread count and trains two networks, a plain float32 one and a
-float64 one with BatchNorm and Dropout, on the step path (SGD's fused step, Adam's
-gradient + update) and on the compiled path (``fit`` evaluating inside the kernel);
-it prints a digest of the parameters and of each History. The parallel form of the
-kernels is compiled in the call (FASTNN_BACKGROUND_COMPILE=0), so every step after the
-first runs on the threads; the run checks that it did.
+One subprocess with NUMBA_NUM_THREADS=3 (3 threads on this 2-core machine too) forces
+1, 2 and 3 threads in turn, then 2 beside a busy process, and each time trains two
+networks, a plain float32 one and a float64 one with BatchNorm and Dropout, on the step
+path (SGD's fused step, Adam's gradient + update) and on the compiled path (``fit``
+evaluating inside the kernel); it prints a digest of the losses, the parameters and each
+History. The parallel form of the kernels is compiled in the call
+(FASTNN_BACKGROUND_COMPILE=0), so every step after the first runs on the threads; the
+run checks that it did.
 """
 
+import functools
 import os
 import subprocess
 import sys
-import time
 
+import numpy as np
 import pytest
+from fastnn.kernels import _threads, network
 from numba.core import config as numba_config
 
+import fastnn
+
 _RUN = r"""
-import hashlib, sys, numpy as np, fastnn
+import hashlib, subprocess, sys, time, numpy as np, fastnn
 from fastnn.kernels import _threads, network
-_threads.set_num_threads(int(sys.argv[1]))  # (unchecked: 3 on a 2-core machine)
-rng = np.random.default_rng(0)
-digest = hashlib.sha256()
-for dtype, extended in ((np.float32, False), (np.float64, True)):
-    x = rng.random((420, 40)).astype(dtype)
-    t = rng.integers(0, 10, 420)
-    def net():
-        if extended:
-            return fastnn.MultiLayerNetExtend(40, [700, 96], 10, use_batchnorm=True,
-                                              use_dropout=True, dropout_ration=0.1,
-                                              dtype=dtype, seed=1)
-        return fastnn.Sequential(40, [700, 96], 10, dtype=dtype, seed=1)
-    a = net()
-    sgd, adam = fastnn.SGD(0.05), fastnn.Adam(0.01)
-    for i in range(3):
-        digest.update(np.float64(a.train_step(x[:400], t[:400], sgd)).tobytes())
-        digest.update(np.float64(a.train_step(x[20:], t[20:], adam)).tobytes())
-    digest.update(a.engine.params.flat.tobytes())
-    b = net()
-    if not extended:  # (the compiled path: no Dropout)
-        history = fastnn.fit(b, x, t, x_test=x[:300], t_test=t[:300], batch_size=400,
-                             epochs=3, seed=0, progress=False, compiled=True)
-        record = history.to_dict()
-        digest.update(repr([record[k] for k in sorted(record) if "seconds" not in k]).encode())
-        digest.update(b.engine.params.flat.tobytes())
-        digest.update(np.float64(b.accuracy(x, t)).tobytes())
-parallel = [ext for ext, _ in network._builds]
-print(digest.hexdigest(), sorted(parallel))
+
+def digest_of(threads):
+    _threads.set_num_threads(threads)  # (unchecked: 3 on a 2-core machine)
+    rng = np.random.default_rng(0)
+    digest = hashlib.sha256()
+    for dtype, extended in ((np.float32, False), (np.float64, True)):
+        x = rng.random((420, 40)).astype(dtype)
+        t = rng.integers(0, 10, 420)
+        def net():
+            if extended:
+                return fastnn.MultiLayerNetExtend(40, [700, 96], 10, use_batchnorm=True,
+                                                  use_dropout=True, dropout_ration=0.1,
+                                                  dtype=dtype, seed=1)
+            return fastnn.Sequential(40, [700, 96], 10, dtype=dtype, seed=1)
+        a = net()
+        sgd, adam = fastnn.SGD(0.05), fastnn.Adam(0.01)
+        for i in range(3):
+            digest.update(np.float64(a.train_step(x[:400], t[:400], sgd)).tobytes())
+            digest.update(np.float64(a.train_step(x[20:], t[20:], adam)).tobytes())
+        digest.update(a.engine.params.flat.tobytes())
+        b = net()
+        if not extended:  # (the compiled path: no Dropout)
+            history = fastnn.fit(b, x, t, x_test=x[:300], t_test=t[:300], batch_size=400,
+                                 epochs=3, seed=0, progress=False, compiled=True)
+            record = history.to_dict()
+            digest.update(repr([record[k] for k in sorted(record)
+                                if "seconds" not in k]).encode())
+            digest.update(b.engine.params.flat.tobytes())
+            digest.update(np.float64(b.accuracy(x, t)).tobytes())
+    return digest.hexdigest()
+
+print(digest_of(1), sorted(ext for ext, _ in network._builds))
+for threads in (2, 3):
+    print(digest_of(threads), sorted(ext for ext, _ in network._builds))
+busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+try:
+    time.sleep(0.1)
+    print(digest_of(2), "busy")
+finally:
+    busy.kill()
+    busy.wait()
 """
-
-
-def _run(threads, busy=False):
-    env = dict(os.environ, NUMBA_NUM_THREADS="3", FASTNN_BACKGROUND_COMPILE="0")
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
-    try:
-        if hog is not None:
-            time.sleep(0.1)
-        out = subprocess.run([sys.executable, "-c", _RUN, str(threads)], env=env,
-                             capture_output=True, text=True, timeout=600)
-    finally:
-        if hog is not None:
-            hog.kill()
-            hog.wait()
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout.split(None, 1)
 
 
 @pytest.mark.skipif(numba_config.DISABLE_JIT, reason="threads need compiled code")
 def test_one_two_and_three_threads_and_a_busy_process_give_the_same_bits():
-    digest, parallel = _run(1)
-    assert parallel.strip() == "[]"  # (one thread: the serial form only)
-    for threads, busy in ((2, False), (3, False), (2, True)):
-        other, parallel = _run(threads, busy)
-        assert parallel.strip() == "[False, True]", (threads, parallel)  # ran on threads
-        assert other == digest, (threads, busy)
+    env = dict(os.environ, NUMBA_NUM_THREADS="3", FASTNN_BACKGROUND_COMPILE="0")
+    out = subprocess.run([sys.executable, "-c", _RUN], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (one, serial), (two, parallel), (three, _), (loaded, _) = \
+        [line.split(None, 1) for line in out.stdout.strip().splitlines()]
+    assert serial == "[]"  # one thread: the serial form only
+    assert parallel == "[False, True]"  # two: both networks ran on the parallel form
+    assert one == two == three == loaded
+
+
+@pytest.mark.skipif(numba_config.DISABLE_JIT or _threads.usable_cores() < 2,
+                    reason="threads need compiled code and two usable cores")
+def test_the_parallel_form_compiles_in_the_background_and_is_used_once_ready(monkeypatch):
+    """The first call on threads runs the serial form and starts the parallel one's
+    compilation (here: its cache load) in a thread; later calls use it; the bits agree."""
+    monkeypatch.setattr(network, "BACKGROUND", True)
+    monkeypatch.setattr(network, "_builds", {})
+    monkeypatch.setattr(network, "_kernel", functools.cache(network._kernel.__wrapped__))
+    rng = np.random.default_rng(0)
+    x, t = rng.random((420, 40)).astype(np.float32), rng.integers(0, 10, 420)
+
+    def losses(threads):
+        fastnn.set_num_threads(threads)
+        net = fastnn.Sequential(40, [700, 96], 10, dtype=np.float32, seed=1)
+        out = [net.train_step(x[:400], t[:400], fastnn.SGD(0.05))]
+        for thread in network._builds.values():
+            thread.join()  # (the parallel form is ready: the next steps run on it)
+        out += [net.train_step(x[:400], t[:400], fastnn.SGD(0.05)) for _ in range(2)]
+        return out, net.engine.params.flat.copy()
+
+    try:
+        (serial, params1) = losses(1)
+        assert network._builds == {}
+        (threaded, params2) = losses(2)
+    finally:
+        fastnn.set_num_threads(None)
+    (key, thread), = network._builds.items()
+    assert not thread.is_alive() and len(network._kernel(False, True).signatures) == 1
+    assert serial == threaded
+    np.testing.assert_array_equal(params1, params2)
