@@ -1,5 +1,9 @@
 """Shared test helpers: random problems, tolerances, the book-style baseline network."""
 
+import contextlib
+import subprocess
+import sys
+import time
 
 import numpy as np
 
@@ -63,3 +67,15 @@ def sigint_default():
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def busy_process():
+    """A busy-loop process beside the block (it holds a core), stopped after it."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)  # (running by the time the block starts)
+        yield busy
+    finally:
+        busy.kill()
+        busy.wait()

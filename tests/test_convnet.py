@@ -18,6 +18,7 @@ import book
 import book_conv
 import numpy as np
 import pytest
+from _helpers import busy_process
 
 import fastnn
 
@@ -584,9 +585,6 @@ def test_layer_and_im2col_arguments_are_checked():
 def test_the_bits_do_not_depend_on_threads_or_load():
     """A convnet whose batch spans several fixed blocks of images: the same bits on one
     thread, on every core, and beside a busy process (the blocks' sums run in order)."""
-    import subprocess
-    import sys
-    import time
 
     rng = np.random.default_rng(18)
     x, t = rng.random((12, 1, 20, 20)), rng.integers(0, 10, 12)
@@ -606,12 +604,7 @@ def test_the_bits_do_not_depend_on_threads_or_load():
     for other in (run(1), run(fastnn.threads.usable_cores())):
         np.testing.assert_array_equal(other[0], quiet[0])
         np.testing.assert_array_equal(other[1], quiet[1])
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.2)
+    with busy_process():
         loaded = run()
-    finally:
-        busy.kill()
-        busy.wait()
     np.testing.assert_array_equal(loaded[0], quiet[0])
     np.testing.assert_array_equal(loaded[1], quiet[1])

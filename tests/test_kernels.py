@@ -4,6 +4,8 @@ Tolerances come from one table (``_helpers.TOL``). The reference is the specific
 ``ref = reference.f(...)``, ``comp = kernels.f(...)``, ``assert_allclose(comp, ref)``.
 """
 
+import functools
+
 import numpy as np
 import pytest
 from _helpers import DTYPES, HIDDEN_ACTIVATIONS, assert_close, layout, one_hot, random_problem, tol
@@ -271,6 +273,16 @@ def test_blas_binding_is_active_on_numpy_wheels():
     assert _blas.available
 
 
+@functools.cache
+def _compiled_gemm():
+    """``_blas.gemm`` called from compiled code, its flags and scalars as arguments: one
+    compile per dtype for every case below (a closure per case compiled 36 times)."""
+    from fastnn.kernels import _blas
+    from numba import njit
+
+    return njit(lambda ta, tb, alpha, a, b, beta, c: _blas.gemm(ta, tb, alpha, a, b, beta, c))
+
+
 @pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -279,7 +291,6 @@ def test_gemm_in_kernels_matches_its_numpy_meaning(trans, beta, dtype, M, K, N):
     """``_blas.gemm`` compiled (a loop for small products, BLAS otherwise) == its Python
     body, for every use it has."""
     from fastnn.kernels import _blas
-    from numba import njit
 
     rng = np.random.default_rng(5)
     ta, tb = trans
@@ -288,7 +299,7 @@ def test_gemm_in_kernels_matches_its_numpy_meaning(trans, beta, dtype, M, K, N):
     c = rng.standard_normal((M, N)).astype(dtype)
     expected = c.copy()
     _blas.gemm(ta, tb, -0.5, a, b, beta, expected)
-    njit(lambda a, b, c: _blas.gemm(ta, tb, -0.5, a, b, beta, c))(a, b, c)
+    _compiled_gemm()(ta, tb, -0.5, a, b, beta, c)
     assert_close(c, expected, dtype, reduce_len=K)
 
 

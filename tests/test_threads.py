@@ -6,11 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import numba
 import numpy as np
 import pytest
+from _helpers import busy_process
 from fastnn.kernels import _cores, _threads
 
 import fastnn
@@ -83,13 +83,8 @@ def test_the_same_seed_gives_the_same_bits_whatever_the_load(digits):
         return net.params.flat.copy()
 
     quiet = run()
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.2)
+    with busy_process():
         loaded = run()
-    finally:
-        busy.kill()
-        busy.wait()
     np.testing.assert_array_equal(quiet, loaded)
 
 
