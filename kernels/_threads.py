@@ -6,9 +6,9 @@ depend on who runs it, the bits do not depend on the thread count, and the count
 follow the machine: ``for_work(work)`` (a context manager around each kernel call) gives
 the call
 
-* numba threads: the automatic policy's ``threads_for(work)``: one per two blocks' worth
-  of work (``work // (2 * BLOCK_WORK)``: a 784-128-128-10 pass of 100 rows stays on one,
-  where a second thread did not pay; docs/performance.md), no more than the usable
+* numba threads: the automatic policy's ``threads_for(work)``: one per block's worth of
+  work (``work // BLOCK_WORK``: a 784-128-128-10 pass takes two threads from 72 rows; at
+  100 rows two were 1.16-1.27x faster than one, quiet; docs/performance.md), no more than the usable
   cores, and than the cores
   free right now (``free_cores``: the machine's runnable threads that are not this
   process's, read from ``/proc`` at most every ``FREE_EVERY`` seconds); or the count
@@ -191,7 +191,7 @@ def threads_for(work: int, blocks: bool = True) -> int:
     NumPy reference by size alone (its bits depend on BLAS's count)."""
     if not blocks:
         return 1 if work < AUTO_WORK else usable_cores()
-    by_size = work // (2 * BLOCK_WORK)
+    by_size = work // BLOCK_WORK
     if by_size <= 1:  # (most calls: no look at the cores, a microsecond each)
         return 1
     return min(by_size, usable_cores(), free_cores())

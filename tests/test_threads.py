@@ -49,11 +49,12 @@ def test_the_automatic_choice_follows_the_size_of_the_work_and_the_free_cores(mo
     # the reference (BLAS's own threads, whose sums depend on their count): size alone
     assert _threads.threads_for(_threads.AUTO_WORK - 1, blocks=False) == 1
     assert _threads.threads_for(_threads.AUTO_WORK, blocks=False) == CORES
-    # the kernels' blocks: one thread per two blocks' worth of work, up to the free cores
+    # the kernels' blocks: one thread per block's worth of work, up to the free cores
     assert 1 <= _threads.free_cores() <= CORES
     monkeypatch.setattr(_threads, "free_cores", lambda: CORES)  # a quiet machine
     assert _threads.threads_for(2 * _threads.BLOCK_WORK - 1) == 1
-    assert _threads.threads_for(2 * _threads.BLOCK_WORK * CORES) == CORES
+    assert _threads.threads_for(2 * _threads.BLOCK_WORK) == min(2, CORES)
+    assert _threads.threads_for(_threads.BLOCK_WORK * CORES) == CORES
     net = fastnn.Sequential(64, [1024, 1024], 10, seed=0)  # 1,124,352 madds per row
     x = np.random.default_rng(0).random((600, 64))
     numba_before = numba.get_num_threads()
