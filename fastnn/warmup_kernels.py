@@ -56,13 +56,13 @@ def run_variant(variant: str, dtype: str) -> None:
                 net.accuracy(x, labels)
                 fastnn.optim.optimizer_named(name).update(net.params, net.gradient(x, labels))
     elif variant == "parallel":  # the network kernels' parallel forms (blocks on threads)
-        from .kernels import _threads, network
+        from .kernels import _blocks, _threads
         from .threads import usable_cores
 
         if usable_cores() < 2:  # (one core: never run here)
             return
-        background, forced = network.BACKGROUND, _threads.policy()
-        network.BACKGROUND = False  # (compiled in the call, not in the background)
+        background, forced = _blocks.BACKGROUND, _threads.policy()
+        _blocks.BACKGROUND = False  # (compiled in the call, not in the background)
         _threads.set_num_threads(2)
         try:
             for extended in (False, True):
@@ -72,7 +72,7 @@ def run_variant(variant: str, dtype: str) -> None:
                 net.train_step(x, labels, fastnn.SGD(0.01))
                 net.train_step(x, labels, fastnn.SGD(0.01))  # (on the parallel form)
         finally:
-            network.BACKGROUND = background
+            _blocks.BACKGROUND = background
             _threads.set_num_threads(None if forced == "auto" else forced)
     elif variant == "layers":
         W, b = rng.random((6, 3)).astype(dt), rng.random(3).astype(dt)
