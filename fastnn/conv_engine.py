@@ -15,9 +15,10 @@ as the plain networks' passes do.
 Fused runs: each (Convolution, Relu) or (Convolution, Relu, Pooling) run of layers,
 the stages of both book convnets, runs as one pass each way (``ConvReluRun``: the
 backend's ``conv_relu_forward`` / ``conv_relu_backward``), per image while its
-convolution's output is in cache; the same bits as the three layers' own passes, and
-each layer object is left holding what its own forward would have kept (``dW``, ``db``
-on the Convolution). The network's first layer computes no dx (nothing reads it).
+convolution's output is in cache; the same bits as the three layers' own passes. The
+Convolution object is left holding what its own passes would have kept (``x``, ``dW``,
+``db``); the Relu and Pooling objects are not used. The network's first layer computes
+no dx (nothing reads it).
 
 Arguments: x is a C-contiguous (N, C, H, W) array of the network's dtype; t is intp
 class indices (N,) or (N, classes) rows of that dtype (``ConvNet.validate`` makes them).
@@ -60,15 +61,14 @@ class ConvReluRun:
         OH, OW = conv.check_window(x.shape, FH, FW, c.stride, c.pad, "x")
         out_shape = (x.shape[0], FN, OH, OW)
         if p is not None:
-            POH, POW = conv.check_window(out_shape, p.pool_h, p.pool_w, p.stride, p.pad,
-                                         "x", "pooling window")
+            conv.check_window(out_shape, p.pool_h, p.pool_w, p.stride, p.pad, "x",
+                              "pooling window")
         out, self.cache = self.backend.conv_relu_forward(x, c.W, b, c.stride, c.pad,
                                                          self.pooling)
-        conv_cache, y, pool_cache = self.cache  # (what each layer's forward keeps)
-        c.x, c.cache, c.out_shape = x, conv_cache, out_shape
-        self.relu.out = y
-        if p is not None:
-            p.x, p.cache, p.out_shape = y, pool_cache, (*out_shape[:2], POH, POW)
+        # the Convolution as its own forward leaves it (both backends' fused caches
+        # start with the convolution's); the Relu and Pooling keep nothing here (with
+        # pooling the kernels never hold the Relu's whole output)
+        c.x, c.cache, c.out_shape = x, self.cache[0], out_shape
         return out
 
     def backward(self, dout):

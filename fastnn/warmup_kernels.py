@@ -4,8 +4,9 @@ A kernel compiles on its first call with new argument types (seconds: the networ
 about 6-7 s on a 2-core machine) and is then loaded from numba's cache (about 0.2 s).
 Container images, CI jobs and cluster workers warm up once, ahead: each variant
 (``VARIANTS``: the network loop, its BatchNorm/Dropout form with every optimizer, the
-per-layer ops, the convnets' conv and pooling ops, the network loop's parallel forms
-(where there are two cores or more); in float32 and float64) runs a tiny workload in a
+per-layer ops, the convnets' conv and pooling ops, the network loop's and the
+convolution's parallel forms (where there are two cores or more); in float32 and
+float64) runs a tiny workload in a
 process of its own, in parallel, so every kernel it calls is compiled into the cache. A
 second pass then loads each variant in one process (fast when all is cached; it
 compiles again anything two parallel writers of one cache index left out).
@@ -71,6 +72,15 @@ def run_variant(variant: str, dtype: str) -> None:
                        fastnn.Sequential(6, [5], 3, dtype=dt, seed=0))
                 net.train_step(x, labels, fastnn.SGD(0.01))
                 net.train_step(x, labels, fastnn.SGD(0.01))  # (on the parallel form)
+            # the convolution's parallel forms: a batch of several blocks of images
+            from . import kernels
+
+            images = rng.random((24, 1, 28, 28)).astype(dt)
+            W, b = rng.random((30, 1, 5, 5)).astype(dt), np.zeros(30, dt)
+            out, cache = kernels.conv_relu_forward(images, W, b, 1, 0, (2, 2, 2, 0))
+            kernels.conv_relu_backward(out, cache, W, 1, 0, (2, 2, 2, 0))
+            out, cache = kernels.conv_forward(images, W, b, 1, 0)
+            kernels.conv_backward(out, cache, W, 1, 0)
         finally:
             _blocks.BACKGROUND = background
             _threads.set_num_threads(None if forced == "auto" else forced)

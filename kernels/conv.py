@@ -22,11 +22,19 @@ cache; the full ``col`` matrix of the batch is never built. Per image:
 * pooling: each window's first maximum (the book's ``np.argmax`` rule, NaN counting as
   the maximum as there) and its position, -1 for a zero of the padding; the backward
   pass adds each window's gradient at that position.
+* fused (``conv_relu_forward`` / ``conv_relu_backward``): a Convolution, the Relu after it
+  and optionally a max Pooling after that, per image: bias + ReLU in the GEMM's epilogue
+  and the image's pooling right after; backward the ReLU mask, the unpooling and the
+  convolution's GEMMs. The convnets' engine runs each such run of layers this way.
 
 Every image's arithmetic is the same whichever thread runs its block, and the only sums
 across blocks run in block order, so results do not depend on the thread count or the
-load. Each piece of math is written once: ``im2col_image_`` and ``col2im_image_`` serve
-both the public ``im2col``/``col2im`` and the convolution.
+load. The passes run through ``_blocks.blocks``: on the thread count the policy gave
+the call, the parallel forms compiled only when a call first wants threads. Each piece
+of math is written once: ``im2col_image_`` and ``col2im_image_`` serve both the public
+``im2col``/``col2im`` and the convolution; ``pool_image_`` / ``unpool_image_`` both the
+pooling ops and the fused passes; the ReLU is ``affine_act``'s ``act_value`` /
+``act_grad_value``.
 """
 
 from __future__ import annotations
@@ -118,7 +126,7 @@ def col2im_image_(x, colT, FH, FW, stride, pad, OH, OW):
 
 
 # --- the block bodies: images start .. stop - 1 of block blk (``_blocks.block_of``) ------
-# Compiled calls (``_blocks.runner``), each allocating its own work buffers.
+# Compiled calls (``_blocks.blocks``), each allocating its own work buffers.
 
 
 @compiled
@@ -208,34 +216,17 @@ def unpool_image_(dx, dout, arg):
                     dxc[i // W, i % W] += dout[c, oy, ox]
 
 
-# --- the block bodies: images start .. stop - 1 of block blk (``_blocks.block_of``) ------
+# --- the layers' block bodies ----------------------------------------------------------
 # A convolution's bodies carry an activation (``act``: IDENTITY, or RELU for a Relu
-# layer after it) and an optional max pooling after that (PH > 0; its out and arg), run
-# per image while the image's output is in cache: the (Convolution, Relu, Pooling) runs
-# of the convnets are one pass forward and one backward (``conv_relu_forward``). The
+# layer after it) and an optional max pooling after that (PH > 0), run per image while
+# the image's output is in cache: the (Convolution, Relu[, Pooling]) runs of the
+# convnets are one pass forward and one backward (``conv_relu_forward``). The
 # activation's math is ``act_value`` / ``act_grad_value`` (``affine_act``), the
-# pooling's ``pool_image_`` / ``unpool_image_``: the unfused ops call the same bodies,
-# so fused and unfused give the same bits.
-
-
-@compiled
-def _conv_forward_block(blk, g, out, x, Wmat, b, FH, FW, stride, pad, act, pout, parg,
-                        PH, PW, pstride, ppad):
-    """out[n] (FN, OH*OW) = act(Wmat (FN, K) @ colT (K, OH*OW) + b) for the block's
-    images, and with PH > 0 pout[n], parg[n] (FN, POH, POW): its max pooling."""
-    N, FN, OH, OW = out.shape
-    start, stop = block_of(blk, N, g)
-    colT = np.zeros((Wmat.shape[1], OH * OW), x.dtype)  # (zeros: see im2col_image_)
-    for n in range(start, stop):
-        im2col_image_(colT, x[n], FH, FW, stride, pad, OH, OW)
-        out_n = out[n].reshape(FN, OH * OW)
-        gemm(False, False, 1.0, Wmat, colT, 0.0, out_n)
-        if act == RELU:  # (the branch outside the loops: each loop's act a constant)
-            bias_rows_act_(out_n, b, RELU)
-        else:
-            bias_rows_act_(out_n, b, IDENTITY)
-        if PH > 0:
-            pool_image_(pout[n], parg[n], out[n], PH, PW, pstride, ppad)
+# pooling's ``pool_image_`` / ``unpool_image_``: the unfused ops call the same bodies.
+# With pooling the activation's output stays in the block's buffer: the backward pass
+# masks the pooling's gradient by the pooling's output instead, which is the
+# activation's output at each window's maximum, the only place a gradient reaches
+# (the same values, so the same bits as the unfused layers).
 
 
 @inline
@@ -248,33 +239,66 @@ def bias_rows_act_(out, b, act):
             out[f, p] = act_value(out[f, p] + bf, act)
 
 
+@inline
+def act_grad_rows_(dy, dout, y, act):
+    """dy = act_grad_value(dout, y) elementwise; all (FN, P)."""
+    FN, P = dy.shape
+    for f in range(FN):
+        for p in range(P):
+            dy[f, p] = act_grad_value(dout[f, p], y[f, p], act)
+
+
+@compiled
+def _conv_forward_block(blk, g, out, x, Wmat, b, FH, FW, stride, pad, OH, OW, act, pout,
+                        parg, PH, PW, pstride, ppad):
+    """act(Wmat (FN, K) @ colT (K, OH*OW) + b) for the block's images: into out[n]
+    (FN, OH, OW) where out is not empty, and with PH > 0 pooled into pout[n], parg[n]
+    (FN, POH, POW) (``pool_image_``)."""
+    N, FN = x.shape[0], Wmat.shape[0]
+    start, stop = block_of(blk, N, g)
+    colT = np.zeros((Wmat.shape[1], OH * OW), x.dtype)  # (zeros: see im2col_image_)
+    y = np.empty((FN, OH, OW), x.dtype)  # (the image's output where out is empty)
+    for n in range(start, stop):
+        im2col_image_(colT, x[n], FH, FW, stride, pad, OH, OW)
+        y_n = out[n] if out.shape[0] > 0 else y
+        flat = y_n.reshape(FN, OH * OW)
+        gemm(False, False, 1.0, Wmat, colT, 0.0, flat)
+        if act == RELU:  # (the branch outside the loops: each loop's act a constant)
+            bias_rows_act_(flat, b, RELU)
+        else:
+            bias_rows_act_(flat, b, IDENTITY)
+        if PH > 0:
+            pool_image_(pout[n], parg[n], y_n, PH, PW, pstride, ppad)
+
+
 @compiled
 def _conv_backward_block(blk, g, dx, dW_parts, db_parts, dout, x, Wmat, FH, FW, stride,
-                         pad, OH, OW, act, out, arg):
+                         pad, OH, OW, act, y, arg):
     """Row blk of dW_parts (nb, FN*K) and db_parts (nb, FN), float64: the block's sums
     of dW = dy_n @ colT.T and of db = dy_n's row sums, and (dx not empty) dx[n] for its
-    images; dy_n (FN, OH*OW) is the gradient at the convolution's output: dout[n]
-    unpooled onto it (``arg`` not empty: dout is the pooling's), through the activation
-    (``act`` RELU: ``out`` is its output)."""
+    images. dy_n (FN, OH*OW), the gradient at the convolution's output: dout[n] through
+    the activation (``act`` RELU: ``y`` is its output where dout is, the activation's
+    or the pooling's), then unpooled (``arg`` not empty: dout is the pooling's)."""
     N, FN = x.shape[0], Wmat.shape[0]
     start, stop = block_of(blk, N, g)
     P, K = OH * OW, Wmat.shape[1]
     colT, dcolT = np.zeros((K, P), x.dtype), np.empty((K, P), x.dtype)
     dW = np.empty((FN, K), x.dtype)  # the block's sum, by GEMMs with beta = 1
-    dy = np.empty((FN, OH, OW), x.dtype)  # (unused without pooling or activation)
+    dy = np.empty((FN, OH, OW), x.dtype)  # (the unpooled gradient)
+    dm = np.empty(dout.shape[1:], x.dtype)  # (the gradient through the activation)
+    DP = dout.shape[2] * dout.shape[3]
     db = db_parts[blk]
     db[:] = 0.0
     for n in range(start, stop):
+        src = dout[n]
+        if act == RELU:
+            act_grad_rows_(dm.reshape(FN, DP), src.reshape(FN, DP), y[n].reshape(FN, DP),
+                           RELU)
+            src = dm
         if arg.shape[0] > 0:
-            unpool_image_(dy, dout[n], arg[n])
-            dy_n = dy.reshape(FN, P)
-            if act == RELU:
-                act_grad_rows_(dy_n, dy_n, out[n].reshape(FN, P), RELU)
-        elif act == RELU:
-            dy_n = dy.reshape(FN, P)
-            act_grad_rows_(dy_n, dout[n].reshape(FN, P), out[n].reshape(FN, P), RELU)
-        else:
-            dy_n = dout[n].reshape(FN, P)
+            unpool_image_(dy, src, arg[n])
+            src = dy
+        dy_n = src.reshape(FN, P)
         for f in range(FN):
             s = 0.0
             for p in range(P):
@@ -286,15 +310,6 @@ def _conv_backward_block(blk, g, dx, dW_parts, db_parts, dout, x, Wmat, FH, FW, 
             gemm(True, False, 1.0, Wmat, dy_n, 0.0, dcolT)
             col2im_image_(dx[n], dcolT, FH, FW, stride, pad, OH, OW)
     dW_parts[blk] = dW.reshape(FN * K)
-
-
-@inline
-def act_grad_rows_(dy, dout, out, act):
-    """dy = act_grad_value(dout, out) elementwise; all (FN, P) (dy may be dout)."""
-    FN, P = dy.shape
-    for f in range(FN):
-        for p in range(P):
-            dy[f, p] = act_grad_value(dout[f, p], out[f, p], act)
 
 
 @compiled
@@ -366,29 +381,33 @@ _NO_POOL = (0, 0, 1, 0)  # (pool_h, pool_w, stride, pad) of "no pooling"
 
 
 def _conv_forward(x, W, b, stride, pad, act, pool):
-    """(out, pout, parg): the convolution's output through ``act`` (N, FN, OH, OW) and,
-    with ``pool``, its max pooling (else empty arrays)."""
+    """(x, out, pout, parg): x C-contiguous, the convolution's output through ``act``
+    (N, FN, OH, OW; empty with ``pool``) and with ``pool`` its max pooling (else empty
+    arrays)."""
     x = _c(x)
     W, b = _c(W, x.dtype), _c(b, x.dtype)
     FN, C, FH, FW = W.shape
     N, _, H, Wd = x.shape
     OH, OW = _out_size(H, FH, stride, pad), _out_size(Wd, FW, stride, pad)
-    out = np.empty((N, FN, OH, OW), x.dtype)
     PH, PW, pstride, ppad = pool or _NO_POOL
     if pool:
         shape = (N, FN, _out_size(OH, PH, pstride, ppad), _out_size(OW, PW, pstride, ppad))
+        out = _EMPTY4[x.dtype]
     else:
         shape = (0, 0, 0, 0)
+        out = np.empty((N, FN, OH, OW), x.dtype)
     pout, parg = np.empty(shape, x.dtype), np.empty(shape, np.int64)
     Wmat = W.reshape(FN, C * FH * FW)
     _run(_conv_forward_block, N, OH * OW * Wmat.size,
-         (out, x, Wmat, b, FH, FW, stride, pad, act, pout, parg, PH, PW, pstride, ppad))
+         (out, x, Wmat, b, FH, FW, stride, pad, OH, OW, act, pout, parg, PH, PW, pstride,
+          ppad))
     return x, out, pout, parg
 
 
-def _conv_backward(dout, x, W, stride, pad, OH, OW, act, out, arg, need_dx):
+def _conv_backward(dout, x, W, stride, pad, OH, OW, act, y, arg, need_dx):
     """(dx or None, dW, db) of ``_conv_forward``; dout is the gradient at its last
-    output (the pooling's where ``arg`` is not empty)."""
+    output (the pooling's where ``arg`` is not empty), ``y`` the activation's output
+    there."""
     dtype = x.dtype
     dout, W = _c(dout, dtype), _c(W, dtype)
     FN, C, FH, FW = W.shape
@@ -399,8 +418,7 @@ def _conv_backward(dout, x, W, stride, pad, OH, OW, act, out, arg, need_dx):
     dW_parts, db_parts = np.empty((nb, Wmat.size)), np.empty((nb, FN))
     dx = np.empty(x.shape if need_dx else (0,) + x.shape[1:], dtype)
     _run(_conv_backward_block, N, work,
-         (dx, dW_parts, db_parts, dout, x, Wmat, FH, FW, stride, pad, OH, OW, act, out,
-          arg))
+         (dx, dW_parts, db_parts, dout, x, Wmat, FH, FW, stride, pad, OH, OW, act, y, arg))
     dW, db = np.empty(Wmat.size, dtype), np.empty(FN, dtype)
     sum_blocks_(dW, dW_parts, nb)
     sum_blocks_(db, db_parts, nb)
@@ -436,24 +454,25 @@ def conv_relu_forward(x, W, b, stride=1, pad=0, pool=None):
 
     x, W, b as ``conv_forward``; ``pool`` None or (pool_h, pool_w, stride, pad). out is
     the last layer's output: ``pool_forward(relu_forward(conv_forward(x, W, b)))`` (or
-    without the pooling), the same bits. ``cache`` is (x, relu's output (N, FN, OH, OW),
-    the pooling's cache or None): what ``conv_relu_backward`` needs, and what each of
-    the three layers would keep.
+    without the pooling), the same bits. ``cache`` is what ``conv_relu_backward`` needs:
+    (x, the output out, its geometry): with pooling the Relu's output is not kept (the
+    backward pass needs only its values at the windows' maxima: out).
     """
     x, out, pout, parg = _conv_forward(x, W, b, stride, pad, RELU, pool)
+    FN, _, FH, FW = W.shape
+    OH = _out_size(x.shape[2], FH, stride, pad)
+    OW = _out_size(x.shape[3], FW, stride, pad)
     if pool:
-        return pout, (x, out, (out.shape, parg))
-    return out, (x, out, None)
+        return pout, (x, pout, (OH, OW, parg))
+    return out, (x, out, (OH, OW, _EMPTY_ARG))
 
 
 def conv_relu_backward(dout, cache, W, stride=1, pad=0, pool=None, need_dx=True):
     """Gradients of ``conv_relu_forward``: (dx, dW, db), the same bits as the three
     layers' backward passes in turn; dx None where not ``need_dx`` (a network's first
     layer: its col2im and GEMM are skipped)."""
-    x, out, pooled = cache
-    arg = pooled[1] if pool else _EMPTY_ARG
-    return _conv_backward(dout, x, W, stride, pad, out.shape[2], out.shape[3], RELU, out,
-                          arg, need_dx)
+    x, y, (OH, OW, arg) = cache
+    return _conv_backward(dout, x, W, stride, pad, OH, OW, RELU, y, arg, need_dx)
 
 
 _EMPTY4 = {np.dtype(t): np.empty((0, 0, 0, 0), t) for t in (np.float32, np.float64)}

@@ -180,7 +180,8 @@ def test_conv_relu_pool_fused_gives_the_unfused_bits(case, pool, dtype, kind, va
     out, cache = kernels.conv_relu_forward(noncontiguous(x, kind), noncontiguous(Wt, kind),
                                            b, stride, pad, pool)
     np.testing.assert_array_equal(out, z)
-    np.testing.assert_array_equal(cache[1], y)
+    if pool is None:  # (with pooling the kernel keeps no Relu output)
+        np.testing.assert_array_equal(cache[1], y)
     for need_dx in (True, False):
         comp = kernels.conv_relu_backward(noncontiguous(dout, kind), cache,
                                           noncontiguous(Wt, kind), stride, pad, pool,
