@@ -7,6 +7,9 @@ Two layers, each a ``common.Measured`` grid: backend x layer x dtype, batch 100:
 * "deep": a DeepConvNet layer, x (100, 16, 28, 28), 16 filters 3x3 pad 1, and the
   pooling after it, 2x2 stride 2 over (100, 16, 28, 28).
 
+``ConvReluPool``: each layer's convolution, ReLU and pooling as one run (the fused
+kernels against the twin's three ops), forward and backward.
+
 The "gemm" series of the convolutions is their products alone on a prebuilt ``col``
 (NumPy's matmul into preallocated outputs): the time if the window gather, the scatter,
 the bias and the layout change were free.
@@ -119,3 +122,28 @@ class PoolBackward(Measured):
         out, cache = ops.pool_forward(pool_input(layer, dtype), 2, 2, 2, 0)
         dout = np.random.default_rng(2).standard_normal(out.shape).astype(dtype)
         return lambda: ops.pool_backward(dout, cache, 2, 2, 2, 0)
+
+
+class ConvReluPool(Measured):
+    """A (Convolution, Relu, Pooling 2x2 stride 2) run of layers, forward + backward
+    without dx (a network's first stage): the kernel's fused per-image passes against
+    the twin's three ops in turn."""
+
+    params = POOL_GRID
+    param_names = NAMES
+    blocks = 10
+
+    def setup_cache(self):
+        return self.measure()
+
+    def case(self, backend, layer, dtype):
+        x, Wt, b, stride, pad = conv_problem(layer, dtype)
+        ops, pool = BACKENDS[backend], (2, 2, 2, 0)
+        out, _ = ops.conv_relu_forward(x, Wt, b, stride, pad, pool)
+        dout = np.random.default_rng(3).standard_normal(out.shape).astype(dtype)
+
+        def run():
+            _, cache = ops.conv_relu_forward(x, Wt, b, stride, pad, pool)
+            ops.conv_relu_backward(dout, cache, Wt, stride, pad, pool, False)
+
+        return run

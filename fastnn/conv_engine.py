@@ -12,6 +12,14 @@ millisecond or more), so the call between layers costs nothing measurable. Each 
 runs inside the thread policy's ``for_work`` for its size (``fastnn.kernels._threads``),
 as the plain networks' passes do.
 
+Fused runs: each (Convolution, Relu) or (Convolution, Relu, Pooling) run of layers,
+the stages of both book convnets, runs as one pass each way (``ConvReluRun``: the
+backend's ``conv_relu_forward`` / ``conv_relu_backward``), per image while its
+convolution's output is in cache; the same bits as the three layers' own passes. The
+Convolution object is left holding what its own passes would have kept (``x``, ``dW``,
+``db``); the Relu and Pooling objects are not used. The network's first layer computes
+no dx (nothing reads it).
+
 Arguments: x is a C-contiguous (N, C, H, W) array of the network's dtype; t is intp
 class indices (N,) or (N, classes) rows of that dtype (``ConvNet.validate`` makes them).
 """
@@ -23,12 +31,70 @@ import threading
 
 import numpy as np
 
+from . import conv
 from .engine import _locked
 from .kernels._threads import for_work
-from .layers import Dropout
+from .layers import Convolution, Dropout, Pooling, Relu
 from .params import Gradients, ParamDict
 
 EVAL_ROWS = 100  # images per pass when a data set is predicted or evaluated (the book's)
+
+
+class ConvReluRun:
+    """A Convolution, the Relu after it and optionally the Pooling after that, run as
+    one layer: ``forward(x)`` / ``backward(dout)`` (dx None where not ``need_dx``)."""
+
+    def __init__(self, conv_layer: Convolution, relu: Relu, pool: Pooling | None = None,
+                 need_dx: bool = True):
+        self.conv, self.relu, self.pool = conv_layer, relu, pool
+        self.need_dx = need_dx
+        self.backend = conv_layer.backend
+        self.pooling = None if pool is None else (pool.pool_h, pool.pool_w, pool.stride,
+                                                  pool.pad)
+        self.cache = None
+
+    def forward(self, x):
+        c, p = self.conv, self.pool
+        b = conv.check_weights(c.W, c.b)  # (the book's load_params replaces them)
+        FN, C, FH, FW = c.W.shape
+        x = conv.check_images(x, "x", C, c.W.dtype)
+        OH, OW = conv.check_window(x.shape, FH, FW, c.stride, c.pad, "x")
+        out_shape = (x.shape[0], FN, OH, OW)
+        if p is not None:
+            conv.check_window(out_shape, p.pool_h, p.pool_w, p.stride, p.pad, "x",
+                              "pooling window")
+        out, self.cache = self.backend.conv_relu_forward(x, c.W, b, c.stride, c.pad,
+                                                         self.pooling)
+        # the Convolution as its own forward leaves it (both backends' fused caches
+        # start with the convolution's); the Relu and Pooling keep nothing here (with
+        # pooling the kernels never hold the Relu's whole output)
+        c.x, c.cache, c.out_shape = x, self.cache[0], out_shape
+        return out
+
+    def backward(self, dout):
+        c = self.conv
+        dout = np.ascontiguousarray(dout, c.W.dtype)
+        dx, c.dW, c.db = self.backend.conv_relu_backward(dout, self.cache, c.W, c.stride,
+                                                          c.pad, self.pooling, self.need_dx)
+        return dx
+
+
+def fused(sequence) -> list:
+    """The passes of a layer sequence: each (Convolution, Relu[, Pooling]) run as one
+    ``ConvReluRun`` (the first layer's without dx), the other layers as they are."""
+    layers, passes, i = list(sequence), [], 0
+    while i < len(layers):
+        layer = layers[i]
+        if isinstance(layer, Convolution) and i + 1 < len(layers) and \
+                isinstance(layers[i + 1], Relu):
+            pool = layers[i + 2] if i + 2 < len(layers) and \
+                isinstance(layers[i + 2], Pooling) else None
+            passes.append(ConvReluRun(layer, layers[i + 1], pool, need_dx=i > 0))
+            i += 3 if pool is not None else 2
+        else:
+            passes.append(layer)
+            i += 1
+    return passes
 
 
 class ConvEngine:
@@ -47,6 +113,7 @@ class ConvEngine:
         self.backend = backend
         self.params = params
         self.sequence = list(sequence)
+        self.passes = fused(self.sequence)
         self.last_layer = last_layer
         self.param_layers = list(param_layers)
         self.work = int(work)
@@ -93,7 +160,7 @@ class ConvEngine:
         """Scores of one batch: every layer's forward, Dropout in ``train`` mode."""
         self._replay = 0
         with for_work(x.shape[0] * self.work):
-            for layer in self.sequence:
+            for layer in self.passes:
                 x = layer.forward(x, train) if isinstance(layer, Dropout) else layer.forward(x)
         return x
 
@@ -139,7 +206,7 @@ class ConvEngine:
         loss = float(self.last_layer.forward(self._forward(x, True), t))
         with for_work(x.shape[0] * self.work):
             dout = self.last_layer.backward(1)
-            for layer in reversed(self.sequence):
+            for layer in reversed(self.passes):
                 dout = layer.backward(dout)
         for i, layer in enumerate(self.param_layers, start=1):
             grads[f"W{i}"][...] = layer.dW

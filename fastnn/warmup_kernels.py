@@ -4,8 +4,9 @@ A kernel compiles on its first call with new argument types (seconds: the networ
 about 6-7 s on a 2-core machine) and is then loaded from numba's cache (about 0.2 s).
 Container images, CI jobs and cluster workers warm up once, ahead: each variant
 (``VARIANTS``: the network loop, its BatchNorm/Dropout form with every optimizer, the
-per-layer ops, the convnets' conv and pooling ops, the network loop's parallel forms
-(where there are two cores or more); in float32 and float64) runs a tiny workload in a
+per-layer ops, the convnets' conv and pooling ops, the network loop's and the
+convolution's parallel forms (where there are two cores or more); in float32 and
+float64) runs a tiny workload in a
 process of its own, in parallel, so every kernel it calls is compiled into the cache. A
 second pass then loads each variant in one process (fast when all is cached; it
 compiles again anything two parallel writers of one cache index left out).
@@ -56,13 +57,13 @@ def run_variant(variant: str, dtype: str) -> None:
                 net.accuracy(x, labels)
                 fastnn.optim.optimizer_named(name).update(net.params, net.gradient(x, labels))
     elif variant == "parallel":  # the network kernels' parallel forms (blocks on threads)
-        from .kernels import _threads, network
+        from .kernels import _blocks, _threads
         from .threads import usable_cores
 
         if usable_cores() < 2:  # (one core: never run here)
             return
-        background, forced = network.BACKGROUND, _threads.policy()
-        network.BACKGROUND = False  # (compiled in the call, not in the background)
+        background, forced = _blocks.BACKGROUND, _threads.policy()
+        _blocks.BACKGROUND = False  # (compiled in the call, not in the background)
         _threads.set_num_threads(2)
         try:
             for extended in (False, True):
@@ -71,8 +72,17 @@ def run_variant(variant: str, dtype: str) -> None:
                        fastnn.Sequential(6, [5], 3, dtype=dt, seed=0))
                 net.train_step(x, labels, fastnn.SGD(0.01))
                 net.train_step(x, labels, fastnn.SGD(0.01))  # (on the parallel form)
+            # the convolution's parallel forms: a batch of several blocks of images
+            from . import kernels
+
+            images = rng.random((24, 1, 28, 28)).astype(dt)
+            W, b = rng.random((30, 1, 5, 5)).astype(dt), np.zeros(30, dt)
+            out, cache = kernels.conv_relu_forward(images, W, b, 1, 0, (2, 2, 2, 0))
+            kernels.conv_relu_backward(out, cache, W, 1, 0, (2, 2, 2, 0))
+            out, cache = kernels.conv_forward(images, W, b, 1, 0)
+            kernels.conv_backward(out, cache, W, 1, 0)
         finally:
-            network.BACKGROUND = background
+            _blocks.BACKGROUND = background
             _threads.set_num_threads(None if forced == "auto" else forced)
     elif variant == "layers":
         W, b = rng.random((6, 3)).astype(dt), rng.random(3).astype(dt)

@@ -48,7 +48,16 @@ from .batchnorm import (
     dropout_backward,
     dropout_forward,
 )
-from .conv import col2im, conv_backward, conv_forward, im2col, pool_backward, pool_forward
+from .conv import (
+    col2im,
+    conv_backward,
+    conv_forward,
+    conv_relu_backward,
+    conv_relu_forward,
+    im2col,
+    pool_backward,
+    pool_forward,
+)
 from .entry import evaluate, forward, gradient, sgd_step, train_batches, train_periods
 from .losses import softmax, softmax_cross_entropy, squared_error, sum_squared_error
 from .optim import (
@@ -95,6 +104,8 @@ __all__ = [
     "col2im",
     "conv_forward",
     "conv_backward",
+    "conv_relu_forward",
+    "conv_relu_backward",
     "pool_forward",
     "pool_backward",
     "forward",

@@ -48,6 +48,13 @@ How to use it (a kernel module):
         g = grain(x.shape[0], 1, 4096)
         run_scale_(n_blocks(x.shape[0], g), (out, x, g, s))
 
+A pass that Python calls (the convolution's and pooling's, ``kernels.conv``) takes its
+runner from ``blocks(body)`` instead: ``run(nb, threads, args)`` runs the serial form
+when ``threads`` (the thread policy's count for the call, ``_threads.block_threads``)
+or ``nb`` is 1, else the parallel one, and the parallel form is compiled only when a
+call first wants it (``when_compiled``, below), since numba's ``parallel=True``
+compilation is slow and a one-thread process never needs it.
+
 The body is a compiled function (``@compiled``, called, not inlined): the parallel
 runner's own code is a few lines, so numba's slow ``parallel=True`` compilation has
 little to chew on, and the caller (the network loop, compiled serially) calls the
@@ -59,6 +66,8 @@ With ``NUMBA_DISABLE_JIT=1`` the runner is the plain loop over blocks, in order.
 
 from __future__ import annotations
 
+import os
+import threading
 import types as pytypes
 
 import numpy as np
@@ -180,6 +189,21 @@ def _functions(tag):
     return serial, parallel, run
 
 
+def _forms(body, tag):
+    """The serial, parallel and ``run`` functions of ``_functions`` for ``body``, each
+    compiled in a namespace of their own (``_body``, ``_serial``, ``_parallel``)."""
+    serial, parallel, run = _functions(tag)
+    namespace = dict(globals(), _body=body)
+
+    def own(f):  # f with the runner's namespace as its globals
+        return pytypes.FunctionType(f.__code__, namespace, f.__name__, f.__defaults__,
+                                    f.__closure__)
+
+    namespace["_serial"] = compiled(own(serial))
+    namespace["_parallel"] = compiled(own(parallel), parallel=True)
+    return namespace["_serial"], namespace["_parallel"], own(run)
+
+
 def runner(body):
     """``run(nb, args)``: ``body(blk, *args)`` for every blk < nb, on numba's threads
     under dynamic scheduling (see the module's docstring); compiled once per argument
@@ -190,13 +214,85 @@ def runner(body):
                 body(blk, *args)
         return run
     py = getattr(body, "py_func", body)
-    serial, parallel, run = _functions(f"{py.__module__}.{py.__qualname__}")
-    namespace = dict(globals(), _body=body)
+    return compiled(_forms(body, f"{py.__module__}.{py.__qualname__}")[2])
 
-    def own(f):  # f with the runner's namespace as its globals
-        return pytypes.FunctionType(f.__code__, namespace, f.__name__, f.__defaults__,
-                                    f.__closure__)
 
-    namespace["_serial"] = compiled(own(serial))
-    namespace["_parallel"] = compiled(own(parallel), parallel=True)
-    return compiled(own(run))
+def blocks(body):
+    """``run(nb, threads, args)`` for a pass that Python calls: ``body(blk, *args)`` for
+    every blk < nb, in turn in the calling thread where ``threads`` or ``nb`` is 1, else
+    on ``min(threads, nb)`` of numba's threads (the count ``_threads.for_work`` set)
+    under dynamic scheduling, once that parallel form is compiled (``when_compiled``:
+    until then, and in a process that never runs on threads, only the serial form is
+    compiled)."""
+    if numba_config.DISABLE_JIT:
+        def run_in_turn(nb, threads, args):
+            for blk in range(nb):
+                body(blk, *args)
+        return run_in_turn
+    py = getattr(body, "py_func", body)
+    # (a tag of their own: the cache must not confuse them with ``runner``'s forms)
+    serial, parallel, _ = _forms(body, f"{py.__module__}.{py.__qualname__}/blocks")
+    deferred(parallel)
+
+    def run(nb, threads, args):
+        threads = min(threads, nb)
+        if threads <= 1:
+            return serial(nb, args)
+        return when_compiled(parallel, (nb, threads, args), lambda: serial(nb, args))
+
+    run.serial, run.parallel = serial, parallel
+    return run
+
+
+# --- the parallel forms, compiled when a call first wants one ------------------------------
+# numba's parallel compilation is slow (seconds more than a serial function's), and a
+# call on one thread never needs it. So a kernel's parallel form is ``deferred``: numba
+# never compiles it on a call's path; the first call that wants it for some argument
+# types runs the serial form instead (the same blocks, the same bits) and starts the
+# parallel form's compilation (or cache load) for those types in a background thread;
+# later calls use it once it is ready. FASTNN_BACKGROUND_COMPILE=0: compile it in that
+# first call instead (tests, warm-up). The network kernel (``network.run``) and the
+# conv runners (``blocks``) both go through here.
+BACKGROUND = os.environ.get("FASTNN_BACKGROUND_COMPILE", "1").lower() not in (
+    "0", "false", "no", "off")
+_builds: dict = {}  # (dispatcher, argument types) -> the Thread building it (None: built)
+_build_lock = threading.Lock()
+
+
+def deferred(dispatcher):
+    """Mark a compiled function as compiled only by ``when_compiled`` (numba's switch
+    behind ``disable_compile``, which refuses a dispatcher with no signature yet)."""
+    dispatcher._can_compile = False
+    return dispatcher
+
+
+def _build(kernel, signature) -> None:
+    with _build_lock:
+        kernel._can_compile = True
+        try:
+            kernel.compile(signature)
+        finally:
+            kernel._can_compile = False
+
+
+def when_compiled(kernel, args, fallback):
+    """``kernel(*args)`` (a ``deferred`` function) where it is compiled for their types;
+    else ``fallback()``, the same result by another form, and the kernel's compilation
+    for these types started (in a background thread unless ``BACKGROUND`` is off)."""
+    if not any(thread is not None and thread.is_alive() for thread in _builds.values()):
+        try:
+            return kernel(*args)
+        except TypeError:  # not compiled for these types (numba: compilation disabled)
+            pass
+    result = fallback()
+    signature = tuple(kernel.typeof_pyval(a) for a in args)
+    if (kernel, signature) not in _builds:
+        if BACKGROUND:
+            thread = threading.Thread(target=_build, args=(kernel, signature), daemon=True,
+                                      name="fastnn-compile")
+            _builds[kernel, signature] = thread
+            thread.start()
+        else:
+            _builds[kernel, signature] = None
+            _build(kernel, signature)
+    return result

@@ -22,11 +22,19 @@ cache; the full ``col`` matrix of the batch is never built. Per image:
 * pooling: each window's first maximum (the book's ``np.argmax`` rule, NaN counting as
   the maximum as there) and its position, -1 for a zero of the padding; the backward
   pass adds each window's gradient at that position.
+* fused (``conv_relu_forward`` / ``conv_relu_backward``): a Convolution, the Relu after it
+  and optionally a max Pooling after that, per image: bias + ReLU in the GEMM's epilogue
+  and the image's pooling right after; backward the ReLU mask, the unpooling and the
+  convolution's GEMMs. The convnets' engine runs each such run of layers this way.
 
 Every image's arithmetic is the same whichever thread runs its block, and the only sums
 across blocks run in block order, so results do not depend on the thread count or the
-load. Each piece of math is written once: ``im2col_image_`` and ``col2im_image_`` serve
-both the public ``im2col``/``col2im`` and the convolution.
+load. The passes run through ``_blocks.blocks``: on the thread count the policy gave
+the call, the parallel forms compiled only when a call first wants threads. Each piece
+of math is written once: ``im2col_image_`` and ``col2im_image_`` serve both the public
+``im2col``/``col2im`` and the convolution; ``pool_image_`` / ``unpool_image_`` both the
+pooling ops and the fused passes; the ReLU is ``affine_act``'s ``act_value`` /
+``act_grad_value``.
 """
 
 from __future__ import annotations
@@ -34,10 +42,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._blas import gemm
-from ._blocks import block_of, grain, n_blocks, runner, sum_blocks_
+from ._blocks import block_of, blocks, grain, n_blocks, sum_blocks_
 from ._config import compiled, inline
-from ._threads import for_work
+from ._threads import block_threads, for_work
 from ._views import view1d
+from .affine_act import IDENTITY, RELU, act_grad_value, act_value
 
 
 def _out_size(size, filter_size, stride, pad):
@@ -117,7 +126,7 @@ def col2im_image_(x, colT, FH, FW, stride, pad, OH, OW):
 
 
 # --- the block bodies: images start .. stop - 1 of block blk (``_blocks.block_of``) ------
-# Compiled calls (``_blocks.runner``), each allocating its own work buffers.
+# Compiled calls (``_blocks.blocks``), each allocating its own work buffers.
 
 
 @compiled
@@ -146,93 +155,180 @@ def _col2im_(x, col, FH, FW, stride, pad, OH, OW):
         col2im_image_(x[n], colT, FH, FW, stride, pad, OH, OW)
 
 
+# --- one image: max pooling and its adjoint -------------------------------------------
+
+
+@inline
+def pool_image_(out, arg, x, PH, PW, stride, pad):
+    """out, arg (C, OH, OW) of the image x (C, H, W): each window's first maximum and its
+    position iy * W + ix (-1: a zero of the padding). A later value wins only if greater,
+    or NaN after none was (``np.argmax``'s rule); the padding's zeros are candidates."""
+    C, OH, OW = out.shape
+    H, W = x.shape[1], x.shape[2]
+    for c in range(C):
+        xc = x[c]
+        for oy in range(OH):
+            y0 = oy * stride - pad
+            rows_in = y0 >= 0 and y0 + PH <= H
+            for ox in range(OW):
+                x0 = ox * stride - pad
+                if rows_in and x0 >= 0 and x0 + PW <= W:
+                    # the whole window on x (every window without padding): no tests per
+                    # element, x's own dtype (the comparisons are exact either way)
+                    m, i_m = xc[y0, x0], y0 * W + x0
+                    for py in range(PH):
+                        for px in range(PW):
+                            v = xc[y0 + py, x0 + px]
+                            if not (v <= m) and m == m:
+                                m, i_m = v, (y0 + py) * W + x0 + px
+                    out[c, oy, ox] = m
+                    arg[c, oy, ox] = i_m
+                    continue
+                best, at = 0.0, -1
+                first = True
+                for py in range(PH):
+                    iy = y0 + py
+                    for px in range(PW):
+                        ix = x0 + px
+                        if 0 <= iy < H and 0 <= ix < W:
+                            v, i = np.float64(xc[iy, ix]), iy * W + ix
+                        else:  # the padding's zero, a candidate as in the book
+                            v, i = 0.0, -1
+                        if first or (not (v <= best) and best == best):
+                            best, at, first = v, i, False
+                out[c, oy, ox] = best
+                arg[c, oy, ox] = at
+
+
+@inline
+def unpool_image_(dx, dout, arg):
+    """dx (C, H, W) = 0, then each window's dout (C, OH, OW) added at its maximum
+    (``arg``, from ``pool_image_``; overlapping windows add, in window order)."""
+    C, OH, OW = dout.shape
+    W = dx.shape[2]
+    dx[...] = 0
+    for c in range(C):
+        dxc = dx[c]
+        for oy in range(OH):
+            for ox in range(OW):
+                i = arg[c, oy, ox]
+                if i >= 0:
+                    dxc[i // W, i % W] += dout[c, oy, ox]
+
+
+# --- the layers' block bodies ----------------------------------------------------------
+# A convolution's bodies carry an activation (``act``: IDENTITY, or RELU for a Relu
+# layer after it) and an optional max pooling after that (PH > 0), run per image while
+# the image's output is in cache: the (Convolution, Relu[, Pooling]) runs of the
+# convnets are one pass forward and one backward (``conv_relu_forward``). The
+# activation's math is ``act_value`` / ``act_grad_value`` (``affine_act``), the
+# pooling's ``pool_image_`` / ``unpool_image_``: the unfused ops call the same bodies.
+# With pooling the activation's output stays in the block's buffer: the backward pass
+# masks the pooling's gradient by the pooling's output instead, which is the
+# activation's output at each window's maximum, the only place a gradient reaches
+# (the same values, so the same bits as the unfused layers).
+
+
+@inline
+def bias_rows_act_(out, b, act):
+    """In place: out[f, p] = act(out[f, p] + b[f]); out is (FN, P), b is (FN,)."""
+    FN, P = out.shape
+    for f in range(FN):
+        bf = b[f]
+        for p in range(P):
+            out[f, p] = act_value(out[f, p] + bf, act)
+
+
+@inline
+def act_grad_rows_(dy, dout, y, act):
+    """dy = act_grad_value(dout, y) elementwise; all (FN, P)."""
+    FN, P = dy.shape
+    for f in range(FN):
+        for p in range(P):
+            dy[f, p] = act_grad_value(dout[f, p], y[f, p], act)
+
+
 @compiled
-def _conv_forward_block(blk, g, out, x, Wmat, b, FH, FW, stride, pad):
-    """out[n] (FN, OH*OW) = Wmat (FN, K) @ colT (K, OH*OW) + b, for the block's images."""
-    N, FN, OH, OW = out.shape
+def _conv_forward_block(blk, g, out, x, Wmat, b, FH, FW, stride, pad, OH, OW, act, pout,
+                        parg, PH, PW, pstride, ppad):
+    """act(Wmat (FN, K) @ colT (K, OH*OW) + b) for the block's images: into out[n]
+    (FN, OH, OW) where out is not empty, and with PH > 0 pooled into pout[n], parg[n]
+    (FN, POH, POW) (``pool_image_``)."""
+    N, FN = x.shape[0], Wmat.shape[0]
     start, stop = block_of(blk, N, g)
     colT = np.zeros((Wmat.shape[1], OH * OW), x.dtype)  # (zeros: see im2col_image_)
+    y = np.empty((FN, OH, OW), x.dtype)  # (the image's output where out is empty)
     for n in range(start, stop):
         im2col_image_(colT, x[n], FH, FW, stride, pad, OH, OW)
-        out_n = out[n].reshape(FN, OH * OW)
-        gemm(False, False, 1.0, Wmat, colT, 0.0, out_n)
-        for f in range(FN):
-            bf = b[f]
-            for p in range(OH * OW):
-                out_n[f, p] += bf
+        y_n = out[n] if out.shape[0] > 0 else y
+        flat = y_n.reshape(FN, OH * OW)
+        gemm(False, False, 1.0, Wmat, colT, 0.0, flat)
+        if act == RELU:  # (the branch outside the loops: each loop's act a constant)
+            bias_rows_act_(flat, b, RELU)
+        else:
+            bias_rows_act_(flat, b, IDENTITY)
+        if PH > 0:
+            pool_image_(pout[n], parg[n], y_n, PH, PW, pstride, ppad)
 
 
 @compiled
 def _conv_backward_block(blk, g, dx, dW_parts, db_parts, dout, x, Wmat, FH, FW, stride,
-                         pad):
-    """dx for the block's images; row blk of dW_parts (nb, FN*K) and db_parts (nb, FN),
-    float64: the block's sums of dW = dout_n @ colT.T and of db."""
-    N, FN, OH, OW = dout.shape
+                         pad, OH, OW, act, y, arg):
+    """Row blk of dW_parts (nb, FN*K) and db_parts (nb, FN), float64: the block's sums
+    of dW = dy_n @ colT.T and of db = dy_n's row sums, and (dx not empty) dx[n] for its
+    images. dy_n (FN, OH*OW), the gradient at the convolution's output: dout[n] through
+    the activation (``act`` RELU: ``y`` is its output where dout is, the activation's
+    or the pooling's), then unpooled (``arg`` not empty: dout is the pooling's)."""
+    N, FN = x.shape[0], Wmat.shape[0]
     start, stop = block_of(blk, N, g)
     P, K = OH * OW, Wmat.shape[1]
     colT, dcolT = np.zeros((K, P), x.dtype), np.empty((K, P), x.dtype)
     dW = np.empty((FN, K), x.dtype)  # the block's sum, by GEMMs with beta = 1
+    dy = np.empty((FN, OH, OW), x.dtype)  # (the unpooled gradient)
+    dm = np.empty(dout.shape[1:], x.dtype)  # (the gradient through the activation)
+    DP = dout.shape[2] * dout.shape[3]
     db = db_parts[blk]
     db[:] = 0.0
     for n in range(start, stop):
-        dout_n = dout[n].reshape(FN, P)
+        src = dout[n]
+        if act == RELU:
+            act_grad_rows_(dm.reshape(FN, DP), src.reshape(FN, DP), y[n].reshape(FN, DP),
+                           RELU)
+            src = dm
+        if arg.shape[0] > 0:
+            unpool_image_(dy, src, arg[n])
+            src = dy
+        dy_n = src.reshape(FN, P)
         for f in range(FN):
             s = 0.0
             for p in range(P):
-                s += dout_n[f, p]
+                s += dy_n[f, p]
             db[f] += s
         im2col_image_(colT, x[n], FH, FW, stride, pad, OH, OW)
-        gemm(False, True, 1.0, dout_n, colT, 0.0 if n == start else 1.0, dW)
-        gemm(True, False, 1.0, Wmat, dout_n, 0.0, dcolT)
-        col2im_image_(dx[n], dcolT, FH, FW, stride, pad, OH, OW)
+        gemm(False, True, 1.0, dy_n, colT, 0.0 if n == start else 1.0, dW)
+        if dx.shape[0] > 0:
+            gemm(True, False, 1.0, Wmat, dy_n, 0.0, dcolT)
+            col2im_image_(dx[n], dcolT, FH, FW, stride, pad, OH, OW)
     dW_parts[blk] = dW.reshape(FN * K)
 
 
 @compiled
 def _pool_forward_block(blk, g, out, arg, x, PH, PW, stride, pad):
-    """out, arg (N, C, OH, OW) for the block's images: each window's first maximum and
-    its position iy * W + ix (-1: a zero of the padding)."""
-    N, C, OH, OW = out.shape
-    H, W = x.shape[2], x.shape[3]
-    start, stop = block_of(blk, N, g)
+    """out, arg (N, C, OH, OW) for the block's images (``pool_image_``)."""
+    start, stop = block_of(blk, out.shape[0], g)
     for n in range(start, stop):
-        for c in range(C):
-            for oy in range(OH):
-                for ox in range(OW):
-                    best, at = 0.0, -1
-                    first = True
-                    for py in range(PH):
-                        iy = oy * stride + py - pad
-                        for px in range(PW):
-                            ix = ox * stride + px - pad
-                            if 0 <= iy < H and 0 <= ix < W:
-                                v, i = np.float64(x[n, c, iy, ix]), iy * W + ix
-                            else:  # the padding's zero, a candidate as in the book
-                                v, i = 0.0, -1
-                            # a later value wins only if greater, or NaN after none was
-                            if first or (not (v <= best) and best == best):
-                                best, at, first = v, i, False
-                    out[n, c, oy, ox] = best
-                    arg[n, c, oy, ox] = at
+        pool_image_(out[n], arg[n], x[n], PH, PW, stride, pad)
 
 
 @compiled
 def _pool_backward_block(blk, g, dx, dout, arg):
     """dx (N, C, H, W) for the block's images: dout added at each window's maximum."""
-    N, C, OH, OW = dout.shape
-    W = dx.shape[3]
-    start, stop = block_of(blk, N, g)
+    start, stop = block_of(blk, dout.shape[0], g)
     for n in range(start, stop):
-        dx[n] = 0
-        for c in range(C):
-            for oy in range(OH):
-                for ox in range(OW):
-                    i = arg[n, c, oy, ox]
-                    if i >= 0:
-                        dx[n, c, i // W, i % W] += dout[n, c, oy, ox]
+        unpool_image_(dx[n], dout[n], arg[n])
 
 
-_RUN = {body: runner(body) for body in (_conv_forward_block, _conv_backward_block,
+_RUN = {body: blocks(body) for body in (_conv_forward_block, _conv_backward_block,
                                          _pool_forward_block, _pool_backward_block)}
 
 
@@ -243,7 +339,7 @@ def _run(body, N, work_per_image, args):
     args after (blk, g)."""
     g = grain(N, work_per_image, 1)
     with for_work(N * work_per_image):
-        _RUN[body](n_blocks(N, g), (g,) + args)
+        _RUN[body](n_blocks(N, g), block_threads(), (g,) + args)
 
 
 # --- the per-op API (fastnn.reference's names and signatures) -----------------------------
@@ -281,6 +377,54 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     return x
 
 
+_NO_POOL = (0, 0, 1, 0)  # (pool_h, pool_w, stride, pad) of "no pooling"
+
+
+def _conv_forward(x, W, b, stride, pad, act, pool):
+    """(x, out, pout, parg): x C-contiguous, the convolution's output through ``act``
+    (N, FN, OH, OW; empty with ``pool``) and with ``pool`` its max pooling (else empty
+    arrays)."""
+    x = _c(x)
+    W, b = _c(W, x.dtype), _c(b, x.dtype)
+    FN, C, FH, FW = W.shape
+    N, _, H, Wd = x.shape
+    OH, OW = _out_size(H, FH, stride, pad), _out_size(Wd, FW, stride, pad)
+    PH, PW, pstride, ppad = pool or _NO_POOL
+    if pool:
+        shape = (N, FN, _out_size(OH, PH, pstride, ppad), _out_size(OW, PW, pstride, ppad))
+        out = _EMPTY4[x.dtype]
+    else:
+        shape = (0, 0, 0, 0)
+        out = np.empty((N, FN, OH, OW), x.dtype)
+    pout, parg = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+    Wmat = W.reshape(FN, C * FH * FW)
+    _run(_conv_forward_block, N, OH * OW * Wmat.size,
+         (out, x, Wmat, b, FH, FW, stride, pad, OH, OW, act, pout, parg, PH, PW, pstride,
+          ppad))
+    return x, out, pout, parg
+
+
+def _conv_backward(dout, x, W, stride, pad, OH, OW, act, y, arg, need_dx):
+    """(dx or None, dW, db) of ``_conv_forward``; dout is the gradient at its last
+    output (the pooling's where ``arg`` is not empty), ``y`` the activation's output
+    there."""
+    dtype = x.dtype
+    dout, W = _c(dout, dtype), _c(W, dtype)
+    FN, C, FH, FW = W.shape
+    N = x.shape[0]
+    Wmat = W.reshape(FN, C * FH * FW)
+    work = (3 if need_dx else 2) * OH * OW * Wmat.size
+    nb = n_blocks(N, grain(N, work, 1))
+    dW_parts, db_parts = np.empty((nb, Wmat.size)), np.empty((nb, FN))
+    dx = np.empty(x.shape if need_dx else (0,) + x.shape[1:], dtype)
+    _run(_conv_backward_block, N, work,
+         (dx, dW_parts, db_parts, dout, x, Wmat, FH, FW, stride, pad, OH, OW, act, y, arg))
+    dW, db = np.empty(Wmat.size, dtype), np.empty(FN, dtype)
+    sum_blocks_(dW, dW_parts, nb)
+    sum_blocks_(db, db_parts, nb)
+    return (dx if need_dx else None), dW.reshape(W.shape), db
+
+
 def conv_forward(x, W, b, stride=1, pad=0):
     """out = the convolution of x with the filters W, plus b: (out, cache).
 
@@ -289,14 +433,7 @@ def conv_forward(x, W, b, stride=1, pad=0):
     before the backward pass, as the book's layer keeps x) is what ``conv_backward``
     needs.
     """
-    x = _c(x)
-    W, b = _c(W, x.dtype), _c(b, x.dtype)
-    FN, C, FH, FW = W.shape
-    N, _, H, Wd = x.shape
-    OH, OW = _out_size(H, FH, stride, pad), _out_size(Wd, FW, stride, pad)
-    out = np.empty((N, FN, OH, OW), x.dtype)
-    Wmat = W.reshape(FN, C * FH * FW)
-    _run(_conv_forward_block, N, OH * OW * Wmat.size, (out, x, Wmat, b, FH, FW, stride, pad))
+    x, out, _, _ = _conv_forward(x, W, b, stride, pad, IDENTITY, None)
     return out, x
 
 
@@ -306,21 +443,40 @@ def conv_backward(dout, cache, W, stride=1, pad=0):
     dout is (N, FN, OH, OW); ``cache`` is what ``conv_forward`` returned.
     """
     x = cache
-    dtype = x.dtype
-    dout, W = _c(dout, dtype), _c(W, dtype)
-    FN, C, FH, FW = W.shape
-    N, _, OH, OW = dout.shape
-    Wmat = W.reshape(FN, C * FH * FW)
-    work = 3 * OH * OW * Wmat.size
-    nb = n_blocks(N, grain(N, work, 1))
-    dW_parts, db_parts = np.empty((nb, Wmat.size)), np.empty((nb, FN))
-    dx = np.empty(x.shape, dtype)
-    _run(_conv_backward_block, N, work,
-         (dx, dW_parts, db_parts, dout, x, Wmat, FH, FW, stride, pad))
-    dW, db = np.empty(Wmat.size, dtype), np.empty(FN, dtype)
-    sum_blocks_(dW, dW_parts, nb)
-    sum_blocks_(db, db_parts, nb)
-    return dx, dW.reshape(W.shape), db
+    OH, OW = dout.shape[2], dout.shape[3]
+    return _conv_backward(dout, x, W, stride, pad, OH, OW, IDENTITY, _EMPTY4[x.dtype],
+                          _EMPTY_ARG, True)
+
+
+def conv_relu_forward(x, W, b, stride=1, pad=0, pool=None):
+    """A Convolution, a Relu and optionally a max Pooling in one pass over the images:
+    (out, cache).
+
+    x, W, b as ``conv_forward``; ``pool`` None or (pool_h, pool_w, stride, pad). out is
+    the last layer's output: ``pool_forward(relu_forward(conv_forward(x, W, b)))`` (or
+    without the pooling), the same bits. ``cache`` is what ``conv_relu_backward`` needs:
+    (x, the output out, its geometry): with pooling the Relu's output is not kept (the
+    backward pass needs only its values at the windows' maxima: out).
+    """
+    x, out, pout, parg = _conv_forward(x, W, b, stride, pad, RELU, pool)
+    FN, _, FH, FW = W.shape
+    OH = _out_size(x.shape[2], FH, stride, pad)
+    OW = _out_size(x.shape[3], FW, stride, pad)
+    if pool:
+        return pout, (x, pout, (OH, OW, parg))
+    return out, (x, out, (OH, OW, _EMPTY_ARG))
+
+
+def conv_relu_backward(dout, cache, W, stride=1, pad=0, pool=None, need_dx=True):
+    """Gradients of ``conv_relu_forward``: (dx, dW, db), the same bits as the three
+    layers' backward passes in turn; dx None where not ``need_dx`` (a network's first
+    layer: its col2im and GEMM are skipped)."""
+    x, y, (OH, OW, arg) = cache
+    return _conv_backward(dout, x, W, stride, pad, OH, OW, RELU, y, arg, need_dx)
+
+
+_EMPTY4 = {np.dtype(t): np.empty((0, 0, 0, 0), t) for t in (np.float32, np.float64)}
+_EMPTY_ARG = np.empty((0, 0, 0, 0), np.int64)
 
 
 def pool_forward(x, pool_h, pool_w, stride=2, pad=0):

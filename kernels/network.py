@@ -42,8 +42,8 @@ Threads: each layer's passes run on fixed blocks (``affine_act``, ``_blocks``). 
 has two forms, ``_kernel(ext, parallel)``: the serial one runs the blocks in turn, the
 parallel one on numba's threads; both cut the same blocks and give the same bits. The
 parallel form is compiled only when a call runs on more than one thread, in the
-background (``run``); the other passes (the loss rows, the bias steps, BatchNorm,
-Dropout, the batch gather) stay serial.
+background (``run``, ``_blocks.when_compiled``); the other passes (the loss rows, the
+bias steps, BatchNorm, Dropout, the batch gather) stay serial.
 
 Kernels return status, never raise: ``n_bad`` (the first layer's non-finite count: then
 nothing changed and the loss is NaN) and ``bad_label`` (the index of the first class
@@ -76,12 +76,11 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import threading
 
 import numpy as np
 from numba.core import config as numba_config
 
+from ._blocks import deferred, when_compiled
 from ._cache import sources_digest as _sources_digest
 from ._config import compiled, inline
 from ._views import borrow, hold, view1d, view2d, view_rows
@@ -492,55 +491,18 @@ def _kernel(ext: bool, parallel: bool = False):
     """The kernel for ``ext`` (BatchNorm/Dropout compiled in) and ``parallel`` (the
     layers' blocks on numba's threads, else in turn: the same blocks, the same bits),
     compiled on first use (per dtype); the loss kind and the activation are arguments.
-    The parallel form compiles only when asked (``run``), never on a call's path."""
+    The parallel form compiles only when a call wants it (``run``), never on a call's
+    path."""
     kernel = compiled(_network_of(ext, parallel, _SOURCES))
-    if parallel:
-        kernel._can_compile = False  # (``_build`` compiles it: numba's switch behind
-        # disable_compile, which refuses a dispatcher with no compiled signature yet)
-    return kernel
-
-
-# Compiling the parallel form: numba's parallel compilation is slow (seconds more than
-# the serial kernel's), and a one-thread run never needs it. So the first call that
-# wants threads runs the serial form (the same bits) and starts the parallel form's
-# compilation (or cache load) in a background thread; calls use it once it is ready.
-# FASTNN_BACKGROUND_COMPILE=0: compile it in the call instead (tests, warm-up).
-BACKGROUND = os.environ.get("FASTNN_BACKGROUND_COMPILE", "1").lower() not in (
-    "0", "false", "no", "off")
-_builds: dict = {}  # (ext, argument types) -> the Thread building it (None: built)
-_build_lock = threading.Lock()
-
-
-def _build(kernel, signature) -> None:
-    with _build_lock:
-        kernel._can_compile = True
-        try:
-            kernel.compile(signature)
-        finally:
-            kernel._can_compile = False
+    return deferred(kernel) if parallel else kernel
 
 
 def run(ext: bool, parallel: bool, args):
     """The kernel's result for ``args``: the parallel form where ``parallel`` and it is
-    compiled for their types, else the serial one (see ``BACKGROUND``)."""
+    compiled for their types, else the serial one, the parallel form's compilation then
+    started (``_blocks.when_compiled``: in the background unless
+    FASTNN_BACKGROUND_COMPILE=0)."""
     serial = _kernel(ext)
     if not parallel or numba_config.DISABLE_JIT:
         return serial(*args)
-    kernel = _kernel(ext, True)
-    if not any(thread is not None and thread.is_alive() for thread in _builds.values()):
-        try:
-            return kernel(*args)
-        except TypeError:  # not compiled for these types (numba: compilation disabled)
-            pass
-    result = serial(*args)  # (compiles the serial form if it must)
-    signature = tuple(serial.typeof_pyval(a) for a in args)
-    if (ext, signature) not in _builds:
-        if BACKGROUND:
-            thread = threading.Thread(target=_build, args=(kernel, signature), daemon=True,
-                                      name="fastnn-compile")
-            _builds[ext, signature] = thread
-            thread.start()
-        else:
-            _builds[ext, signature] = None
-            _build(kernel, signature)
-    return result
+    return when_compiled(_kernel(ext, True), args, lambda: serial(*args))

@@ -141,6 +141,63 @@ def test_pool_forward_and_backward(case, dtype, kind):
                  reduce_len=ph * pw)
 
 
+# --- a Convolution, a Relu and a Pooling fused: the unfused ops' bits -----------------
+
+POOLS = [None, (2, 2, 2, 0), (3, 2, 2, 1), (2, 2, 3, 2)]
+
+
+def unfused(x, Wt, b, stride, pad, pool, dout):
+    """The three ops' kernels in turn, forward then backward."""
+    out, cache = kernels.conv_forward(x, Wt, b, stride, pad)
+    y = kernels.relu_forward(out)
+    z, pcache = kernels.pool_forward(y, *pool) if pool else (y, None)
+    dy = kernels.pool_backward(dout, pcache, *pool) if pool else dout
+    return (z, y, *kernels.conv_backward(kernels.relu_backward(dy, y), cache, Wt, stride,
+                                         pad))
+
+
+@pytest.mark.parametrize("values", ["normal", "ties", "nan"])
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("case", CONV_CASES[:5])
+def test_conv_relu_pool_fused_gives_the_unfused_bits(case, pool, dtype, kind, values):
+    """``conv_relu_forward`` / ``conv_relu_backward`` = the three ops in turn, bit for
+    bit (and the reference's twin within tolerance): odd shapes, strides 1-3, padding,
+    non-contiguous inputs, ties (zeros: the ReLU's and the padding's) and NaN."""
+    x, Wt, b, stride, pad = conv_problem(case, dtype, seed=sum(case))
+    if values == "ties":
+        x, Wt = np.round(x), np.round(4 * Wt)  # (integer sums: exact ties, many zeros)
+    elif values == "nan":
+        x.ravel()[np.random.default_rng(6).choice(x.size, 3, replace=False)] = np.nan
+    N, FN, OH, OW = out_shape(case)
+    if pool and (pool[0] > OH + 2 * pool[3] or pool[1] > OW + 2 * pool[3]):
+        pytest.skip("the pooling window does not fit")
+    z_shape = (N, FN, 1 + (OH + 2 * pool[3] - pool[0]) // pool[2],
+               1 + (OW + 2 * pool[3] - pool[1]) // pool[2]) if pool else (N, FN, OH, OW)
+    dout = np.random.default_rng(7).standard_normal(z_shape).astype(dtype)
+    z, y, dx, dW, db = unfused(x, Wt, b, stride, pad, pool, dout)
+    out, cache = kernels.conv_relu_forward(noncontiguous(x, kind), noncontiguous(Wt, kind),
+                                           b, stride, pad, pool)
+    np.testing.assert_array_equal(out, z)
+    if pool is None:  # (with pooling the kernel keeps no Relu output)
+        np.testing.assert_array_equal(cache[1], y)
+    for need_dx in (True, False):
+        comp = kernels.conv_relu_backward(noncontiguous(dout, kind), cache,
+                                          noncontiguous(Wt, kind), stride, pad, pool,
+                                          need_dx)
+        np.testing.assert_array_equal(comp[0], dx if need_dx else None)
+        np.testing.assert_array_equal(comp[1], dW)
+        np.testing.assert_array_equal(comp[2], db)
+    if values == "normal":  # (the twin: NaN and the ReLU's kinks aside)
+        ref_out, ref_cache = reference.conv_relu_forward(x, Wt, b, stride, pad, pool)
+        assert_close(out, ref_out, dtype, reduce_len=Wt[0].size)
+        ref = reference.conv_relu_backward(dout, ref_cache, Wt, stride, pad, pool)
+        rows = N * OH * OW
+        for c, r, reduce_len in zip(comp[1:], ref[1:], (rows, rows)):
+            assert_close(c, r, dtype, reduce_len=reduce_len)
+
+
 # --- extremes and ties ----------------------------------------------------------------
 
 
@@ -275,7 +332,20 @@ def _digest_of_runs(dtype):
     px, ph, pw, pstride, ppad = pool_problem(THREADS_POOL, dtype, seed=13)
     pout, pcache = kernels.pool_forward(px, ph, pw, pstride, ppad)
     results += [pout, kernels.pool_backward(pout, pcache, ph, pw, pstride, ppad)]
+    fout, fcache = kernels.conv_relu_forward(x, Wt, b, stride, pad, (2, 2, 2, 0))
+    results += [fout, *kernels.conv_relu_backward(fout, fcache, Wt, stride, pad,
+                                                  (2, 2, 2, 0))]
     return results
+
+
+def _ran_on_threads():
+    """The parallel forms of the passes of several blocks (``_several_blocks``) have
+    been compiled, and so used (``_blocks`` compiles one when a call on threads first
+    wants it, here in that call)."""
+    from fastnn.kernels import conv
+
+    return all(conv._RUN[body].parallel.signatures for body in (
+        conv._conv_forward_block, conv._conv_backward_block, conv._pool_forward_block))
 
 
 def _several_blocks():
@@ -292,13 +362,17 @@ def _several_blocks():
 @pytest.mark.skipif(numba_config.DISABLE_JIT, reason="threads need compiled code")
 @pytest.mark.skipif(fastnn.threads.usable_cores() < 2, reason="needs 2 usable cores")
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_the_bits_do_not_depend_on_the_thread_count(dtype):
+def test_the_bits_do_not_depend_on_the_thread_count(dtype, monkeypatch):
+    from fastnn.kernels import _blocks
+
     _several_blocks()
+    monkeypatch.setattr(_blocks, "BACKGROUND", False)  # (the parallel forms in the call)
     try:
         fastnn.set_num_threads(1)
         one = _digest_of_runs(dtype)
         fastnn.set_num_threads(2)
         two = _digest_of_runs(dtype)
+        assert _ran_on_threads()
     finally:
         fastnn.set_num_threads(None)
     for a, b in zip(one, two):
@@ -315,6 +389,7 @@ def test_three_threads_give_the_bits_of_one():
         "_threads.set_num_threads(3)\n"
         "import test_conv_kernels as t\n"
         "np.savez(sys.argv[2], *t._digest_of_runs(np.float64))\n"
+        "assert t._ran_on_threads()\n"
         "print(numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS)\n"
     )
     import os
@@ -323,7 +398,8 @@ def test_three_threads_give_the_bits_of_one():
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "three.npz")
         done = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), path],
-                              env=dict(os.environ, NUMBA_NUM_THREADS="3"),
+                              env=dict(os.environ, NUMBA_NUM_THREADS="3",
+                                       FASTNN_BACKGROUND_COMPILE="0"),
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         assert done.stdout.split()[-1] == "3"

@@ -608,3 +608,44 @@ def test_the_bits_do_not_depend_on_threads_or_load():
         loaded = run()
     np.testing.assert_array_equal(loaded[0], quiet[0])
     np.testing.assert_array_equal(loaded[1], quiet[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["simple", "deep"])
+def test_the_fused_conv_relu_pool_passes_give_the_layers_bits(kind, dtype, monkeypatch):
+    """ConvEngine runs each (Convolution, Relu[, Pooling]) as one fused pass: the same
+    loss, gradients, predictions and layer state as the layer objects' own passes, on
+    one thread and on two (the parallel forms compiled in the call)."""
+    from fastnn.kernels import _blocks
+
+    from fastnn.conv_engine import ConvReluRun
+
+    monkeypatch.setattr(_blocks, "BACKGROUND", False)
+    # (the book's image size: batches of several blocks, kernels._blocks.grain)
+    N = 40 if kind == "simple" else 16
+    rng = np.random.default_rng(21)
+    x, t = rng.standard_normal((N, 1, 28, 28)).astype(dtype), rng.integers(0, 10, N)
+
+    def make(backend, dtype, seed):
+        cls = fastnn.SimpleConvNet if kind == "simple" else fastnn.DeepConvNet
+        return cls(hidden_size=10, backend=backend, dtype=dtype, seed=seed)
+    runs = []
+    for threads in (1, 2):
+        for fuse in (True, False):
+            fastnn.set_num_threads(threads)
+            try:
+                net = make("numba", dtype, seed=3)
+                fused = [p for p in net.engine.passes if isinstance(p, ConvReluRun)]
+                assert len(fused) == (1 if kind == "simple" else 6)
+                if not fuse:
+                    net.engine.passes = list(net.engine.sequence)
+                with net.engine.fixed_masks():
+                    loss, grads = net.engine.gradient(x, t)
+                conv1 = net.layers["Conv1"] if kind == "simple" else net.layers[0]
+                runs.append((loss, grads.flat.copy(), net.predict(x), conv1.dW.copy()))
+            finally:
+                fastnn.set_num_threads(None)
+    for other in runs[1:]:
+        assert other[0] == runs[0][0]
+        for a, b in zip(other[1:], runs[0][1:]):
+            np.testing.assert_array_equal(a, b)

@@ -17,14 +17,14 @@ import sys
 
 import numpy as np
 import pytest
-from fastnn.kernels import _threads, network
+from fastnn.kernels import _blocks, _threads, network
 from numba.core import config as numba_config
 
 import fastnn
 
 _RUN = r"""
 import hashlib, subprocess, sys, time, numpy as np, fastnn
-from fastnn.kernels import _threads, network
+from fastnn.kernels import _blocks, _threads, network
 
 def digest_of(threads):
     _threads.set_num_threads(threads)  # (unchecked: 3 on a 2-core machine)
@@ -56,9 +56,13 @@ def digest_of(threads):
             digest.update(np.float64(b.accuracy(x, t)).tobytes())
     return digest.hexdigest()
 
-print(digest_of(1), sorted(ext for ext, _ in network._builds))
+def built():  # the network kernel's parallel forms compiled so far, by ext
+    return sorted(ext for ext in (False, True)
+                  if any(k is network._kernel(ext, True) for k, _ in _blocks._builds))
+
+print(digest_of(1), built())
 for threads in (2, 3):
-    print(digest_of(threads), sorted(ext for ext, _ in network._builds))
+    print(digest_of(threads), built())
 busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
 try:
     time.sleep(0.1)
@@ -87,8 +91,8 @@ def test_one_two_and_three_threads_and_a_busy_process_give_the_same_bits():
 def test_the_parallel_form_compiles_in_the_background_and_is_used_once_ready(monkeypatch):
     """The first call on threads runs the serial form and starts the parallel one's
     compilation (here: its cache load) in a thread; later calls use it; the bits agree."""
-    monkeypatch.setattr(network, "BACKGROUND", True)
-    monkeypatch.setattr(network, "_builds", {})
+    monkeypatch.setattr(_blocks, "BACKGROUND", True)
+    monkeypatch.setattr(_blocks, "_builds", {})
     monkeypatch.setattr(network, "_kernel", functools.cache(network._kernel.__wrapped__))
     rng = np.random.default_rng(0)
     x, t = rng.random((420, 40)).astype(np.float32), rng.integers(0, 10, 420)
@@ -97,18 +101,18 @@ def test_the_parallel_form_compiles_in_the_background_and_is_used_once_ready(mon
         fastnn.set_num_threads(threads)
         net = fastnn.Sequential(40, [700, 96], 10, dtype=np.float32, seed=1)
         out = [net.train_step(x[:400], t[:400], fastnn.SGD(0.05))]
-        for thread in network._builds.values():
+        for thread in _blocks._builds.values():
             thread.join()  # (the parallel form is ready: the next steps run on it)
         out += [net.train_step(x[:400], t[:400], fastnn.SGD(0.05)) for _ in range(2)]
         return out, net.engine.params.flat.copy()
 
     try:
         (serial, params1) = losses(1)
-        assert network._builds == {}
+        assert _blocks._builds == {}
         (threaded, params2) = losses(2)
     finally:
         fastnn.set_num_threads(None)
-    (key, thread), = network._builds.items()
+    (key, thread), = _blocks._builds.items()
     assert not thread.is_alive() and len(network._kernel(False, True).signatures) == 1
     assert serial == threaded
     np.testing.assert_array_equal(params1, params2)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .affine_act import relu_backward, relu_forward
+
 
 def _out_size(size, filter_size, stride, pad):
     return 1 + (size + 2 * pad - filter_size) // stride
@@ -136,3 +138,27 @@ def pool_backward(dout, cache, pool_h, pool_w, stride=2, pad=0):
     dmax[np.arange(arg_max.size), arg_max] = dout
     dcol = dmax.reshape(-1, x_shape[1] * pool_size)
     return col2im(dcol, x_shape, pool_h, pool_w, stride, pad)
+
+
+# --- a Convolution, a Relu and a Pooling in a row -----------------------------------
+
+
+def conv_relu_forward(x, W, b, stride=1, pad=0, pool=None):
+    """``pool_forward(relu_forward(conv_forward(x, W, b)))``, ``pool`` (pool_h, pool_w,
+    stride, pad), or None: no pooling. (out, cache): the last op's output, and each op's
+    cache (the relu's output, the pooling's cache or None)."""
+    out, conv_cache = conv_forward(x, W, b, stride, pad)
+    y = relu_forward(out)
+    if pool is None:
+        return y, (conv_cache, y, None)
+    pout, pool_cache = pool_forward(y, *pool)
+    return pout, (conv_cache, y, pool_cache)
+
+
+def conv_relu_backward(dout, cache, W, stride=1, pad=0, pool=None, need_dx=True):
+    """Gradients of ``conv_relu_forward``: each op's backward in turn, (dx, dW, db); dx
+    None where not ``need_dx``."""
+    conv_cache, y, pool_cache = cache
+    dy = dout if pool is None else pool_backward(dout, pool_cache, *pool)
+    dx, dW, db = conv_backward(relu_backward(dy, y), conv_cache, W, stride, pad)
+    return (dx if need_dx else None), dW, db
