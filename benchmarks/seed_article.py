@@ -69,14 +69,16 @@ def article_loop(network, x_train, t_train, x_test, t_test, *, iters, batch_size
             "test_acc": [float(v) for v in test_acc_list]}
 
 
-def run_article_way(make_network, data, *, iters, seed, log=None):
+def run_article_way(make_network, data, *, iters, seed, log=None, iter_per_epoch=100):
     """Seed, build the network (its weights drawn from NumPy's global state), run the
-    loop; the run's lists, its wall time and the final parameters."""
+    loop (evaluating every ``iter_per_epoch`` iterations); the run's lists, its wall
+    time and the final parameters."""
     (x, t), (x_test, t_test) = data
     np.random.seed(seed)
     network = make_network()
     start = time.perf_counter()
-    result = article_loop(network, x, t, x_test, t_test, iters=iters, log=log)
+    result = article_loop(network, x, t, x_test, t_test, iters=iters, log=log,
+                          iter_per_epoch=iter_per_epoch)
     result["seconds"] = time.perf_counter() - start
     result["params"] = {k: np.array(v) for k, v in network.params.items()}
     return result

@@ -51,3 +51,31 @@ def private_cache(tmp_path_factory):
         os.environ.pop("FASTNN_DATA", None)
     else:
         os.environ["FASTNN_DATA"] = saved
+
+
+
+# pytest-xdist gives each worker a test file at a time, in collection order
+# (`--no-loadscope-reorder` in pyproject.toml; its default order, by the number of tests,
+# left the files of a few long tests, test_real_data's and test_parallel_bits', to the
+# end of the run). So the files run longest first, by the CPU seconds each took in a
+# cold run on 2 cores (docs/performance.md, "The test suite"); a file not named here
+# runs after these. The first three also share out the big compiles: test_kernels and
+# test_conv_kernels compile kernels of their own (the per-layer ops, the convolutions),
+# so no kernel is compiled in both workers at once (test_kernels beside
+# test_seed_dropins compiled the per-layer forward in both), and test_parallel_bits puts
+# the network's parallel forms into the shared cache early, where the threads of a later
+# test's training find them instead of compiling them in the background.
+LONGEST_FIRST = [
+    "test_kernels.py", "test_conv_kernels.py", "test_parallel_bits.py",
+    "test_seed_dropins.py", "test_real_data.py", "test_sweep.py", "test_chapter6.py",
+    "test_sweep_log.py", "test_robustness.py", "test_cli.py", "test_sweep_search.py",
+    "test_convnet.py", "test_real_world.py", "test_deployment.py", "test_newcomer.py",
+    "test_threads.py", "test_convnet_integration.py", "test_training.py",
+    "test_network_equivalence.py", "test_blocks.py", "test_gradcheck.py",
+    "test_compiled.py", "test_book_layout.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # (stable)

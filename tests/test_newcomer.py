@@ -3,6 +3,7 @@ usage errors, nothing written after a long training that could not be saved, def
 in --help, a model that remembers its data set, warnings that say what went wrong."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -218,15 +219,27 @@ def test_warmup_shows_a_progress_line_for_each_variant(monkeypatch, capsys):
 
 
 def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys):
-    """Each variant's workload runs (here in this process; ``fastnn warmup`` runs them in
-    parallel processes); bad arguments are one clear error; without a cache it says so."""
+    """Each variant's workload runs: every one in numba's pure-Python mode (a subprocess:
+    each line of each workload, with no compiling), and the network's compiled here (the
+    variant every command needs; the kernels of the others are compiled by their own
+    tests: test_chapter6, test_kernels, test_parallel_bits, test_convnet). ``fastnn
+    warmup`` runs them in parallel processes. Bad arguments are one clear error; without
+    a cache it says so."""
     from fastnn.kernels import _cache
 
     import fastnn
     from fastnn import warmup_kernels as W
 
-    for variant in W.VARIANTS:
-        W.run_variant(variant, "float32")
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    code = ("from fastnn.warmup_kernels import run_variant, VARIANTS\n"
+            "for v in VARIANTS:\n"
+            "    run_variant(v, 'float32')\n"
+            "    print(v)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == list(W.VARIANTS)
+    W.run_variant("network", "float32")
     with pytest.raises(ValueError, match="variant: expected one of"):
         W.run_variant("lenet", "float64")
     with pytest.raises(ValueError, match="dtypes"):

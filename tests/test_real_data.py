@@ -77,9 +77,11 @@ def test_fashion_mnist_is_not_mnist():
         datasets.load_mnist(data_dir=DEBIAN)
 
 
-# The article's job, short: 201 iterations (evaluations at 0, 100, 200). Measured here
-# (seed 0): test accuracy 0.1507, 0.2165, 0.4243; the floor leaves room for BLAS rounding.
-ACCURACY_FLOOR = 0.40
+# The article's job, short: 101 iterations, evaluated every 50 (at 0, 50, 100; it was 201
+# iterations evaluated every 100, twice the training for one comparison fewer). Measured
+# here (seed 0): test accuracy 0.1507, 0.1068, 0.2165; the floor leaves room for BLAS
+# rounding, above the start and chance (0.10).
+ACCURACY_FLOOR = 0.18
 
 
 def test_the_seed_articles_loop_on_fastnn_equals_the_articles_class(fashion, monkeypatch):
@@ -90,7 +92,7 @@ def test_the_seed_articles_loop_on_fastnn_equals_the_articles_class(fashion, mon
     spec.loader.exec_module(seed_article)
     (x, t), (x_test, t_test) = fashion
     data = (x.astype(np.float64), t), (x_test.astype(np.float64), t_test)
-    runs = [seed_article.run_article_way(make, data, iters=201, seed=0)
+    runs = [seed_article.run_article_way(make, data, iters=101, seed=0, iter_per_epoch=50)
             for make in (lambda: seed_article.BookSequential(**seed_article.SIZES),
                          lambda: fastnn.Sequential(**seed_article.SIZES))]
     article, ours = runs
@@ -99,4 +101,4 @@ def test_the_seed_articles_loop_on_fastnn_equals_the_articles_class(fashion, mon
                                    atol=1e-12)
     assert ours["train_acc"] == article["train_acc"]
     assert ours["test_acc"] == article["test_acc"]
-    assert ours["test_acc"][-1] >= ACCURACY_FLOOR
+    assert len(ours["test_acc"]) == 3 and ours["test_acc"][-1] >= ACCURACY_FLOOR
