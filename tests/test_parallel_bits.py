@@ -89,10 +89,12 @@ def test_one_two_and_three_threads_and_a_busy_process_give_the_same_bits():
 @pytest.mark.skipif(numba_config.DISABLE_JIT or _threads.usable_cores() < 2,
                     reason="threads need compiled code and two usable cores")
 def test_the_parallel_form_compiles_in_the_background_and_is_used_once_ready(monkeypatch):
-    """The first call on threads runs the serial form and starts the parallel one's
-    compilation (here: its cache load) in a thread; later calls use it; the bits agree."""
+    """The first calls on threads run the serial form; the START_AFTER-th starts the
+    parallel one's compilation (here: its cache load) in a thread; later calls use it;
+    the bits agree."""
     monkeypatch.setattr(_blocks, "BACKGROUND", True)
     monkeypatch.setattr(_blocks, "_builds", {})
+    monkeypatch.setattr(_blocks, "_wants", {})
     monkeypatch.setattr(network, "_kernel", functools.cache(network._kernel.__wrapped__))
     rng = np.random.default_rng(0)
     x, t = rng.random((420, 40)).astype(np.float32), rng.integers(0, 10, 420)
@@ -100,7 +102,11 @@ def test_the_parallel_form_compiles_in_the_background_and_is_used_once_ready(mon
     def losses(threads):
         fastnn.set_num_threads(threads)
         net = fastnn.Sequential(40, [700, 96], 10, dtype=np.float32, seed=1)
-        out = [net.train_step(x[:400], t[:400], fastnn.SGD(0.05))]
+        out = []
+        for _ in range(_blocks.START_AFTER):  # (the build starts at the last of these)
+            out.append(net.train_step(x[:400], t[:400], fastnn.SGD(0.05)))
+            if threads > 1 and len(out) < _blocks.START_AFTER:
+                assert _blocks._builds == {}  # (not yet: the first calls' compiles first)
         for thread in _blocks._builds.values():
             thread.join()  # (the parallel form is ready: the next steps run on it)
         out += [net.train_step(x[:400], t[:400], fastnn.SGD(0.05)) for _ in range(2)]
