@@ -51,13 +51,12 @@ def _everything(args, batches, dtypes) -> None:
     """The default report: steps, the article's loop, memory, the compiled path, compile
     times and (--peers) the peers."""
     table = steps.report_steps(batches, dtypes, args.rounds)
-    if args.only == "steps":
-        return
-    steps.report_article(args.rounds)
-    steps.report_memory(batches)
-    compiled.report_compiled(args.quick)
-    if not args.no_compile and not args.quick:
-        steps.report_compile_times()
+    if args.only != "steps":  # (--only steps: the step tables, and the peers if asked)
+        steps.report_article(args.rounds)
+        steps.report_memory(batches)
+        compiled.report_compiled(args.quick)
+        if not args.no_compile and not args.quick:
+            steps.report_compile_times()
     if args.peers:
         peers.report_peers(batches, args.rounds, table)
 
