@@ -46,7 +46,7 @@ from ._blocks import block_of, blocks, grain, n_blocks, sum_blocks_
 from ._config import compiled, inline
 from ._threads import block_threads, for_work
 from ._views import view1d
-from .affine_act import IDENTITY, RELU, act_grad_value, act_value
+from .affine_act import IDENTITY, RELU, act_backward_, act_value
 
 
 def _out_size(size, filter_size, stride, pad):
@@ -239,15 +239,6 @@ def bias_rows_act_(out, b, act):
             out[f, p] = act_value(out[f, p] + bf, act)
 
 
-@inline
-def act_grad_rows_(dy, dout, y, act):
-    """dy = act_grad_value(dout, y) elementwise; all (FN, P)."""
-    FN, P = dy.shape
-    for f in range(FN):
-        for p in range(P):
-            dy[f, p] = act_grad_value(dout[f, p], y[f, p], act)
-
-
 @compiled
 def _conv_forward_block(blk, g, out, x, Wmat, b, FH, FW, stride, pad, OH, OW, act, pout,
                         parg, PH, PW, pstride, ppad):
@@ -292,8 +283,8 @@ def _conv_backward_block(blk, g, dx, dW_parts, db_parts, dout, x, Wmat, FH, FW, 
     for n in range(start, stop):
         src = dout[n]
         if act == RELU:
-            act_grad_rows_(dm.reshape(FN, DP), src.reshape(FN, DP), y[n].reshape(FN, DP),
-                           RELU)
+            act_backward_(dm.reshape(FN, DP), src.reshape(FN, DP), y[n].reshape(FN, DP),
+                          RELU)
             src = dm
         if arg.shape[0] > 0:
             unpool_image_(dy, src, arg[n])
