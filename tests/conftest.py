@@ -53,7 +53,6 @@ def private_cache(tmp_path_factory):
         os.environ["FASTNN_DATA"] = saved
 
 
-
 # pytest-xdist gives each worker a test file at a time, in collection order
 # (`--no-loadscope-reorder` in pyproject.toml; its default order, by the number of tests,
 # left the files of a few long tests, test_real_data's and test_parallel_bits', to the
