@@ -6,8 +6,8 @@
 In a temporary clone of this checkout's HEAD (the checkout itself is never touched), on a
 branch of its own, it commits ``--unchanged - 1`` edits of a text file that change no
 code, then one commit planting a real slowdown in one kernel (``loss_``, the body of
-``kernels.softmax_cross_entropy``: a second pass over half of the rows, an exp per
-element, about 1.4x at batch 1000), then one more edit of no code (a slowdown that
+``kernels.softmax_cross_entropy``: a second pass over every row, an exp per element,
+about 1.6x at batch 32 and 1.8x at batch 1000), then one more edit of no code (a slowdown that
 stays, as real ones do). asv benchmarks each of those commits and HEAD itself, as
 ``dashboard.py`` would (a virtualenv of the pinned dependencies, asv.conf.json's
 settings), publishes, and the script reads asv's regression data
@@ -45,10 +45,15 @@ ROOT = dashboard.ROOT
 PLANT_FILE = "kernels/losses.py"
 PLANT_AT = "    return total * inv_n\n"  # loss_'s softmax cross-entropy return
 # In loss_, the softmax cross-entropy's path: after the rows' pass, a second pass over
-# half of the rows with an exp per element (0 * x is not folded away: the fastmath
-# flags keep inf * 0 = nan), writing what was there: about 1.4x at batch 1000 (a third of
-# the rows, 1.2x since issue 28, sat on the 0.2 threshold and was missed in one run of two).
-PLANT = ("    for n in range(N // 2):  # planted slowdown\n"
+# every row with an exp per element (0 * x is not folded away: the fastmath flags keep
+# inf * 0 = nan), writing what was there: 1.57-1.87x, batch 32 to 1000. The plant must
+# stand well clear of the 0.2 threshold at every batch: a slowdown near it is blamed on an
+# unchanged commit. asv charges a rise to the earliest step that sits more than the
+# threshold below the newest level: at batch 32 half the rows gave 1.2-1.34x, the newest
+# level stood within 20% of the second unchanged commit but beyond it from the first, and
+# asv flagged the first unchanged commit's 2% step (CI, 2026-12-06). Half the rows until
+# then; a third before issue 28 (1.2x, missed in one run of two).
+PLANT = ("    for n in range(N):  # planted slowdown\n"
          "        for c in range(scores.shape[1]):\n"
          "            dscores[n, c] += 0.0 * math.exp(-abs(scores[n, c]))\n" + PLANT_AT)
 # loss_ is inlined into every network kernel too (where it is a sliver of a step); asv
@@ -90,7 +95,7 @@ def make_history(repo: Path, unchanged: int) -> tuple[list[str], str, list[str]]
         sys.exit(f"dashboard_honesty: {PLANT_FILE} no longer has one line {PLANT_AT.strip()!r} "
                  "to plant the slowdown after; update PLANT_AT")
     source.write_text(text.replace(PLANT_AT, PLANT))
-    planted = commit("kernels: a planted slowdown in loss_ (an extra pass over half the rows)")
+    planted = commit("kernels: a planted slowdown in loss_ (an extra pass over every row)")
     with note.open("a") as f:
         f.write("After the plant.\n")
     after = commit("docs: after the plant, no code")
