@@ -1,7 +1,10 @@
 """Side-by-side timings: ``python benchmarks/compare.py`` (``fastnn bench`` in a checkout).
 
 Everything that is compared is timed in one process, interleaved round by round (so a
-noisy neighbour slows all contenders alike), and reported as medians and ratios:
+noisy neighbour slows all contenders alike), and reported as medians and ratios. Cases
+on different thread pools (fastnn's step beside NumPy's products) take turns of their
+own with a pause between (``timing.in_turns``: OpenBLAS's idle threads spin for a tenth
+of a second after a call and would take a core from the next case):
 
 * the training step (forward, backward, SGD update: ``net.train_step``, as fit() runs
   it) of 784-128-128-10 at batch 32, 100 and 1000, float32 and float64: numpy backend,

@@ -1,4 +1,5 @@
-"""Timing helpers shared by the asv suite and ``compare.py``: interleaved medians.
+"""Timing helpers shared by the asv suite and ``compare.py``: interleaved medians, turns
+for cases on different thread pools, and the fastest block.
 
 Not an asv benchmark (asv imports this module and finds none in it).
 """
@@ -43,6 +44,35 @@ def interleaved(cases: dict, rounds: int = 7, budget: float = 0.04,
                 fn()
                 out.append(time.perf_counter() - t0)
     return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def in_turns(cases: dict, rounds: int = 5, turn: float = 0.15, settle: float = 0.12,
+             statistic=statistics.median) -> dict[str, float]:
+    """Median (or ``statistic``) seconds per call of each case, timed in turns of its own.
+
+    For cases that run on different thread pools (NumPy's OpenBLAS, numba's OpenMP
+    threads, another library's). A pool's idle threads keep spinning after its last call:
+    OpenBLAS's for about 2**28 clock cycles (a tenth of a second), so on two cores a case
+    timed right after a NumPy product loses a core to the spinning workers; interleaved
+    call by call, fastnn's batch-1000 step measured 6.5 ms against 2.6 ms run alone.
+    Here every round gives each case one turn of back-to-back calls lasting about
+    ``turn`` seconds, after a pause of ``settle`` seconds in which the previous case's
+    threads go idle, as they are when a program calls one of them in a loop; the
+    rounds rotate the order, so a slow spell of the machine is shared out. The median is
+    over every call of every turn.
+    """
+    reps = calls_per(cases, turn, least=1)
+    samples = {name: [] for name in cases}
+    names = list(cases)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn, out = cases[name], samples[name]
+            time.sleep(settle)
+            for _ in range(reps[name]):
+                t0 = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t0)
+    return {name: float(statistic(s)) for name, s in samples.items()}
 
 
 def best_blocks(cases: dict, rounds: int = 25, block: float = 0.002,

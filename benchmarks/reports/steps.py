@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 try:  # imported by asv's discovery as benchmarks.reports.*
-    from ..timing import interleaved
+    from ..timing import in_turns, interleaved
 except ImportError:  # run from compare.py as a script: benchmarks/ is on sys.path
-    from timing import interleaved
+    from timing import in_turns, interleaved
 
 from .cases import SIZES, article_cases, compile_times, ms, peak_step_memory, problem, step_cases
 
@@ -17,10 +15,11 @@ from .cases import SIZES, article_cases, compile_times, ms, peak_step_memory, pr
 def report_breakdown(batches, dtypes, rounds: int) -> None:
     """Where a numba step's time goes beyond the GEMMs: stages, 10th percentiles.
 
-    Low percentiles of interleaved reps, for attribution on a noisy machine (medians
-    are in the main table): GEMM-only; the compiled step (``kernels.sgd_step``) on
-    validated arrays; + input validation (``train_step``, the full step); and for
-    comparison ``loss_and_gradient`` (per-layer kernels, gradients into a dict).
+    Low percentiles of the calls, each case in turns of its own (``in_turns``), for
+    attribution on a noisy machine (medians are in the main table): GEMM-only; the
+    compiled step (``kernels.sgd_step``) on validated arrays; + input validation
+    (``train_step``, the full step); and for comparison ``loss_and_gradient`` (per-layer
+    kernels, gradients into a dict).
     """
     from fastnn import SGD, Sequential, kernels
 
@@ -43,25 +42,11 @@ def report_breakdown(batches, dtypes, rounds: int) -> None:
             cases = {"gemm": step_cases(N, dtype)["gemm"], "kernel": kernel,
                      "full": lambda x=x, t=t, net=net, opt=opt: net.train_step(x, t, opt),
                      "grads": lambda x=x, t=t, net=net: net.loss_and_gradient(x, t)}
-            r = _percentile_times(cases, rounds, 10)
+            r = in_turns(cases, rounds, statistic=lambda v: np.percentile(v, 10))
             print(f"| {np.dtype(dtype).name} | {N} | {r['gemm'] * 1e6:.1f} | "
                   f"{r['kernel'] * 1e6:.1f} | {r['full'] * 1e6:.1f} | "
                   f"{r['full'] / r['gemm']:.3f} | {r['grads'] * 1e6:.1f} |")
     print()
-
-
-def _percentile_times(cases: dict, rounds: int, q: float, reps: int = 40) -> dict:
-    samples = {k: [] for k in cases}
-    for fn in cases.values():
-        fn()
-        fn()
-    for _ in range(rounds):
-        for k, fn in cases.items():
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                fn()
-                samples[k].append(time.perf_counter() - t0)
-    return {k: float(np.percentile(v, q)) for k, v in samples.items()}
 
 
 def report_steps(batches, dtypes, rounds: int) -> dict:
@@ -71,7 +56,9 @@ def report_steps(batches, dtypes, rounds: int) -> dict:
     results = {}
     for dtype in dtypes:
         for N in batches:
-            r = interleaved(step_cases(N, dtype), rounds)
+            # in turns: NumPy's OpenBLAS threads (the numpy step, the GEMM bound) spin
+            # for a tenth of a second after a call and take a core from the next case
+            r = in_turns(step_cases(N, dtype), rounds)
             results[(np.dtype(dtype).name, N)] = r
             print(f"| {np.dtype(dtype).name} | {N} | {ms(r['numpy'])} | {ms(r['numba'])} | "
                   f"{ms(r['gemm'])} | {r['numba'] / r['gemm']:.3f} | "
