@@ -24,7 +24,9 @@ import math
 import numpy as np
 
 from ._blas import gemm
+from ._blocks import BLOCK_WORK, block_of, blocks, grain, n_blocks
 from ._config import compiled, inline
+from ._threads import block_threads, for_work
 
 
 @inline
@@ -113,8 +115,32 @@ def update_(code, p, g, s1, s2, lr, a, b, c):
             p[i] -= lr * mi / (math.sqrt(vi) + eps)
 
 
+# Element operations an update counts per parameter for the thread policy and the cut
+# (``_blocks.grain``): a pass reads and writes 3-7 arrays. So a pass goes on blocks, and
+# on more than one thread, from about a million parameters (BLOCK_WORK / UPDATE_WORK per
+# block); the book's networks (up to a few hundred thousand) update in one block, in the
+# calling thread.
+UPDATE_WORK = 8
+
+
+@compiled
+def _update_block(blk, g, code, p, grad, s1, s2, lr, a, b, c):
+    """``update_`` on block ``blk`` of the flat buffers (elements [blk * g, ...)): each
+    element's arithmetic is its own, so the blocks give the same bits in any order."""
+    start, stop = block_of(blk, p.shape[0], g)
+    update_(code, p[start:stop], grad[start:stop], s1[start:stop], s2[start:stop], lr, a, b,
+            c)
+
+
+_run_update = blocks(_update_block)
+# (the cut's arithmetic from Python as plain Python: the compiled forms are for kernels)
+_grain, _n_blocks = getattr(grain, "py_func", grain), getattr(n_blocks, "py_func", n_blocks)
+
+
 def _apply(code, param, grad, s1, s2, lr, a, b, c=0.0):
-    """Run ``update_`` on the arrays (any layout; float64 for other dtypes), in place.
+    """Run ``update_`` on the arrays (any layout; float64 for other dtypes), in place, in
+    fixed blocks of the flat buffers: on the thread policy's numba threads where the pass
+    is large enough (``UPDATE_WORK``), else in the calling thread.
 
     Arrays that are not C-contiguous of the param's float dtype are computed on such a
     copy and written back.
@@ -128,8 +154,15 @@ def _apply(code, param, grad, s1, s2, lr, a, b, c=0.0):
     bufs = [np.ascontiguousarray(x, dtype) for x in arrays]
     t = dtype.type
     flat = [x.reshape(-1) for x in bufs]
-    update_(code, flat[0], flat[1], flat[2], flat[3] if s2 is not None else flat[2],
+    n = flat[0].shape[0]
+    g = _grain(n, UPDATE_WORK, 1)
+    args = (g, code, flat[0], flat[1], flat[2], flat[3] if s2 is not None else flat[2],
             t(lr), t(a), t(b), t(c))
+    if n * UPDATE_WORK <= BLOCK_WORK:  # one block (the thread policy would say 1)
+        _run_update(1, 1, args)
+    else:
+        with for_work(n * UPDATE_WORK):
+            _run_update(_n_blocks(n, g), block_threads(), args)
     for x, buf in zip(arrays, bufs):
         if buf is not x and x is not grad:
             x[...] = buf

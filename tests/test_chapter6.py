@@ -8,6 +8,7 @@ import book
 import numpy as np
 import pytest
 from _helpers import tol
+from numba.core import config as numba_config
 
 import fastnn
 from fastnn import kernels as K
@@ -109,6 +110,41 @@ def test_optimizer_kernels_match_the_reference(name, shape, dtype):
     np.testing.assert_allclose(pk, pr, **t)
     for a, b in zip(sk, sr):
         np.testing.assert_allclose(a, b, **t)
+
+
+@pytest.mark.skipif(numba_config.DISABLE_JIT, reason="threads need compiled code")
+@pytest.mark.skipif(fastnn.threads.usable_cores() < 2, reason="needs 2 usable cores")
+def test_large_updates_run_in_blocks_on_threads_with_the_bits_of_one_pass(dtype,
+                                                                          monkeypatch):
+    """A buffer of several blocks (kernels.optim: from about a million parameters): on one
+    and two threads the same bits, and the bits of one unblocked pass of the body."""
+    from fastnn.kernels import _blocks, optim
+
+    n = 1_100_003
+    assert optim._n_blocks(n, optim._grain(n, optim.UPDATE_WORK, 1)) > 1
+    monkeypatch.setattr(_blocks, "BACKGROUND", False)  # (the parallel form in the call)
+    rng = np.random.default_rng(5)
+    p0 = rng.standard_normal(n).astype(dtype)
+    g = rng.standard_normal(n).astype(dtype)
+    s0 = [np.abs(rng.standard_normal(n)).astype(dtype) for _ in range(2)]
+    for name, (n_state, args) in UPDATES.items():
+        runs = []
+        for threads in (1, 2):
+            p, states = p0.copy(), [s.copy() for s in s0[:n_state]]
+            fastnn.set_num_threads(threads)
+            try:
+                getattr(K, name)(p, g, *states, *args)
+            finally:
+                fastnn.set_num_threads(None)
+            runs.append([p, *states])
+        p, states = p0.copy(), [s.copy() for s in s0[:n_state]]
+        with monkeypatch.context() as m:  # one pass: the whole buffer as one block
+            m.setattr(optim, "_grain", lambda n, work, least: n)
+            getattr(K, name)(p, g, *states, *args)
+        for a, b, c in zip(*runs, [p, *states]):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+    assert optim._run_update.parallel.signatures  # the two-thread runs ran in parallel
 
 
 def test_optimizer_kernels_on_non_contiguous_arrays_update_in_place():
