@@ -9,7 +9,9 @@ The other optimizers (Momentum, Nesterov, AdaGrad, RMSprop, Adam) are one body,
 ``update_``: a single pass over flat (param, grad, state) buffers, the optimizer a code
 (``OPTIMIZERS``), so one compiled kernel per dtype serves all five. Their NumPy twins
 are in ``fastnn.reference``. A training step with them is the network's gradient kernel
-(``network.gradient``, into a gradient buffer the engine keeps) followed by this pass.
+(``network.gradient``, into a gradient buffer the engine keeps) followed by this pass,
+which runs in fixed blocks of the flat buffers (``_blocks``) on the thread policy's
+threads once a buffer is large enough (``UPDATE_WORK``).
 (``benchmarks/compare.py --only optimizers`` sets each update beside its memory-traffic
 bound.)
 
