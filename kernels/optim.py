@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from ._blas import gemm
-from ._blocks import BLOCK_WORK, block_of, blocks, grain, n_blocks
+from ._blocks import block_of, blocks, grain, n_blocks
 from ._config import compiled, inline
 from ._threads import block_threads, for_work
 
@@ -157,14 +157,14 @@ def _apply(code, param, grad, s1, s2, lr, a, b, c=0.0):
     t = dtype.type
     flat = [x.reshape(-1) for x in bufs]
     n = flat[0].shape[0]
-    g = _grain(n, UPDATE_WORK, 1)
-    args = (g, code, flat[0], flat[1], flat[2], flat[3] if s2 is not None else flat[2],
+    args = (code, flat[0], flat[1], flat[2], flat[3] if s2 is not None else flat[2],
             t(lr), t(a), t(b), t(c))
-    if n * UPDATE_WORK <= BLOCK_WORK:  # one block (the thread policy would say 1)
-        _run_update(1, 1, args)
+    g = _grain(n, UPDATE_WORK, 1)
+    if g >= n:  # one block: the body's pass itself (no runner to compile for the book's
+        update_(*args)  # networks), in the calling thread, as the policy would run it
     else:
         with for_work(n * UPDATE_WORK):
-            _run_update(_n_blocks(n, g), block_threads(), args)
+            _run_update(_n_blocks(n, g), block_threads(), (g,) + args)
     for x, buf in zip(arrays, bufs):
         if buf is not x and x is not grad:
             x[...] = buf
