@@ -58,20 +58,22 @@ def private_cache(tmp_path_factory):
 # left the files of a few long tests, test_real_data's and test_parallel_bits', to the
 # end of the run). So the files run longest first, by the CPU seconds each took in a
 # cold run on 2 cores (docs/performance.md, "The test suite"); a file not named here
-# runs after these. The first three also share out the big compiles: test_kernels and
-# test_conv_kernels compile kernels of their own (the per-layer ops, the convolutions),
-# so no kernel is compiled in both workers at once (test_kernels beside
-# test_seed_dropins compiled the per-layer forward in both), and test_parallel_bits puts
-# the network's parallel forms into the shared cache early, where the threads of a later
-# test's training find them instead of compiling them in the background.
+# runs after these. The first two also share out the big compiles: test_kernels compiles
+# the per-layer ops first, then the plain network's serial forms; test_parallel_bits
+# (beside it from the start) compiles the plain float64 network first, so test_kernels
+# later loads that one from the shared cache instead of compiling it at the same time,
+# and it puts the network's parallel forms (plain float64, extended float32) into the
+# cache early, where the threads of a later test's training find them instead of
+# compiling them in the background; test_chapter6 finds the extended float32 network
+# there too. test_conv_kernels compiles kernels of its own (the convolutions).
 LONGEST_FIRST = [
-    "test_kernels.py", "test_conv_kernels.py", "test_parallel_bits.py",
-    "test_seed_dropins.py", "test_real_data.py", "test_sweep.py", "test_chapter6.py",
-    "test_sweep_log.py", "test_robustness.py", "test_cli.py", "test_sweep_search.py",
-    "test_convnet.py", "test_real_world.py", "test_deployment.py", "test_newcomer.py",
-    "test_threads.py", "test_convnet_integration.py", "test_training.py",
-    "test_network_equivalence.py", "test_blocks.py", "test_gradcheck.py",
-    "test_compiled.py", "test_book_layout.py",
+    "test_kernels.py", "test_parallel_bits.py", "test_conv_kernels.py",
+    "test_real_data.py", "test_seed_dropins.py", "test_sweep.py", "test_cli.py",
+    "test_sweep_search.py", "test_sweep_log.py", "test_robustness.py", "test_chapter6.py",
+    "test_convnet.py", "test_training.py", "test_newcomer.py", "test_real_world.py",
+    "test_deployment.py", "test_threads.py", "test_gradcheck.py", "test_blocks.py",
+    "test_convnet_integration.py", "test_compiled.py", "test_network_equivalence.py",
+    "test_book_layout.py",
 ]
 
 

@@ -2,12 +2,19 @@
 
 One subprocess with NUMBA_NUM_THREADS=3 (3 threads on this 2-core machine too) forces
 1, 2 and 3 threads in turn, then 2 beside a busy process, and each time trains two
-networks, a plain float32 one and a float64 one with BatchNorm and Dropout, on the step
+networks, a plain float64 one and a float32 one with BatchNorm and Dropout, on the step
 path (SGD's fused step, Adam's gradient + update) and on the compiled path (``fit``
 evaluating inside the kernel); it prints a digest of the losses, the parameters and each
 History. The parallel form of the kernels is compiled in the call
 (FASTNN_BACKGROUND_COMPILE=0), so every step after the first runs on the threads; the
 run checks that it did.
+
+The dtypes are the ones the rest of the suite needs anyway: the plain network in
+float64 (the default: a training on two threads elsewhere in the suite loads this
+parallel form from the shared cache instead of compiling it in the background) and the
+extended one in float32 (test_chapter6 needs its serial form too). The plain one
+first: test_kernels (on the other worker, first too) reaches its network tests after
+its per-layer compiles, and by then loads this serial form from the cache.
 """
 
 import functools
@@ -30,7 +37,7 @@ def digest_of(threads):
     _threads.set_num_threads(threads)  # (unchecked: 3 on a 2-core machine)
     rng = np.random.default_rng(0)
     digest = hashlib.sha256()
-    for dtype, extended in ((np.float32, False), (np.float64, True)):
+    for dtype, extended in ((np.float64, False), (np.float32, True)):
         x = rng.random((420, 40)).astype(dtype)
         t = rng.integers(0, 10, 420)
         def net():
@@ -97,11 +104,11 @@ def test_the_parallel_form_compiles_in_the_background_and_is_used_once_ready(mon
     monkeypatch.setattr(_blocks, "_wants", {})
     monkeypatch.setattr(network, "_kernel", functools.cache(network._kernel.__wrapped__))
     rng = np.random.default_rng(0)
-    x, t = rng.random((420, 40)).astype(np.float32), rng.integers(0, 10, 420)
+    x, t = rng.random((420, 40)), rng.integers(0, 10, 420)  # (float64: the form above)
 
     def losses(threads):
         fastnn.set_num_threads(threads)
-        net = fastnn.Sequential(40, [700, 96], 10, dtype=np.float32, seed=1)
+        net = fastnn.Sequential(40, [700, 96], 10, seed=1)
         out = []
         for _ in range(_blocks.START_AFTER):  # (the build starts at the last of these)
             out.append(net.train_step(x[:400], t[:400], fastnn.SGD(0.05)))
