@@ -109,6 +109,22 @@ class _CheckedFile(IndexDataCacheFile):
         return entry[1]
 
 
+def keep_reload_hooks(cres) -> None:
+    """Put a loaded entry's reload hooks back on its library, where numba leaves them off.
+
+    numba runs an entry's hooks when it loads it (for parallel code: launching its
+    threading layer, which registers ``get_num_threads``, ``numba_parallel_for`` ...
+    with LLVM), but a function compiled later that calls the loaded one collects its
+    callees' hooks from their libraries. Without this, a runner's ``run`` compiled
+    beside a cached ``_parallel`` was saved with no hook; a fresh process that loaded it
+    before anything had launched the layer (the automatic thread policy on a busy
+    machine never does) called address 0: a segfault.
+    """
+    hooks = getattr(cres.library, "_reload_init", None)
+    if hooks is not None:
+        hooks.update(cres.reload_init)
+
+
 def _damaged(path: str) -> None:
     note("damaged", f"ignored a damaged kernel cache file, rebuilding it: {path}")
 
@@ -128,10 +144,13 @@ class Cache(FunctionCache):
 
     def load_overload(self, sig, target_context):
         try:
-            return super().load_overload(sig, target_context)
+            cres = super().load_overload(sig, target_context)
         except Exception:  # (rebuilding an entry must not fail: compiled afresh)
             _damaged(self._cache_path)
             return None
+        if cres is not None:
+            keep_reload_hooks(cres)
+        return cres
 
     def save_overload(self, sig, data):
         if not Cache.saving:

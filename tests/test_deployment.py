@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numba
+import numpy as np
 import pytest
 from fastnn.kernels import _cache, _cache_files
 
@@ -45,6 +46,34 @@ def test_entries_are_saved_and_loaded_by_a_new_dispatcher(cache_in):
     assert _hits(_fresh()) == 0
     assert _hits(_fresh()) == 1
     assert len(_files(cache_in, ".nbi")) == 1 and len(_files(cache_in, ".nbc")) == 1
+
+
+def _doubled(x):
+    out = np.empty_like(x)
+    for i in numba.prange(x.shape[0]):
+        out[i] = 2.0 * x[i]
+    return out
+
+
+def test_a_function_calling_a_loaded_parallel_one_keeps_its_reload_hook(cache_in):
+    """numba relaunches its threading layer when it loads parallel code from the cache
+    (the entry's reload hook). A function compiled now that calls such a loaded one must
+    carry the hook into its own entry: without it, a fresh process that loaded that
+    entry before anything had launched the layer called numba's ``get_num_threads`` at
+    address 0 (a segfault: ``_blocks``' runner ``run`` beside a cached ``_parallel``)."""
+    x = np.arange(4.0)
+    np.testing.assert_array_equal(_cache.attach(numba.njit(parallel=True)(_doubled))(x),
+                                  2.0 * x)
+    loaded = _cache.attach(numba.njit(parallel=True)(_doubled))
+
+    @numba.njit
+    def caller(x):
+        return loaded(x) + 1.0
+
+    np.testing.assert_array_equal(caller(x), 2.0 * x + 1.0)
+    assert _hits(loaded) == 1
+    (cres,) = caller.overloads.values()
+    assert cres.reload_init  # (numba's hook that launches its threading layer)
 
 
 @pytest.mark.parametrize("damage", ["empty index", "truncated index", "empty data",
