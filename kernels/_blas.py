@@ -172,20 +172,33 @@ def _compiled_gemm():
     f32, f64 = _EXTERNAL.get(types.float32), _EXTERNAL.get(types.float64)
 
     if available:
-        def product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K):
-            ta = _TRANS if trans_a else _NO_TRANS
-            tb = _TRANS if trans_b else _NO_TRANS
-            # (leading dimensions from the row strides: a block of columns, x[:, s:e],
-            # or of rows is passed without a copy; items within a row are contiguous)
-            lda, ldb, ldc = _leading(a), _leading(b), _leading(c)
-            if c.itemsize == 4:
-                f32(_ROW_MAJOR, ta, tb, M, N, K, np.float32(alpha), address(a), lda,
-                    address(b), ldb, np.float32(beta), address(c), ldc)
+        # The library call takes scalars only (addresses, leading dimensions, sizes and
+        # codes), so it is compiled once for every product of either dtype, whatever the
+        # caller's array types: one small compile, not one per transposition pattern,
+        # layout and array type (three or more per network, about 0.2 s each), and a call
+        # that passes a dozen scalars instead of three arrays.
+        def product(ta, tb, alpha, a, lda, b, ldb, beta, c, ldc, M, N, K, single):
+            if single:
+                f32(_ROW_MAJOR, ta, tb, M, N, K, np.float32(alpha), a, lda, b, ldb,
+                    np.float32(beta), c, ldc)
             else:
-                f64(_ROW_MAJOR, ta, tb, M, N, K, np.float64(alpha), address(a), lda,
-                    address(b), ldb, np.float64(beta), address(c), ldc)
+                f64(_ROW_MAJOR, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc)
+
+        product = njit(**COMMON)(product)  # (a call: large products only)
+
+        def large(trans_a, trans_b, alpha, a, b, beta, c, M, N, K):
+            # (leading dimensions from the row strides: a block of columns, x[:, s:e], or
+            # of rows is passed without a copy; items within a row are contiguous. The
+            # codes as np.intc: not literals, which numba would compile a product for
+            # each of; alpha and beta as float64: a float32 one converts exactly)
+            product(np.intc(_TRANS if trans_a else _NO_TRANS),
+                    np.intc(_TRANS if trans_b else _NO_TRANS), np.float64(alpha),
+                    address(a), _leading(a), address(b), _leading(b), np.float64(beta),
+                    address(c), _leading(c), M, N, K, c.itemsize == 4)
+
+        large = njit(inline=INLINE, **COMMON)(large)
     else:  # numba's np.dot (SciPy's BLAS), then the alpha/beta pass
-        def product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K):
+        def large(trans_a, trans_b, alpha, a, b, beta, c, M, N, K):
             if trans_a:
                 p = np.dot(a.T, b.T) if trans_b else np.dot(a.T, b)
             else:
@@ -194,7 +207,8 @@ def _compiled_gemm():
                 for j in range(N):
                     v = alpha * p[i, j]
                     c[i, j] = v + beta * c[i, j] if beta != 0 else v
-    product = njit(**COMMON)(product)  # (a call: large products only)
+
+        large = njit(**COMMON)(large)  # (a call: large products only)
 
     def gemm(trans_a, trans_b, alpha, a, b, beta, c):
         M, N = c.shape
@@ -202,7 +216,7 @@ def _compiled_gemm():
         if M * N * K < SMALL_GEMM:
             gemm_loop(trans_a, trans_b, alpha, a, b, beta, c)
         else:
-            product(trans_a, trans_b, alpha, a, b, beta, c, M, N, K)
+            large(trans_a, trans_b, alpha, a, b, beta, c, M, N, K)
 
     gemm.__doc__ = _gemm_meaning.__doc__
     return njit(inline=INLINE, **COMMON)(gemm)
