@@ -265,7 +265,8 @@ BACKGROUND = os.environ.get("FASTNN_BACKGROUND_COMPILE", "1").lower() not in (
 START_AFTER = 3
 _builds: dict = {}  # (dispatcher, argument types) -> the Thread building it (None: built)
 _wants: dict = {}  # (dispatcher, argument types) -> calls that wanted it, before a build
-_build_lock = threading.Lock()
+_build_lock = threading.Lock()  # one build at a time
+_book_lock = threading.Lock()  # _builds and _wants (kernels may be called from threads)
 
 
 def deferred(dispatcher):
@@ -289,7 +290,10 @@ def when_compiled(kernel, args, fallback):
     else ``fallback()``, the same result by another form, and the kernel's compilation
     for these types started (in a background thread, at the ``START_AFTER``-th call
     that wants it, unless ``BACKGROUND`` is off: then in this call)."""
-    if not any(thread is not None and thread.is_alive() for thread in _builds.values()):
+    with _book_lock:
+        building = any(thread is not None and thread.is_alive()
+                       for thread in _builds.values())
+    if not building:
         try:
             return kernel(*args)
         except TypeError:  # not compiled for these types (numba: compilation disabled)
@@ -297,16 +301,20 @@ def when_compiled(kernel, args, fallback):
     result = fallback()
     signature = tuple(kernel.typeof_pyval(a) for a in args)
     key = (kernel, signature)
-    if key not in _builds:
+    with _book_lock:  # (two Python threads wanting one form start one build)
+        if key in _builds:
+            return result
         if BACKGROUND:
             _wants[key] = wanted = _wants.get(key, 0) + 1
             if wanted < START_AFTER:
                 return result
             thread = threading.Thread(target=_build, args=(kernel, signature), daemon=True,
                                       name="fastnn-compile")
-            _builds[key] = thread
-            thread.start()
         else:
-            _builds[kernel, signature] = None
-            _build(kernel, signature)
+            thread = None
+        _builds[key] = thread
+    if thread is None:
+        _build(kernel, signature)
+    else:
+        thread.start()
     return result

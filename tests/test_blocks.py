@@ -79,3 +79,53 @@ def test_the_blocks_are_handed_out_dynamically():
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     assert done[0] == 15 and done[2] == 1
+
+
+@pytest.mark.skipif(numba_config.DISABLE_JIT, reason="no compiled forms without the JIT")
+def test_threads_wanting_one_parallel_form_start_one_build(monkeypatch):
+    """Python threads calling kernels at once (a threaded Dask worker's trials): the
+    books of wanted and started builds stay whole, and one form is built once."""
+    import sys
+    import threading
+    import time
+
+    @compiled
+    def doubled(x):
+        return 2 * x
+
+    kernel = B.deferred(doubled)
+    started = []
+
+    def build(k, signature):  # (records the build instead of compiling)
+        started.append(signature)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(B, "_build", build)
+    monkeypatch.setattr(B, "_builds", {})
+    monkeypatch.setattr(B, "_wants", {})
+    monkeypatch.setattr(B, "BACKGROUND", True)
+    monkeypatch.setattr(B, "START_AFTER", 2)
+    results, errors = [], []
+
+    def calls():
+        try:
+            for _ in range(50):
+                results.append(B.when_compiled(kernel, (np.arange(3.0),), lambda: "serial"))
+        except Exception as e:  # (a thread's exception would otherwise be lost)
+            errors.append(e)
+
+    threads = [threading.Thread(target=calls) for _ in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # (the GIL changes hands between any two bytecodes)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    for t in list(B._builds.values()):
+        t.join()
+    assert errors == []
+    assert results == ["serial"] * 400  # (never built here: the serial form each time)
+    assert len(started) == 1 and len(B._builds) == 1
