@@ -7,9 +7,16 @@ cache instead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
 import pickle
+
+try:
+    import fcntl
+except ImportError:  # (not POSIX: saves are not serialised between processes)
+    fcntl = None
 
 from numba.core.caching import (
     CompileResultCacheImpl,
@@ -94,7 +101,23 @@ class _CheckedFile(IndexDataCacheFile):
             raise _Damaged from None
 
     def save(self, key, data):
-        super().save(key, (key, data))
+        """Save ``data`` under ``key``: the data file first, then the index, both while
+        holding the folder's lock. numba's own save reads the index, adds the key and
+        writes the index back unlocked, so two processes saving entries of one function
+        at once (``fastnn warmup``'s processes, Dask workers, test workers sharing a
+        folder) kept only the last writer's entries; and it wrote the index before the
+        data, so a reader in between found an entry without its file."""
+        with _folder_lock(self._cache_path):
+            overloads = self._load_index()
+            name = overloads.get(key)
+            if name is None:
+                taken = set(overloads.values())
+                name = next(n for n in map(self._data_name, itertools.count(1))
+                            if n not in taken)
+            self._save_data(name, (key, data))
+            if overloads.get(key) != name:
+                overloads[key] = name
+                self._save_index(overloads)
 
     def load(self, key):
         """The entry saved under ``key``; None when there is none, when it is damaged, or
@@ -123,6 +146,27 @@ def keep_reload_hooks(cres) -> None:
     hooks = getattr(cres.library, "_reload_init", None)
     if hooks is not None:
         hooks.update(cres.reload_init)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: str):
+    """An exclusive lock on the cache folder's ``index.lock`` (``flock``: released when
+    the file is closed, or when the process dies); nothing where it cannot be had (not
+    POSIX, a folder that cannot be written: the save then fails or succeeds on its own)."""
+    fd = None
+    if fcntl is not None:
+        try:
+            fd = os.open(os.path.join(folder, "index.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+            fd = None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _damaged(path: str) -> None:

@@ -55,6 +55,42 @@ def _doubled(x):
     return out
 
 
+_SAVE_IN_ANOTHER_PROCESS = """
+import sys
+from fastnn.kernels import _cache_files
+_cache_files._CheckedFile(sys.argv[1], "f", "stamp").save(("their", "key"), b"theirs")
+"""
+
+
+def test_two_processes_saving_entries_of_one_function_keep_both(tmp_path, monkeypatch):
+    """While one process is between reading a function's index and writing it back
+    (here: held there until the other process has had a second to save its own entry),
+    another's save waits for it; numba's own save lost the first writer's entry (last
+    writer wins): ``fastnn warmup``'s processes, Dask workers and test workers share a
+    folder."""
+    import time
+
+    ours = _cache_files._CheckedFile(str(tmp_path), "f", "stamp")
+    read_index = ours._load_index
+    other = []
+
+    def read_then_let_the_other_save():
+        overloads = read_index()
+        if not other:
+            other.append(subprocess.Popen([sys.executable, "-c", _SAVE_IN_ANOTHER_PROCESS,
+                                           str(tmp_path)]))
+            time.sleep(1.0)  # (unlocked, its save is done by now)
+        return overloads
+
+    monkeypatch.setattr(ours, "_load_index", read_then_let_the_other_save)
+    ours.save(("our", "key"), b"ours")
+    assert other[0].wait(timeout=60) == 0
+    reader = _cache_files._CheckedFile(str(tmp_path), "f", "stamp")
+    assert reader.load(("our", "key")) == b"ours"
+    assert reader.load(("their", "key")) == b"theirs"
+    assert sorted(reader._load_index()) == [("our", "key"), ("their", "key")]
+
+
 def test_a_function_calling_a_loaded_parallel_one_keeps_its_reload_hook(cache_in):
     """numba relaunches its threading layer when it loads parallel code from the cache
     (the entry's reload hook). A function compiled now that calls such a loaded one must
