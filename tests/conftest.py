@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -8,6 +9,13 @@ import pytest
 # fastnn/ lacks its kernels subpackage (installed from kernels/): test the installed package.
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT]
+# The same for the tests' own Python processes (`python -c`, `python -m fastnn.cli`, run
+# from the repository root): without this they put the root first and imported the source
+# folder's fastnn, whose kernels numba caches under other paths than the installed ones:
+# in a clean clone (not an editable install) a new process found none of the entries
+# this process had saved, and compiled every kernel a second time. (Python 3.11+; on
+# 3.10 the tests that spawn processes run them on the source folder.)
+os.environ["PYTHONSAFEPATH"] = "1"
 sys.path.insert(1, str(_ROOT / "benchmarks"))  # `import book`: the book-style baselines
 
 from _helpers import BACKENDS, DTYPES  # noqa: E402

@@ -633,7 +633,7 @@ def test_network_kernel_loads_from_the_cache_in_a_new_process(tmp_path):
         env["NUMBA_CACHE_DIR"] = str(tmp_path)
         env.pop("FASTNN_CACHE_DIR", None)  # (it would take precedence over NUMBA_CACHE_DIR)
         expected = ["0", "1"]
-    hits = [subprocess.run([sys.executable, "-c", code], env=env, check=True,
+    hits = [subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=tmp_path,
                            capture_output=True, text=True).stdout.strip() for _ in expected]
     assert hits == expected
 
