@@ -290,6 +290,7 @@ def run_bench(argv) -> int:
     import os
 
     env = dict(os.environ, FASTNN_BENCH_PROG="1")  # its --help then says `fastnn bench`
+    env.pop("PYTHONSAFEPATH", None)  # (the script imports the modules beside it)
     return subprocess.call([sys.executable, str(script), *argv], env=env)
 
 

@@ -106,11 +106,30 @@ def test_help_shows_the_defaults_and_the_per_data_set_table(capsys):
 
 
 def test_bench_help_is_plain_text():
-    out = subprocess.run([sys.executable, "-m", "fastnn.cli", "bench", "--help"],
+    """The checkout's own fastnn (run from its root, as a developer without an editable
+    install would), whose benchmarks/ is beside it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}  # (the conftest's)
+    out = subprocess.run([sys.executable, "-m", "fastnn.cli", "bench", "--help"], cwd=root,
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "``" not in out.stdout and "fastnn bench" in out.stdout
+
+
+def test_bench_of_an_installed_package_says_where_the_benchmarks_are(tmp_path):
+    """The installed fastnn: where it is a checkout (an editable install) `bench` runs
+    its benchmarks; where it is not (a wheel), one clear error saying what to run."""
+    import fastnn
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    in_checkout = os.path.isfile(os.path.join(here, "benchmarks", "compare.py"))
+    out = subprocess.run([sys.executable, "-m", "fastnn.cli", "bench", "--help"], cwd=tmp_path,
                          capture_output=True, text=True)
-    if "source checkout" in out.stderr:
-        pytest.skip("no checkout")
-    assert out.returncode == 0 and "``" not in out.stdout and "fastnn bench" in out.stdout
+    if in_checkout:
+        assert out.returncode == 0 and "fastnn bench" in out.stdout, out.stderr
+    else:
+        assert out.returncode == 2 and out.stdout == ""
+        assert "source checkout" in out.stderr and "pip install -e ." in out.stderr
 
 
 def test_training_says_when_it_compiles(monkeypatch, capsys):
