@@ -118,10 +118,10 @@ def update_(code, p, g, s1, s2, lr, a, b, c):
 
 
 # Element operations an update counts per parameter for the thread policy and the cut
-# (``_blocks.grain``): a pass reads and writes 3-7 arrays. So a pass goes on blocks, and
-# on more than one thread, from about a million parameters (BLOCK_WORK / UPDATE_WORK per
-# block); the book's networks (up to a few hundred thousand) update in one block, in the
-# calling thread.
+# (``_blocks.grain``): a pass reads and writes 3-7 arrays. So a pass is cut into blocks
+# (of at least BLOCK_WORK / UPDATE_WORK elements) above about half a million parameters,
+# and takes a second thread from about a million (``_threads.threads_for``); the book's
+# networks (up to a few hundred thousand) update in one pass, in the calling thread.
 UPDATE_WORK = 8
 
 
