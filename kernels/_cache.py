@@ -23,6 +23,7 @@ files, the locator), imported only when a kernel is given the cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -79,6 +80,29 @@ def version_folder() -> str:
 
 
 _folder: str | None | bool = False  # False: not looked for yet; None: none is usable
+
+
+@contextlib.contextmanager
+def file_lock(path: str):
+    """Hold an exclusive ``flock`` on ``path`` (a file made 0644 if new) inside the block;
+    released when the file is closed, or when the process dies. Yields None when held,
+    else why it could not be had (not POSIX, a folder that cannot be written): the
+    caller goes on without it."""
+    fd, error = None, None
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except (ImportError, OSError) as exc:
+        if fd is not None:
+            os.close(fd)
+        fd, error = None, exc
+    try:
+        yield error
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def usable_folder() -> str | None:

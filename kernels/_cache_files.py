@@ -7,16 +7,10 @@ cache instead.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import os
 import pickle
-
-try:
-    import fcntl
-except ImportError:  # (not POSIX: saves are not serialised between processes)
-    fcntl = None
 
 from numba.core.caching import (
     CompileResultCacheImpl,
@@ -27,7 +21,7 @@ from numba.core.caching import (
 )
 from numba.core.serialize import dumps
 
-from ._cache import note, usable_folder, why
+from ._cache import file_lock, note, usable_folder, why
 
 _MAGIC = b"fastnn-kernel-cache-1\0"
 
@@ -107,7 +101,7 @@ class _CheckedFile(IndexDataCacheFile):
         at once (``fastnn warmup``'s processes, Dask workers, test workers sharing a
         folder) kept only the last writer's entries; and it wrote the index before the
         data, so a reader in between found an entry without its file."""
-        with _folder_lock(self._cache_path):
+        with file_lock(os.path.join(self._cache_path, "index.lock")):  # (or without one)
             overloads = self._load_index()
             name = overloads.get(key)
             if name is None:
@@ -146,27 +140,6 @@ def keep_reload_hooks(cres) -> None:
     hooks = getattr(cres.library, "_reload_init", None)
     if hooks is not None:
         hooks.update(cres.reload_init)
-
-
-@contextlib.contextmanager
-def _folder_lock(folder: str):
-    """An exclusive lock on the cache folder's ``index.lock`` (``flock``: released when
-    the file is closed, or when the process dies); nothing where it cannot be had (not
-    POSIX, a folder that cannot be written: the save then fails or succeeds on its own)."""
-    fd = None
-    if fcntl is not None:
-        try:
-            fd = os.open(os.path.join(folder, "index.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            if fd is not None:
-                os.close(fd)
-            fd = None
-    try:
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)
 
 
 def _damaged(path: str) -> None:

@@ -266,3 +266,15 @@ def test_a_numba_without_the_cache_classes_compiles_uncached(cache_in, capsys, m
     assert f(3.0) == 7.0 and type(f._cache).__name__ == "NullCache"
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cache classes are not where fastnn expects" in err
+
+
+def test_a_lock_that_cannot_be_had_is_said_not_raised(tmp_path):
+    """``_cache.file_lock``: held (None) where the file can be made, else the reason, and
+    the block runs either way (the cache's saves and the sweep warm-up go on without)."""
+    ran = []
+    with _cache.file_lock(str(tmp_path / "no such folder" / "index.lock")) as error:
+        ran.append(error)
+    with _cache.file_lock(str(tmp_path / "index.lock")) as error:
+        ran.append(error)
+    assert isinstance(ran[0], OSError) and ran[1] is None
+    assert (tmp_path / "index.lock").stat().st_mode & 0o777 & ~0o644 == 0  # (normal rights)

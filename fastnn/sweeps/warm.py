@@ -83,26 +83,16 @@ def _machine_lock():
     """Held by one process of this machine at a time (a lock file in the kernel cache
     folder): the first worker compiles into the cache, the next ones load from it. No
     cache folder, or no lock to be had: nothing is shared, each compiles for itself."""
-    fd = None
-    try:
-        import fcntl
+    from ..kernels import _cache
 
-        from ..kernels import _cache
-
-        folder = _cache.usable_folder() if _cache.ENABLED else None
-        if folder is not None:
-            fd = os.open(os.path.join(folder, "warmup.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-    except Exception as exc:  # (an optimisation only)
-        LOG.info("fastnn warm-up: no machine-wide lock (%s); compiling without it", exc)
-        if fd is not None:
-            os.close(fd)
-        fd = None
-    try:
+    folder = _cache.usable_folder() if _cache.ENABLED else None
+    if folder is None:
         yield
-    finally:
-        if fd is not None:
-            os.close(fd)  # (releases the flock)
+        return
+    with _cache.file_lock(os.path.join(folder, "warmup.lock")) as error:
+        if error is not None:  # (an optimisation only)
+            LOG.info("fastnn warm-up: no machine-wide lock (%s); compiling without it", error)
+        yield
 
 
 class WarmWorker(WorkerPlugin):
