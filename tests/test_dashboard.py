@@ -3,6 +3,7 @@ command's argument checks and the offline error page (no asv run: that is CI's
 ``dashboard_honesty.py --short``)."""
 
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -31,21 +32,24 @@ def test_best_blocks_keeps_the_fastest_block_not_the_disturbed_ones(bench):
     assert best["case"] < 0.01  # a mean or median would be near 20 ms / 3 or 20 ms
 
 
-def test_in_turns_pauses_between_cases_and_runs_each_in_a_turn_of_its_own(bench):
+def test_in_turns_pauses_between_cases_and_runs_each_in_a_turn_of_its_own(bench,
+                                                                          monkeypatch):
     *_, timing = bench
-    log = []  # (case, time of the call)
-    cases = {name: (lambda name=name: log.append((name, timing.time.perf_counter())))
-             for name in ("a", "b")}
+    log = []  # each call's case, and each pause (its length)
+    cases = {name: (lambda name=name: log.append(name)) for name in ("a", "b")}
+    clock = types.SimpleNamespace(perf_counter=timing.time.perf_counter,
+                                  sleep=lambda seconds: log.append(seconds))
+    monkeypatch.setattr(timing, "time", clock)  # (this module's clock only)
     r = timing.in_turns(cases, rounds=4, turn=2e-3, settle=0.05,
                         statistic=lambda v: len(v))
     log = log[6:]  # calls_per's two warm-up calls and one sizing call per case
-    pauses = [i for i in range(1, len(log)) if log[i][1] - log[i - 1][1] >= 0.05]
-    turns = [log[i:j] for i, j in zip([0, *pauses], [*pauses, len(log)])]
+    assert log[0] == 0.05
+    pauses = [i for i, entry in enumerate(log) if entry == 0.05]
+    turns = [log[i + 1:j] for i, j in zip(pauses, [*pauses[1:], len(log)])]
     assert len(turns) == 4 * 2  # one turn per case per round, each after a pause
-    assert all(len({name for name, _ in turn}) == 1 for turn in turns)  # one case a turn
-    assert [turn[0][0] for turn in turns] == list("abbaabba")  # the order rotates
-    assert r["a"] == sum(name == "a" for name, _ in log)  # the statistic sees every call
-    assert r["b"] == sum(name == "b" for name, _ in log)
+    assert all(turn and len(set(turn)) == 1 for turn in turns)  # one case a turn
+    assert [turn[0] for turn in turns] == list("abbaabba")  # the order rotates
+    assert r["a"] == log.count("a") and r["b"] == log.count("b")  # every call counted
 
 
 def test_honesty_verdict(bench):
