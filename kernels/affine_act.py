@@ -90,21 +90,24 @@ def act_grad_value(g, y, act):
 
 @inline
 def bias_act_(out, b, act, count):
-    """In place: out = act(out + b); out is (N, H), b is (H,) or empty (no bias: out =
-    act(out), not out + 0, which would turn -0.0 into 0.0).
+    """In place: out = act(out + b); out is (N, H), b is (H,). A layer without a bias
+    passes b = -0.0 everywhere: v + -0.0 is v for every v, -0.0 and NaN included (+0.0
+    would turn -0.0 into 0.0).
 
     With ``count``, returns how many pre-activations (out + b) were NaN or +-Inf, else 0.
+    (No branch on the bias or on ``count`` inside the loop: LLVM copied the loop for
+    each, and for each activation, 16 copies to optimise twice, in this body's module
+    and in every kernel that calls it; about 0.25 s of the plain network's cold compile.
+    The count always runs, a vectorised compare and add.)
     """
     N, H = out.shape
-    bias = b.shape[0] > 0
     bad = 0
     for n in range(N):
         for h in range(H):
-            v = out[n, h] + b[h] if bias else out[n, h]
-            if count:
-                bad += not math.isfinite(v)
+            v = out[n, h] + b[h]
+            bad += not math.isfinite(v)
             out[n, h] = act_value(v, act)
-    return bad
+    return bad if count else 0
 
 
 @inline
@@ -340,7 +343,8 @@ def _deliver(dest, buf):
 def _forward(x, W, b, out, act, count=False):
     dtype = _dtype(x, W) if b is None else _dtype(x, W, b)
     x, W = _c(x, dtype), _c(W, dtype)
-    b = np.empty(0, dtype) if b is None else _c(b, dtype)  # (empty: no bias)
+    # (no bias: -0.0, which adds nothing, see bias_act_)
+    b = np.full(W.shape[1], -0.0, dtype) if b is None else _c(b, dtype)
     buf = _buffer(out, (x.shape[0], W.shape[1]), dtype)
     bad = affine_act_forward_(buf, x, W, b, act, count, False,
                               np.empty((blocks_for(x.shape[0]), 1)))

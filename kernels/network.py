@@ -20,9 +20,10 @@ they are needed, ``layer_params_`` and ``layer_block_``: borrowed views, ``_view
   gradient buffer of the params' layout, or, for SGD, fused with its step (the weight
   GEMM accumulates into W with beta = 1, then ``sgd_bias_``).
 
-Without biases (``bias=False``: layout's b offsets are -1) each b is an empty view:
-``bias_act_`` adds none, the backward pass's column sums go to scratch and SGD's bias
-step has nothing to do; the same compiled code serves both.
+Without biases (``bias=False``: layout's b offsets are -1) each b is an empty view: the
+forward pass adds a vector of -0.0 instead (scratch: adding -0.0 changes no value, and
+``bias_act_`` has no branch on the bias), the backward pass's column sums go to scratch
+and SGD's bias step has nothing to do; the same compiled code serves both.
 
 ``_network_of(ext, sources)`` is the loop that composes them, and the one kernel (compiled
 once per dtype; the loss kind and the activation are arguments, so every configuration of
@@ -119,13 +120,16 @@ def layer_block_(buf, layout, i, N):
 
 @compiled
 def scratch_(layout, params, rows):
-    """Work space as wide as the widest layer: three vectors of the dtype back to back
-    (the fused step's db, dgamma, dbeta), float64 accumulators (4 rows) and the blocks'
-    float64 partial sums for passes of up to ``rows`` rows (``blocks_for``)."""
+    """Work space as wide as the widest layer: four vectors of the dtype back to back
+    (the fused step's db, dgamma, dbeta, then -0.0s: the bias of a layer without one,
+    ``forward_``), float64 accumulators (4 rows) and the blocks' float64 partial sums
+    for passes of up to ``rows`` rows (``blocks_for``)."""
     widest = 1
     for i in range(layout.shape[0]):
         widest = max(widest, layout[i, 2])
-    return np.empty(3 * widest, params.dtype), np.empty((4, widest)), \
+    dbias = np.empty(4 * widest, params.dtype)
+    dbias[3 * widest:] = -0.0
+    return dbias, np.empty((4, widest)), \
         np.empty((blocks_for(rows), widest))
 
 
@@ -200,7 +204,7 @@ def hidden_backward_(dz, out, params, grads, dbias, layout, i, norm, stds, masks
         return act
     gamma = layer_vector_(params, layout[i, 5], H)
     if fused:
-        widest = dbias.shape[0] // 3
+        widest = dbias.shape[0] // 4
         dgamma, dbeta = view1d(dbias, widest, H), view1d(dbias, 2 * widest, H)
     else:
         dgamma, dbeta = layer_vector_(grads, layout[i, 5], H), \
@@ -222,7 +226,7 @@ def norm_block_(norm, layout, i, N):
 
 @inline
 def forward_(acts, x, params, layout, act, ext, norm, stds, state, masks, train, keep,
-             scratch, parallel, partial):
+             scratch, parallel, partial, dbias):
     """acts = every layer's output for x (N, D); returns the first layer's non-finite count.
 
     ``ext`` (a constant of the kernel) enables the hidden layers' BatchNorm (layers whose
@@ -239,6 +243,8 @@ def forward_(acts, x, params, layout, act, ext, norm, stds, state, masks, train,
     inp = x
     for i in range(last + 1):
         W, b = layer_params_(params, layout, i)
+        if layout[i, 3] < 0:  # no bias: add -0.0s (the last quarter of dbias, scratch_)
+            b = view1d(dbias, 3 * (dbias.shape[0] // 4), layout[i, 2])
         out = layer_block_(acts, layout, i, N)
         code = act if i < last else IDENTITY
         z = out
@@ -443,7 +449,7 @@ def _network_of(ext, parallel, sources):
             evaluating = phase > 0
             bad = forward_(acts, xb, params, layout, act, ext, norm, stds, state, masks,
                            train and (mode == EVALUATE or not evaluating), keep, scratch,
-                           parallel, partial)
+                           parallel, partial, dbias)
             if mode == FORWARD:
                 return loss, 0, bad, -1, -1, 0, False
             if bad and mode == EVALUATE:
