@@ -173,6 +173,27 @@ def test_fastnn_calls_leave_every_blas_setting_as_they_found_it(backend, forced,
     assert _blas_counts() == user_blas_settings, "a call that raised"
 
 
+def test_the_command_line_run_from_python_leaves_the_thread_settings_as_they_were(
+        user_blas_settings, tmp_path, capsys):
+    """``fastnn.cli.main(["train", ...])`` in a Python process (a notebook, a test): the
+    thread policy and every BLAS count the user set are as before, after a run with
+    ``--threads auto`` (which starts BLAS on one thread), with a forced count, and after
+    a run that failed once it had set them (a data folder without the data set)."""
+    fastnn.set_num_threads(1)
+
+    def as_set():
+        counts = _blas_counts()  # (a library loaded since: not the user's setting)
+        return {path: counts[path] for path in user_blas_settings}
+
+    runs = [["--threads", "auto"], ["--threads", str(CORES)],
+            ["--dataset", "mnist", "--data-dir", str(tmp_path)]]
+    for extra in runs:
+        rc = main(["train", "--epochs", "1", "--quiet", *extra])
+        assert rc == (1 if "--data-dir" in extra else 0), capsys.readouterr().err
+        assert fastnn.thread_policy() == 1, extra
+        assert as_set() == user_blas_settings, extra
+
+
 # --- the usable cores: affinity, cgroup CPU quota, NUMBA_NUM_THREADS ---------------------
 
 @pytest.mark.parametrize("text, cores", [("max 100000", None), ("max", None),
