@@ -172,6 +172,14 @@ def test_fastnn_calls_leave_every_blas_setting_as_they_found_it(backend, forced,
         big.predict(bad)
     assert _blas_counts() == user_blas_settings, "a call that raised"
 
+    def fails(*args):  # a kernel call that raises midway (fastnn's counts in force)
+        raise RuntimeError("midway")
+
+    big.engine.backend = type("Failing", (), {"forward": staticmethod(fails)})
+    with pytest.raises(RuntimeError, match="midway"):
+        big.predict(x[:600])
+    assert _blas_counts() == user_blas_settings, "a kernel call that raised"
+
 
 def test_the_command_line_run_from_python_leaves_the_thread_settings_as_they_were(
         user_blas_settings, tmp_path, capsys):
