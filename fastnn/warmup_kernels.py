@@ -115,16 +115,24 @@ def run_variant(variant: str, dtype: str) -> None:
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
 
 
-def _check(dtypes, processes) -> tuple[tuple[str, ...], int]:
+def _check(dtypes, processes, progress) -> tuple[tuple[str, ...], int]:
     from . import _validation as V
     from .threads import usable_cores
 
-    if isinstance(dtypes, str):
+    if isinstance(dtypes, (str, type, np.dtype)):  # one: "float32", np.float32
         dtypes = (dtypes,)
-    dtypes = tuple(np.dtype(V.check_dtype(d, "dtypes")).name for d in dtypes)
+    try:
+        dtypes = list(dtypes)
+    except TypeError:
+        raise V.BadType("dtypes", f"expected 'float32', 'float64' or a sequence of them, "
+                                  f"got {dtypes!r}") from None
+    if not dtypes:
+        raise V.BadValue("dtypes", "expected at least one of 'float32', 'float64', got none")
+    names = tuple(np.dtype(V.check_dtype(d, "dtypes")).name for d in dtypes)
     processes = usable_cores() if processes is None else V.check_positive_int(processes,
                                                                               "processes")
-    return dtypes, processes
+    V.check_bool(progress, "progress")
+    return tuple(dict.fromkeys(names)), processes  # (each dtype once, in the given order)
 
 
 def _run_process(variant: str, dtype: str) -> float:
@@ -142,7 +150,7 @@ def warmup(dtypes=DTYPES, *, processes: int | None = None, progress: bool = True
 
     Parameters
     ----------
-    dtypes : str or sequence of str
+    dtypes : str, dtype or sequence of them
         "float32", "float64" or both (default).
     processes : int, optional
         Parallel compiling processes (default: the usable cores).
@@ -154,7 +162,7 @@ def warmup(dtypes=DTYPES, *, processes: int | None = None, progress: bool = True
     dict
         {(variant, dtype): seconds} of the compiling pass.
     """
-    dtypes, processes = _check(dtypes, processes)
+    dtypes, processes = _check(dtypes, processes, progress)
     from .kernels import _cache
 
     jobs = [(v, d) for d in dtypes for v in VARIANTS]

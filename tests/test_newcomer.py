@@ -271,6 +271,61 @@ def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys
     assert main(["warmup", "--dtype", "float32", "--quiet"]) == 0  # (nothing to do)
 
 
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(dtypes="float16"), ValueError, "dtypes: expected np.float32 or np.float64"),
+    (dict(dtypes=["float32", "x"]), ValueError, "dtypes: expected np.float32 or np.float64"),
+    (dict(dtypes=[]), ValueError, "dtypes: expected at least one"),
+    (dict(dtypes=None), TypeError, "dtypes: expected 'float32', 'float64' or a sequence"),
+    (dict(dtypes=5), TypeError, "dtypes: expected 'float32', 'float64' or a sequence"),
+    (dict(processes=0), ValueError, "processes: expected a positive integer, got 0"),
+    (dict(processes=1.5), TypeError, "processes: expected a positive integer"),
+    (dict(processes="2"), TypeError, "processes: expected a positive integer"),
+    (dict(progress="no"), TypeError, "progress: expected True or False, got 'no'"),
+])
+def test_warmup_refuses_bad_arguments_before_it_compiles(kwargs, exc, match, monkeypatch):
+    import fastnn
+    from fastnn import warmup_kernels as W
+
+    monkeypatch.setattr(W, "_run_process", lambda *job: pytest.fail(f"{job} ran"))
+    with pytest.raises(exc, match=match):
+        fastnn.warmup(**kwargs)
+
+
+@pytest.mark.parametrize("argv, why", [
+    (["--processes", "0"], "argument --processes: expected a positive integer, got 0"),
+    (["--processes", "two"], "argument --processes: expected a positive integer"),
+    (["--processes", "1.5"], "argument --processes: expected a positive integer"),
+    (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
+])
+def test_warmup_command_refuses_bad_options_in_one_line(argv, why, monkeypatch, capsys):
+    from fastnn import warmup_kernels as W
+
+    monkeypatch.setattr(W, "_run_process", lambda *job: pytest.fail(f"{job} ran"))
+    assert main(["warmup", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"fastnn warmup: error: {why}")
+
+
+def test_warmup_takes_dtypes_as_numpy_does_each_once(monkeypatch, capsys):
+    """``fastnn.warmup(np.float32)``, a dtype object, or a name given twice: each dtype's
+    variants compile once (the compiling processes replaced by stand-ins)."""
+    import types
+
+    from fastnn.kernels import _cache
+
+    import fastnn
+    from fastnn import warmup_kernels as W
+
+    if not _cache.ENABLED or _cache.usable_folder() is None:
+        pytest.skip("no kernel cache here: warmup has nothing to do")
+    monkeypatch.setattr(W, "_run_process", lambda variant, dtype: 0.0)
+    monkeypatch.setattr(W, "subprocess", types.SimpleNamespace(run=lambda *a, **k: None))
+    for dtypes in (np.float32, np.dtype("float32"), ["float32", np.float32]):
+        assert set(fastnn.warmup(dtypes, progress=False)) == {(v, "float32")
+                                                             for v in W.VARIANTS}
+    assert capsys.readouterr().err == ""  # (progress=False: quiet)
+
+
 def test_every_subpackage_is_installed():
     """pyproject's package list names every folder of fastnn/ with an __init__.py (a
     `pip install .` leaves out the rest, which an editable install would hide)."""
