@@ -3,13 +3,13 @@
 A kernel compiles on its first call with new argument types (seconds: the network loop
 about 6-7 s on a 2-core machine) and is then loaded from numba's cache (about 0.2 s).
 Container images, CI jobs and cluster workers warm up once, ahead: each variant
-(``VARIANTS``: the network loop, its BatchNorm/Dropout form with every optimizer, the
-per-layer ops, the convnets' conv and pooling ops, the network loop's and the
-convolution's parallel forms (where there are two cores or more); in float32 and
-float64) runs a tiny workload in a
-process of its own, in parallel, so every kernel it calls is compiled into the cache. A
-second pass then loads each variant in one process (fast when all is cached; it
-compiles again anything two parallel writers of one cache index left out).
+(``VARIANTS``: the network loop, its BatchNorm/Dropout form with every optimizer (and
+their update of a large network, in blocks), the per-layer ops, the convnets' conv and
+pooling ops, the parallel forms of the network loop, the convolution and the blocked
+update (where there are two cores or more); in float32 and float64) runs a tiny
+workload in a process of its own, in parallel, so every kernel it calls is compiled into
+the cache. A second pass then loads each variant in one process (fast when all is
+cached; it compiles again anything two parallel writers of one cache index left out).
 """
 
 from __future__ import annotations
@@ -23,6 +23,18 @@ import numpy as np
 
 VARIANTS = ("network", "extended", "layers", "parallel", "convnet")
 DTYPES = ("float32", "float64")
+
+
+def _large_update(dt) -> None:
+    """One optimizer update over a buffer of two blocks (``kernels.optim``: networks from
+    about half a million parameters), on the thread count in force: its blocks' runner,
+    shared by every optimizer, in the form for that count."""
+    from . import kernels
+    from .kernels._blocks import BLOCK_WORK
+    from .kernels.optim import UPDATE_WORK
+
+    p, g, m, v = np.zeros((4, 2 * (BLOCK_WORK // UPDATE_WORK)), dt)
+    kernels.adam_update(p, g, m, v, 0.001, 0.9, 0.999, 1)
 
 
 def run_variant(variant: str, dtype: str) -> None:
@@ -56,6 +68,7 @@ def run_variant(variant: str, dtype: str) -> None:
                 net.predict(x, train_flg=False)
                 net.accuracy(x, labels)
                 fastnn.optim.optimizer_named(name).update(net.params, net.gradient(x, labels))
+        _large_update(dt)
     elif variant == "parallel":  # the network kernels' parallel forms (blocks on threads)
         from .kernels import _blocks, _threads
         from .threads import usable_cores
@@ -81,6 +94,7 @@ def run_variant(variant: str, dtype: str) -> None:
             kernels.conv_relu_backward(out, cache, W, 1, 0, (2, 2, 2, 0))
             out, cache = kernels.conv_forward(images, W, b, 1, 0)
             kernels.conv_backward(out, cache, W, 1, 0)
+            _large_update(dt)  # (the optimizers' update in blocks on threads)
         finally:
             _blocks.BACKGROUND = background
             _threads.set_num_threads(None if forced == "auto" else forced)

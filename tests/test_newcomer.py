@@ -251,13 +251,21 @@ def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys
 
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     code = ("from fastnn.warmup_kernels import run_variant, VARIANTS\n"
+            "from fastnn.kernels import optim\n"
+            "blocks = []  # (the optimizers' update in blocks: its runner's calls, recorded)\n"
+            "optim._run_update = lambda nb, threads, args: blocks.append(nb)\n"
             "for v in VARIANTS:\n"
             "    run_variant(v, 'float32')\n"
-            "    print(v)\n")
+            "    print(v, max(blocks, default=1))\n"
+            "    blocks.clear()\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == list(W.VARIANTS)
+    ran = dict(line.split() for line in out.stdout.splitlines())
+    assert list(ran) == list(W.VARIANTS)
+    assert ran["extended"] == "2"  # a large network's update, in blocks
+    if fastnn.threads.usable_cores() > 1:
+        assert ran["parallel"] == "2"  # (and on threads: the parallel variant)
     W.run_variant("network", "float32")
     with pytest.raises(ValueError, match="variant: expected one of"):
         W.run_variant("lenet", "float64")
