@@ -215,6 +215,32 @@ def test_readmes_first_example_announces_its_compile_once(monkeypatch, capsys):
     assert err == engine.COMPILE_MESSAGE + "\n" and out.startswith("test acc")
 
 
+def test_each_kind_of_network_announces_its_first_compile_once(monkeypatch, capsys):
+    """The plain network, the book's extended one and a convnet: the first call of each
+    (in a process that has said nothing yet) is announced once, the calls after it are
+    not (the notice's delay made zero: every first call counts as slow)."""
+    import types
+
+    import fastnn
+    from fastnn import engine
+
+    monkeypatch.setattr(engine, "threading", types.SimpleNamespace(
+        **{**vars(engine.threading), "Timer": _ImmediateTimer}))
+    rng = np.random.default_rng(0)
+    x, t = rng.random((4, 64)), np.arange(4) % 3
+    images = rng.random((4, 1, 8, 8))
+    nets = [(fastnn.Sequential(64, [5], 3, seed=0), x),
+            (fastnn.MultiLayerNetExtend(64, [5], 3, use_batchnorm=True, seed=0), x),
+            (fastnn.SimpleConvNet((1, 8, 8), {"filter_num": 2, "filter_size": 3, "pad": 0,
+                                              "stride": 1}, 4, 3, seed=0), images)]
+    for net, inputs in nets:
+        monkeypatch.setattr(engine, "_noticed", False)  # (as in a fresh process)
+        net.predict(inputs)
+        net.gradient(inputs, t)
+        net.accuracy(inputs, t)
+        assert capsys.readouterr().err == engine.COMPILE_MESSAGE + "\n", type(net).__name__
+
+
 def test_warmup_shows_a_progress_line_for_each_variant(monkeypatch, capsys):
     """`fastnn warmup` says as each variant is ready, then that it is done (the compiling
     processes replaced by stand-ins that take no time)."""
