@@ -202,6 +202,37 @@ def test_the_command_line_run_from_python_leaves_the_thread_settings_as_they_wer
         assert as_set() == user_blas_settings, extra
 
 
+@pytest.mark.parametrize("forced", [None, 1, CORES])
+def test_numba_and_blas_threads_of_a_call_never_exceed_the_usable_cores(backend, forced,
+                                                                       digits):
+    """Seen from inside a kernel call (a stand-in backend that records, then calls the
+    real one): the kernels run their blocks on numba's threads with BLAS on one; the
+    reference runs on BLAS's threads alone; together never more than the usable cores.
+    (BLAS: the libraries fastnn's calls use, NumPy's OpenBLAS; SciPy's, which numba's
+    own np.dot would call, only where the kernels fall back to it.)"""
+    (x, _), _ = digits
+    fastnn.set_num_threads(forced)
+    net = fastnn.Sequential(64, [1024, 1024], 10, seed=0, backend=backend)  # large work
+    real, seen = net.engine.backend, []
+
+    def forward(*args):
+        seen.append((_threads.block_threads(), numba.get_num_threads(),
+                     {get() for get, _ in _threads.blas_libraries()}))
+        return real.forward(*args)
+
+    net.engine.backend = type("Watched", (), {"forward": staticmethod(forward)})
+    net.predict(x[:600])  # (two passes: 512 rows, 88 rows)
+    assert len(seen) == 2
+    for blocks, numba_threads, blas in seen:
+        if backend == "numba":
+            assert blas == {1} and blocks <= CORES
+            assert blocks == 1 or numba_threads == blocks
+        else:
+            assert blocks == 1 and max(blas) <= CORES
+        if forced is not None:
+            assert (blocks if backend == "numba" else max(blas)) == forced
+
+
 # --- the usable cores: affinity, cgroup CPU quota, NUMBA_NUM_THREADS ---------------------
 
 @pytest.mark.parametrize("text, cores", [("max 100000", None), ("max", None),
