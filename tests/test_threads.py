@@ -267,6 +267,11 @@ V1_MOUNTS = ("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
              "rw,cpu,cpuacct\n"
              "33 31 0:30 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n")
 
+HYBRID_MOUNTS = ("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
+                 "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"
+                 "33 31 0:30 / /sys/fs/cgroup/cpuacct rw - cgroup cgroup rw,cpuacct\n"
+                 "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n")
+
 
 @pytest.mark.parametrize("case, cgroup, mountinfo, files, cores", [
     ("v2: 1.5 cores, rounded up", "0::/user.slice/job\n", V2_MOUNT,
@@ -288,6 +293,12 @@ V1_MOUNTS = ("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
     ("v2 mounted at a path with a space (escaped in mountinfo)", "0::/a\n",
      "30 23 0:26 / /my\\040cgroups rw - cgroup2 cgroup2 rw\n",
      {"my cgroups/a/cpu.max": "100000 50000"}, 2),
+    ("hybrid: v1's cpu alone beside v2 at unified/ (this machine's layout)",
+     "2:cpuacct:/job\n1:cpu:/job\n0::/job\n", HYBRID_MOUNTS,
+     {"sys/fs/cgroup/cpu/job/cpu.cfs_quota_us": "50000\n",
+      "sys/fs/cgroup/cpu/job/cpu.cfs_period_us": "100000\n",
+      "sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n",
+      "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"}, 1),
     ("a fifth of a core: at least one", "0::/a\n", V2_MOUNT,
      {"sys/fs/cgroup/a/cpu.max": "20000 100000"}, 1),
     ("garbage everywhere", "\x00garbage\n::\n7\n0::relative\n",
