@@ -4,9 +4,10 @@ One subprocess with NUMBA_NUM_THREADS=3 (3 threads on this 2-core machine too) f
 1, 2 and 3 threads in turn, then 2 beside a busy process, and each time trains two
 networks, a plain float64 one and a float32 one with BatchNorm (and Dropout), on the
 step path (SGD's fused step, Adam's gradient + update; ``fit`` with Adam) and on
-``fit``'s compiled path (evaluating inside the kernel; BatchNorm without Dropout), and a
-convnet with ``fit``; it prints a digest of the losses, the parameters and each History,
-one per network kind. The parallel forms of the kernels are compiled in the call
+``fit``'s compiled path (evaluating inside the kernel; BatchNorm without Dropout); it
+prints a digest of the losses, the parameters and each History, one per network (the
+convnets: tests/test_convnet.py, and the conv kernels on 3 threads:
+tests/test_conv_kernels.py). The parallel forms of the kernels are compiled in the call
 (FASTNN_BACKGROUND_COMPILE=0), so every step after the first runs on the threads; the
 run checks that it did.
 
@@ -33,7 +34,7 @@ import fastnn
 
 _RUN = r"""
 import hashlib, json, subprocess, sys, time, numpy as np, fastnn
-from fastnn.kernels import _blocks, _threads, conv, network
+from fastnn.kernels import _blocks, _threads, network
 
 def of_history(history):
     record = history.to_dict()
@@ -72,21 +73,11 @@ def digest_of(threads):
         assert history.path == "step"
         digest.update(of_history(history) + c.engine.params.flat.tobytes())
         digests["extended" if extended else "plain"] = digest.hexdigest()
-    # a convnet (fit: the step path), its batch several blocks of images
-    images, labels = rng.random((48, 1, 28, 28)), rng.integers(0, 10, 48)
-    d = fastnn.SimpleConvNet(hidden_size=10, seed=0)
-    history = fastnn.fit(d, images, labels, x_test=images[:20], t_test=labels[:20],
-                         batch_size=40, epochs=2, seed=0, optimizer=fastnn.Adam(),
-                         progress=False)
-    digests["convnet"] = hashlib.sha256(of_history(history) +
-                                        d.params.flat.tobytes()).hexdigest()
     return digests
 
-def built():  # the parallel forms compiled so far: the network kernel's two, conv's
-    names = [name for name, ext in (("plain", False), ("extended", True))
-             if any(k is network._kernel(ext, True) for k, _ in _blocks._builds)]
-    return names + ["conv"] * all(conv._RUN[body].parallel.signatures for body in (
-        conv._conv_forward_block, conv._conv_backward_block))
+def built():  # the network kernel's parallel forms compiled so far
+    return [name for name, ext in (("plain", False), ("extended", True))
+            if any(k is network._kernel(ext, True) for k, _ in _blocks._builds)]
 
 for threads in (1, 2, 3):
     print(json.dumps([digest_of(threads), built()]))
@@ -109,8 +100,8 @@ def test_one_two_and_three_threads_and_a_busy_process_give_the_same_bits():
     (one, serial), (two, parallel), (three, _), (loaded, _) = \
         [json.loads(line) for line in out.stdout.strip().splitlines()]
     assert serial == []  # one thread: the serial forms only
-    assert parallel == ["plain", "extended", "conv"]  # two: every network ran on threads
-    assert sorted(one) == ["convnet", "extended", "plain"]
+    assert parallel == ["plain", "extended"]  # two: both networks ran on the parallel form
+    assert sorted(one) == ["extended", "plain"]
     assert one == two == three == loaded
 
 
