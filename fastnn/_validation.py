@@ -248,6 +248,7 @@ def check_dtype(value, name: str = "dtype") -> np.dtype:
         dt = np.dtype(value)
     except TypeError:
         dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    # (``dt is None`` first: NumPy compares None equal to float64, np.dtype(None))
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise BadValue(name, f"expected np.float32 or np.float64, got {value!r}")
     return dt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -21,6 +22,24 @@ def cmd_warmup(args) -> int:
     warmup(DTYPES if args.dtype == "both" else (args.dtype,), processes=args.processes,
            progress=not args.quiet)
     return 0
+
+
+@contextlib.contextmanager
+def _thread_settings_kept():
+    """``fastnn train`` sets fastnn's thread policy and this process's BLAS threads for its
+    run; ``main()`` called from Python (a notebook, a test) puts both back afterwards, as
+    every fastnn call does (the process's BLAS as the user set it)."""
+    from threadpoolctl import ThreadpoolController
+
+    from .threads import set_num_threads, thread_policy
+
+    policy = thread_policy()
+    try:
+        # (limits=None changes nothing; leaving the block puts back each BLAS's count)
+        with ThreadpoolController().select(user_api="blas").limit(limits=None):
+            yield
+    finally:
+        set_num_threads(None if policy == "auto" else policy)
 
 
 def _check_output(option: str, path: str, suffixes=None) -> None:
@@ -333,7 +352,8 @@ def main(argv=None) -> int:
         with sigterm_raises():  # (docker stop, systemd, batch schedulers: like Ctrl-C)
             args = build_parser().parse_args(argv)
             if args.command == "train":
-                return cmd_train(args)
+                with _thread_settings_kept():
+                    return cmd_train(args)
             if args.command == "sweep":
                 return cmd_sweep(args)
             if args.command == "warmup":

@@ -3,13 +3,13 @@
 A kernel compiles on its first call with new argument types (seconds: the network loop
 about 6-7 s on a 2-core machine) and is then loaded from numba's cache (about 0.2 s).
 Container images, CI jobs and cluster workers warm up once, ahead: each variant
-(``VARIANTS``: the network loop, its BatchNorm/Dropout form with every optimizer, the
-per-layer ops, the convnets' conv and pooling ops, the network loop's and the
-convolution's parallel forms (where there are two cores or more); in float32 and
-float64) runs a tiny workload in a
-process of its own, in parallel, so every kernel it calls is compiled into the cache. A
-second pass then loads each variant in one process (fast when all is cached; it
-compiles again anything two parallel writers of one cache index left out).
+(``VARIANTS``: the network loop, its BatchNorm/Dropout form with every optimizer (and
+their update of a large network, in blocks), the per-layer ops, the convnets' conv and
+pooling ops, the parallel forms of the network loop, the convolution and the blocked
+update (where there are two cores or more); in float32 and float64) runs a tiny
+workload in a process of its own, in parallel, so every kernel it calls is compiled into
+the cache. A second pass then loads each variant in one process (fast when all is
+cached; it compiles again anything two parallel writers of one cache index left out).
 """
 
 from __future__ import annotations
@@ -23,6 +23,18 @@ import numpy as np
 
 VARIANTS = ("network", "extended", "layers", "parallel", "convnet")
 DTYPES = ("float32", "float64")
+
+
+def _large_update(dt) -> None:
+    """One optimizer update over a buffer of two blocks (``kernels.optim``: networks from
+    about half a million parameters), on the thread count in force: its blocks' runner,
+    shared by every optimizer, in the form for that count."""
+    from . import kernels
+    from .kernels._blocks import BLOCK_WORK
+    from .kernels.optim import UPDATE_WORK
+
+    p, g, m, v = np.zeros((4, 2 * (BLOCK_WORK // UPDATE_WORK)), dt)
+    kernels.adam_update(p, g, m, v, 0.001, 0.9, 0.999, 1)
 
 
 def run_variant(variant: str, dtype: str) -> None:
@@ -56,6 +68,7 @@ def run_variant(variant: str, dtype: str) -> None:
                 net.predict(x, train_flg=False)
                 net.accuracy(x, labels)
                 fastnn.optim.optimizer_named(name).update(net.params, net.gradient(x, labels))
+        _large_update(dt)
     elif variant == "parallel":  # the network kernels' parallel forms (blocks on threads)
         from .kernels import _blocks, _threads
         from .threads import usable_cores
@@ -81,6 +94,7 @@ def run_variant(variant: str, dtype: str) -> None:
             kernels.conv_relu_backward(out, cache, W, 1, 0, (2, 2, 2, 0))
             out, cache = kernels.conv_forward(images, W, b, 1, 0)
             kernels.conv_backward(out, cache, W, 1, 0)
+            _large_update(dt)  # (the optimizers' update in blocks on threads)
         finally:
             _blocks.BACKGROUND = background
             _threads.set_num_threads(None if forced == "auto" else forced)
@@ -115,16 +129,24 @@ def run_variant(variant: str, dtype: str) -> None:
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
 
 
-def _check(dtypes, processes) -> tuple[tuple[str, ...], int]:
+def _check(dtypes, processes, progress) -> tuple[tuple[str, ...], int]:
     from . import _validation as V
     from .threads import usable_cores
 
-    if isinstance(dtypes, str):
+    if isinstance(dtypes, (str, type, np.dtype)):  # one: "float32", np.float32
         dtypes = (dtypes,)
-    dtypes = tuple(np.dtype(V.check_dtype(d, "dtypes")).name for d in dtypes)
+    try:
+        dtypes = list(dtypes)
+    except TypeError:
+        raise V.BadType("dtypes", f"expected 'float32', 'float64' or a sequence of them, "
+                                  f"got {dtypes!r}") from None
+    if not dtypes:
+        raise V.BadValue("dtypes", "expected at least one of 'float32', 'float64', got none")
+    names = tuple(np.dtype(V.check_dtype(d, "dtypes")).name for d in dtypes)
     processes = usable_cores() if processes is None else V.check_positive_int(processes,
                                                                               "processes")
-    return dtypes, processes
+    V.check_bool(progress, "progress")
+    return tuple(dict.fromkeys(names)), processes  # (each dtype once, in the given order)
 
 
 def _run_process(variant: str, dtype: str) -> float:
@@ -142,7 +164,7 @@ def warmup(dtypes=DTYPES, *, processes: int | None = None, progress: bool = True
 
     Parameters
     ----------
-    dtypes : str or sequence of str
+    dtypes : str, dtype or sequence of them
         "float32", "float64" or both (default).
     processes : int, optional
         Parallel compiling processes (default: the usable cores).
@@ -154,7 +176,7 @@ def warmup(dtypes=DTYPES, *, processes: int | None = None, progress: bool = True
     dict
         {(variant, dtype): seconds} of the compiling pass.
     """
-    dtypes, processes = _check(dtypes, processes)
+    dtypes, processes = _check(dtypes, processes, progress)
     from .kernels import _cache
 
     jobs = [(v, d) for d in dtypes for v in VARIANTS]

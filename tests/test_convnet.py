@@ -19,6 +19,7 @@ import book_conv
 import numpy as np
 import pytest
 from _helpers import busy_process
+from numba.core import config as numba_config
 
 import fastnn
 
@@ -582,21 +583,34 @@ def test_layer_and_im2col_arguments_are_checked():
 # --- threads and load -------------------------------------------------------------------------
 
 
-def test_the_bits_do_not_depend_on_threads_or_load():
-    """A convnet whose batch spans several fixed blocks of images: the same bits on one
-    thread, on every core, and beside a busy process (the blocks' sums run in order)."""
+def test_the_bits_do_not_depend_on_threads_or_load(monkeypatch):
+    """A convnet whose batches span several fixed blocks of images: the same bits (the
+    parameters, predictions, and fit's History) on one thread, on every core, and beside
+    a busy process (the blocks' sums run in order). The parallel forms are compiled in
+    the call, so the runs on several threads do run on them (counted)."""
+    from fastnn.kernels import _blocks, conv
 
+    monkeypatch.setattr(_blocks, "BACKGROUND", False)
+    on_threads = set()
+    real = _blocks.when_compiled  # (what a pass of several blocks on threads calls)
+    monkeypatch.setattr(_blocks, "when_compiled",
+                        lambda kernel, *a: on_threads.add(kernel) or real(kernel, *a))
     rng = np.random.default_rng(18)
-    x, t = rng.random((12, 1, 20, 20)), rng.integers(0, 10, 12)
+    # (28x28 images: about 10 a block, kernels._blocks.grain; 30 rows, batches of 20)
+    x, t = rng.random((30, 1, 28, 28)), rng.integers(0, 10, 30)
 
     def run(threads=None):
         fastnn.set_num_threads(threads)
         try:
-            net = fastnn.SimpleConvNet((1, 20, 20), hidden_size=10, seed=0)
+            net = fastnn.SimpleConvNet(hidden_size=10, seed=0)
             opt = fastnn.Adam()
             for _ in range(2):
                 net.train_step(x, t, opt)
-            return net.params.flat.copy(), net.predict(x)
+            history = fastnn.fit(net, x, t, x_test=x[:12], t_test=t[:12], batch_size=20,
+                                 epochs=2, optimizer=opt, seed=0, progress=False)
+            record = history.to_dict()
+            return (net.params.flat.copy(), net.predict(x),
+                    {k: v for k, v in record.items() if "seconds" not in k})
         finally:
             fastnn.set_num_threads(None)
 
@@ -604,10 +618,16 @@ def test_the_bits_do_not_depend_on_threads_or_load():
     for other in (run(1), run(fastnn.threads.usable_cores())):
         np.testing.assert_array_equal(other[0], quiet[0])
         np.testing.assert_array_equal(other[1], quiet[1])
+        assert other[2] == quiet[2]
     with busy_process():
         loaded = run()
     np.testing.assert_array_equal(loaded[0], quiet[0])
     np.testing.assert_array_equal(loaded[1], quiet[1])
+    assert loaded[2] == quiet[2]
+    if fastnn.threads.usable_cores() > 1 and not numba_config.DISABLE_JIT:
+        # (the runs on every core ran the convolution's passes on threads)
+        assert {conv._RUN[body].parallel for body in (conv._conv_forward_block,
+                                                      conv._conv_backward_block)} <= on_threads
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

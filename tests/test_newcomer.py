@@ -215,6 +215,32 @@ def test_readmes_first_example_announces_its_compile_once(monkeypatch, capsys):
     assert err == engine.COMPILE_MESSAGE + "\n" and out.startswith("test acc")
 
 
+def test_each_kind_of_network_announces_its_first_compile_once(monkeypatch, capsys):
+    """The plain network, the book's extended one and a convnet: the first call of each
+    (in a process that has said nothing yet) is announced once, the calls after it are
+    not (the notice's delay made zero: every first call counts as slow)."""
+    import types
+
+    import fastnn
+    from fastnn import engine
+
+    monkeypatch.setattr(engine, "threading", types.SimpleNamespace(
+        **{**vars(engine.threading), "Timer": _ImmediateTimer}))
+    rng = np.random.default_rng(0)
+    x, t = rng.random((4, 64)), np.arange(4) % 3
+    images = rng.random((4, 1, 8, 8))
+    nets = [(fastnn.Sequential(64, [5], 3, seed=0), x),
+            (fastnn.MultiLayerNetExtend(64, [5], 3, use_batchnorm=True, seed=0), x),
+            (fastnn.SimpleConvNet((1, 8, 8), {"filter_num": 2, "filter_size": 3, "pad": 0,
+                                              "stride": 1}, 4, 3, seed=0), images)]
+    for net, inputs in nets:
+        monkeypatch.setattr(engine, "_noticed", False)  # (as in a fresh process)
+        net.predict(inputs)
+        net.gradient(inputs, t)
+        net.accuracy(inputs, t)
+        assert capsys.readouterr().err == engine.COMPILE_MESSAGE + "\n", type(net).__name__
+
+
 def test_warmup_shows_a_progress_line_for_each_variant(monkeypatch, capsys):
     """`fastnn warmup` says as each variant is ready, then that it is done (the compiling
     processes replaced by stand-ins that take no time)."""
@@ -251,13 +277,21 @@ def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys
 
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     code = ("from fastnn.warmup_kernels import run_variant, VARIANTS\n"
+            "from fastnn.kernels import optim\n"
+            "blocks = []  # (the optimizers' update in blocks: its runner's calls, recorded)\n"
+            "optim._run_update = lambda nb, threads, args: blocks.append(nb)\n"
             "for v in VARIANTS:\n"
             "    run_variant(v, 'float32')\n"
-            "    print(v)\n")
+            "    print(v, max(blocks, default=1))\n"
+            "    blocks.clear()\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == list(W.VARIANTS)
+    ran = dict(line.split() for line in out.stdout.splitlines())
+    assert list(ran) == list(W.VARIANTS)
+    assert ran["extended"] == "2"  # a large network's update, in blocks
+    if fastnn.threads.usable_cores() > 1:
+        assert ran["parallel"] == "2"  # (and on threads: the parallel variant)
     W.run_variant("network", "float32")
     with pytest.raises(ValueError, match="variant: expected one of"):
         W.run_variant("lenet", "float64")
@@ -269,6 +303,61 @@ def test_warmup_runs_every_variant_and_refuses_bad_arguments(monkeypatch, capsys
     assert fastnn.warmup() == {}
     assert "the kernel cache is off here" in capsys.readouterr().err
     assert main(["warmup", "--dtype", "float32", "--quiet"]) == 0  # (nothing to do)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(dtypes="float16"), ValueError, "dtypes: expected np.float32 or np.float64"),
+    (dict(dtypes=["float32", "x"]), ValueError, "dtypes: expected np.float32 or np.float64"),
+    (dict(dtypes=[]), ValueError, "dtypes: expected at least one"),
+    (dict(dtypes=None), TypeError, "dtypes: expected 'float32', 'float64' or a sequence"),
+    (dict(dtypes=5), TypeError, "dtypes: expected 'float32', 'float64' or a sequence"),
+    (dict(processes=0), ValueError, "processes: expected a positive integer, got 0"),
+    (dict(processes=1.5), TypeError, "processes: expected a positive integer"),
+    (dict(processes="2"), TypeError, "processes: expected a positive integer"),
+    (dict(progress="no"), TypeError, "progress: expected True or False, got 'no'"),
+])
+def test_warmup_refuses_bad_arguments_before_it_compiles(kwargs, exc, match, monkeypatch):
+    import fastnn
+    from fastnn import warmup_kernels as W
+
+    monkeypatch.setattr(W, "_run_process", lambda *job: pytest.fail(f"{job} ran"))
+    with pytest.raises(exc, match=match):
+        fastnn.warmup(**kwargs)
+
+
+@pytest.mark.parametrize("argv, why", [
+    (["--processes", "0"], "argument --processes: expected a positive integer, got 0"),
+    (["--processes", "two"], "argument --processes: expected a positive integer"),
+    (["--processes", "1.5"], "argument --processes: expected a positive integer"),
+    (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
+])
+def test_warmup_command_refuses_bad_options_in_one_line(argv, why, monkeypatch, capsys):
+    from fastnn import warmup_kernels as W
+
+    monkeypatch.setattr(W, "_run_process", lambda *job: pytest.fail(f"{job} ran"))
+    assert main(["warmup", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"fastnn warmup: error: {why}")
+
+
+def test_warmup_takes_dtypes_as_numpy_does_each_once(monkeypatch, capsys):
+    """``fastnn.warmup(np.float32)``, a dtype object, or a name given twice: each dtype's
+    variants compile once (the compiling processes replaced by stand-ins)."""
+    import types
+
+    from fastnn.kernels import _cache
+
+    import fastnn
+    from fastnn import warmup_kernels as W
+
+    if not _cache.ENABLED or _cache.usable_folder() is None:
+        pytest.skip("no kernel cache here: warmup has nothing to do")
+    monkeypatch.setattr(W, "_run_process", lambda variant, dtype: 0.0)
+    monkeypatch.setattr(W, "subprocess", types.SimpleNamespace(run=lambda *a, **k: None))
+    for dtypes in (np.float32, np.dtype("float32"), ["float32", np.float32]):
+        assert set(fastnn.warmup(dtypes, progress=False)) == {(v, "float32")
+                                                             for v in W.VARIANTS}
+    assert capsys.readouterr().err == ""  # (progress=False: quiet)
 
 
 def test_every_subpackage_is_installed():

@@ -2,10 +2,12 @@
 
 One subprocess with NUMBA_NUM_THREADS=3 (3 threads on this 2-core machine too) forces
 1, 2 and 3 threads in turn, then 2 beside a busy process, and each time trains two
-networks, a plain float64 one and a float32 one with BatchNorm and Dropout, on the step
-path (SGD's fused step, Adam's gradient + update) and on the compiled path (``fit``
-evaluating inside the kernel); it prints a digest of the losses, the parameters and each
-History. The parallel form of the kernels is compiled in the call
+networks, a plain float64 one and a float32 one with BatchNorm (and Dropout), on the
+step path (SGD's fused step, Adam's gradient + update; ``fit`` with Adam) and on
+``fit``'s compiled path (evaluating inside the kernel; BatchNorm without Dropout); it
+prints a digest of the losses, the parameters and each History, one per network (the
+convnets: tests/test_convnet.py, and the conv kernels on 3 threads:
+tests/test_conv_kernels.py). The parallel forms of the kernels are compiled in the call
 (FASTNN_BACKGROUND_COMPILE=0), so every step after the first runs on the threads; the
 run checks that it did.
 
@@ -18,6 +20,7 @@ its per-layer compiles, and by then loads this serial form from the cache.
 """
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -30,20 +33,25 @@ from numba.core import config as numba_config
 import fastnn
 
 _RUN = r"""
-import hashlib, subprocess, sys, time, numpy as np, fastnn
+import hashlib, json, subprocess, sys, time, numpy as np, fastnn
 from fastnn.kernels import _blocks, _threads, network
+
+def of_history(history):
+    record = history.to_dict()
+    return repr([record[k] for k in sorted(record) if "seconds" not in k]).encode()
 
 def digest_of(threads):
     _threads.set_num_threads(threads)  # (unchecked: 3 on a 2-core machine)
     rng = np.random.default_rng(0)
-    digest = hashlib.sha256()
+    digests = {}
     for dtype, extended in ((np.float64, False), (np.float32, True)):
+        digest = hashlib.sha256()
         x = rng.random((420, 40)).astype(dtype)
         t = rng.integers(0, 10, 420)
-        def net():
+        def net(dropout=True):
             if extended:
                 return fastnn.MultiLayerNetExtend(40, [700, 96], 10, use_batchnorm=True,
-                                                  use_dropout=True, dropout_ration=0.1,
+                                                  use_dropout=dropout, dropout_ration=0.1,
                                                   dtype=dtype, seed=1)
             return fastnn.Sequential(40, [700, 96], 10, dtype=dtype, seed=1)
         a = net()
@@ -52,28 +60,31 @@ def digest_of(threads):
             digest.update(np.float64(a.train_step(x[:400], t[:400], sgd)).tobytes())
             digest.update(np.float64(a.train_step(x[20:], t[20:], adam)).tobytes())
         digest.update(a.engine.params.flat.tobytes())
-        b = net()
-        if not extended:  # (the compiled path: no Dropout)
-            history = fastnn.fit(b, x, t, x_test=x[:300], t_test=t[:300], batch_size=400,
-                                 epochs=3, seed=0, progress=False, compiled=True)
-            record = history.to_dict()
-            digest.update(repr([record[k] for k in sorted(record)
-                                if "seconds" not in k]).encode())
-            digest.update(b.engine.params.flat.tobytes())
-            digest.update(np.float64(b.accuracy(x, t)).tobytes())
-    return digest.hexdigest()
+        # fit's compiled path (BatchNorm, without Dropout, for the extended network), then
+        # its step path (Adam; with Dropout for the extended one): History and parameters
+        b = net(dropout=False)
+        history = fastnn.fit(b, x, t, x_test=x[:300], t_test=t[:300], batch_size=400,
+                             epochs=3, seed=0, progress=False, compiled=True)
+        digest.update(of_history(history) + b.engine.params.flat.tobytes())
+        digest.update(np.float64(b.accuracy(x, t)).tobytes())
+        c = net()
+        history = fastnn.fit(c, x, t, x_test=x[:300], t_test=t[:300], batch_size=400,
+                             epochs=2, seed=0, optimizer=fastnn.Adam(0.01), progress=False)
+        assert history.path == "step"
+        digest.update(of_history(history) + c.engine.params.flat.tobytes())
+        digests["extended" if extended else "plain"] = digest.hexdigest()
+    return digests
 
-def built():  # the network kernel's parallel forms compiled so far, by ext
-    return sorted(ext for ext in (False, True)
-                  if any(k is network._kernel(ext, True) for k, _ in _blocks._builds))
+def built():  # the network kernel's parallel forms compiled so far
+    return [name for name, ext in (("plain", False), ("extended", True))
+            if any(k is network._kernel(ext, True) for k, _ in _blocks._builds)]
 
-print(digest_of(1), built())
-for threads in (2, 3):
-    print(digest_of(threads), built())
+for threads in (1, 2, 3):
+    print(json.dumps([digest_of(threads), built()]))
 busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
 try:
     time.sleep(0.1)
-    print(digest_of(2), "busy")
+    print(json.dumps([digest_of(2), "busy"]))
 finally:
     busy.kill()
     busy.wait()
@@ -87,9 +98,10 @@ def test_one_two_and_three_threads_and_a_busy_process_give_the_same_bits():
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     (one, serial), (two, parallel), (three, _), (loaded, _) = \
-        [line.split(None, 1) for line in out.stdout.strip().splitlines()]
-    assert serial == "[]"  # one thread: the serial form only
-    assert parallel == "[False, True]"  # two: both networks ran on the parallel form
+        [json.loads(line) for line in out.stdout.strip().splitlines()]
+    assert serial == []  # one thread: the serial forms only
+    assert parallel == ["plain", "extended"]  # two: both networks ran on the parallel form
+    assert sorted(one) == ["extended", "plain"]
     assert one == two == three == loaded
 
 

@@ -172,6 +172,67 @@ def test_fastnn_calls_leave_every_blas_setting_as_they_found_it(backend, forced,
         big.predict(bad)
     assert _blas_counts() == user_blas_settings, "a call that raised"
 
+    def fails(*args):  # a kernel call that raises midway (fastnn's counts in force)
+        raise RuntimeError("midway")
+
+    big.engine.backend = type("Failing", (), {"forward": staticmethod(fails)})
+    with pytest.raises(RuntimeError, match="midway"):
+        big.predict(x[:600])
+    assert _blas_counts() == user_blas_settings, "a kernel call that raised"
+
+
+def test_the_command_line_run_from_python_leaves_the_thread_settings_as_they_were(
+        user_blas_settings, tmp_path, capsys):
+    """``fastnn.cli.main(["train", ...])`` in a Python process (a notebook, a test): the
+    thread policy and every BLAS count the user set are as before, after a run with
+    ``--threads auto`` (which starts BLAS on one thread), with a forced count, and after
+    a run that failed once it had set them (a data folder without the data set)."""
+    fastnn.set_num_threads(1)
+
+    def as_set():
+        counts = _blas_counts()  # (a library loaded since: not the user's setting)
+        return {path: counts[path] for path in user_blas_settings}
+
+    runs = [["--threads", "auto"], ["--threads", str(CORES)],
+            ["--dataset", "mnist", "--data-dir", str(tmp_path)]]
+    for extra in runs:
+        rc = main(["train", "--epochs", "1", "--quiet", *extra])
+        assert rc == (1 if "--data-dir" in extra else 0), capsys.readouterr().err
+        assert fastnn.thread_policy() == 1, extra
+        assert as_set() == user_blas_settings, extra
+
+
+@pytest.mark.parametrize("forced", [None, 1, CORES])
+def test_numba_and_blas_threads_of_a_call_never_exceed_the_usable_cores(backend, forced,
+                                                                       digits):
+    """Seen from inside a kernel call (a stand-in backend that records, then calls the
+    real one): the kernels run their blocks on numba's threads with BLAS on one; the
+    reference runs on BLAS's threads alone; together never more than the usable cores.
+    (BLAS: the libraries fastnn's calls use, NumPy's OpenBLAS; SciPy's, which numba's
+    own np.dot would call, only where the kernels fall back to it.)"""
+    (x, _), _ = digits
+    fastnn.set_num_threads(forced)
+    net = fastnn.Sequential(64, [1024, 1024], 10, seed=0, backend=backend)  # large work
+    real, seen = net.engine.backend, []
+
+    def forward(*args):
+        seen.append((_threads.block_threads(), numba.get_num_threads(),
+                     {get() for get, _ in _threads.blas_libraries()}))
+        return real.forward(*args)
+
+    net.engine.backend = type("Watched", (), {"forward": staticmethod(forward)})
+    net.predict(x[:600])  # (two passes: 512 rows, 88 rows)
+    assert len(seen) == 2
+    blocked = backend == "numba" and not numba.config.DISABLE_JIT  # (else: like NumPy's)
+    for blocks, numba_threads, blas in seen:
+        if blocked:
+            assert blas == {1} and blocks <= CORES
+            assert blocks == 1 or numba_threads == blocks
+        else:
+            assert blocks == 1 and max(blas) <= CORES
+        if forced is not None:
+            assert (blocks if blocked else max(blas)) == forced
+
 
 # --- the usable cores: affinity, cgroup CPU quota, NUMBA_NUM_THREADS ---------------------
 
@@ -207,6 +268,11 @@ V1_MOUNTS = ("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
              "rw,cpu,cpuacct\n"
              "33 31 0:30 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n")
 
+HYBRID_MOUNTS = ("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
+                 "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"
+                 "33 31 0:30 / /sys/fs/cgroup/cpuacct rw - cgroup cgroup rw,cpuacct\n"
+                 "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n")
+
 
 @pytest.mark.parametrize("case, cgroup, mountinfo, files, cores", [
     ("v2: 1.5 cores, rounded up", "0::/user.slice/job\n", V2_MOUNT,
@@ -228,6 +294,12 @@ V1_MOUNTS = ("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
     ("v2 mounted at a path with a space (escaped in mountinfo)", "0::/a\n",
      "30 23 0:26 / /my\\040cgroups rw - cgroup2 cgroup2 rw\n",
      {"my cgroups/a/cpu.max": "100000 50000"}, 2),
+    ("hybrid: v1's cpu alone beside v2 at unified/ (this machine's layout)",
+     "2:cpuacct:/job\n1:cpu:/job\n0::/job\n", HYBRID_MOUNTS,
+     {"sys/fs/cgroup/cpu/job/cpu.cfs_quota_us": "50000\n",
+      "sys/fs/cgroup/cpu/job/cpu.cfs_period_us": "100000\n",
+      "sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n",
+      "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"}, 1),
     ("a fifth of a core: at least one", "0::/a\n", V2_MOUNT,
      {"sys/fs/cgroup/a/cpu.max": "20000 100000"}, 1),
     ("garbage everywhere", "\x00garbage\n::\n7\n0::relative\n",

@@ -85,6 +85,8 @@ def test_regression_targets(backend):
     (dict(backend="torch"), ValueError, "backend: expected one of 'numba', 'numpy', got 'torch'"),
     (dict(dtype=np.float16), ValueError, "dtype: expected np.float32 or np.float64"),
     (dict(dtype="int"), ValueError, "dtype: expected np.float32 or np.float64"),
+    (dict(dtype="x"), ValueError, "dtype: expected np.float32 or np.float64, got 'x'"),
+    (dict(dtype=3), ValueError, "dtype: expected np.float32 or np.float64, got 3"),
     (dict(weight_init_std=-1), ValueError, "weight_init_std: expected a positive finite number"),
     (dict(weight_init_std="kaiming"), ValueError, "weight_init_std: expected a positive number or one of"),
     (dict(seed=1.5), TypeError, "seed: expected a non-negative int or None"),
