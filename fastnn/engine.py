@@ -87,6 +87,73 @@ def compile_notice(seconds: float, *, once: bool = True, show: bool = True):
         _inside.on = outer
 
 
+class _CompileListener:
+    """numba's compile events, for the calls that reach fastnn's kernels without an
+    engine (the layer objects, ``fastnn.kernels``' per-op functions): a compile of one of
+    fastnn's kernels that lasts longer than ``FIRST_USE_NOTICE_SECONDS`` is announced like
+    an engine's first call, once per process. Quiet inside a ``compile_notice`` block
+    (which has its own notice, or none), in the background compiles of the parallel forms
+    (thread ``fastnn-compile``: a call never waits for them) and once anything was said.
+    Costs nothing per call: numba sends the events only when it compiles (or loads from
+    its cache)."""
+
+    def __init__(self):
+        self._local = threading.local()  # .depth: compiles in progress in this thread
+
+    def notify(self, event) -> None:
+        local = self._local
+        depth = getattr(local, "depth", 0)
+        if event.is_start:
+            local.depth = depth + 1
+            if depth or not self._ours(event):
+                return
+            timer = threading.Timer(FIRST_USE_NOTICE_SECONDS, self._say)
+            timer.daemon = True
+            local.timer = timer
+            timer.start()
+        else:
+            local.depth = max(depth - 1, 0)
+            timer = getattr(local, "timer", None)
+            if local.depth == 0 and timer is not None:
+                local.timer = None
+                timer.cancel()
+
+    @staticmethod
+    def _ours(event) -> bool:
+        if _noticed or getattr(_inside, "on", False) or \
+                threading.current_thread().name == "fastnn-compile":
+            return False
+        dispatcher = (event.data or {}).get("dispatcher")
+        module = getattr(getattr(dispatcher, "py_func", None), "__module__", None) or ""
+        return module.startswith(__name__.rpartition(".")[0] + ".")
+
+    @staticmethod
+    def _say() -> None:
+        global _noticed
+        if not _noticed:
+            _noticed = True
+            print(COMPILE_MESSAGE, file=sys.stderr, flush=True)
+
+
+def _listen_for_compiles() -> None:
+    """Register the one ``_CompileListener`` of this process (at import)."""
+    from numba.core import event
+
+    listener = _CompileListener()
+
+    class Listener(event.Listener):
+        def on_start(self, ev):
+            listener.notify(ev)
+
+        def on_end(self, ev):
+            listener.notify(ev)
+
+    event.register("numba:compile", Listener())
+
+
+_listen_for_compiles()
+
+
 def _locked(method):
     """Run ``method`` holding the engine's lock (its work buffers are shared state); the
     engine's first call may compile, and says so when it takes long."""

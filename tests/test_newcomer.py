@@ -241,6 +241,63 @@ def test_each_kind_of_network_announces_its_first_compile_once(monkeypatch, caps
         assert capsys.readouterr().err == engine.COMPILE_MESSAGE + "\n", type(net).__name__
 
 
+def _probe(module: str):
+    """A new compiled function that says it is from ``module`` (its first call compiles)."""
+    import numba
+
+    def probe(a):
+        return a + 1
+
+    probe.__module__ = module
+    return numba.njit(probe)
+
+
+def test_compiles_outside_an_engine_are_announced_once(monkeypatch, capsys):
+    """The layer objects and the per-op functions reach the kernels without an engine:
+    numba's compile events announce a long compile of fastnn's kernels there, once
+    (the delay made zero); not inside a block with its own notice, not in the background
+    compile thread, never another library's compiles."""
+    import threading
+    import types
+
+    from fastnn import engine
+
+    monkeypatch.setattr(engine, "threading", types.SimpleNamespace(
+        **{**vars(engine.threading), "Timer": _ImmediateTimer}))
+    monkeypatch.setattr(engine, "_noticed", False)  # (as in a fresh process)
+    with engine.compile_notice(0.0, show=False):  # fit's warm-up, the command line
+        _probe("fastnn.kernels.probe")(1)
+    background = threading.Thread(target=_probe("fastnn.kernels.probe"), args=(1,),
+                                  name="fastnn-compile")
+    background.start()
+    background.join()
+    _probe("someone_elses.module")(1)
+    assert capsys.readouterr().err == ""
+    _probe("fastnn.kernels.probe")(1)
+    _probe("fastnn.kernels.probe")(2.0)
+    assert capsys.readouterr().err == engine.COMPILE_MESSAGE + "\n"
+
+
+def test_a_layer_objects_first_compile_is_announced_once():
+    """A layer object's first calls in a fresh process (their kernels compile, or load
+    from numba's cache: either sends numba's compile events), the delay made zero: one
+    notice on stderr for all of them."""
+    code = "\n".join([
+        "import types, numpy as np, fastnn",
+        "from fastnn import engine",
+        "class Now:",
+        "    def __init__(self, seconds, function): self.function = function",
+        "    def start(self): self.function()",
+        "    def cancel(self): pass",
+        "engine.threading = types.SimpleNamespace(**{**vars(engine.threading), 'Timer': Now})",
+        "layer, x = fastnn.Relu('numba'), np.linspace(-1, 1, 6).reshape(2, 3)",
+        "layer.forward(x); layer.backward(x); layer.forward(x.astype(np.float32))"])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("compiling kernels") == 1, done.stderr
+
+
 def test_warmup_shows_a_progress_line_for_each_variant(monkeypatch, capsys):
     """`fastnn warmup` says as each variant is ready, then that it is done (the compiling
     processes replaced by stand-ins that take no time)."""
