@@ -47,7 +47,7 @@ import numpy as np
 
 from ._blas import gemm
 from ._blocks import MIN_ROWS, block_of, grain, n_blocks, runner, sum_blocks_
-from ._config import compiled, inline
+from ._config import callee, inline
 from ._views import view_cols, view_row, view_rows
 from .optim import sgd_bias_
 
@@ -140,7 +140,7 @@ def blocks_for(N):
     return max(-(-N // MIN_ROWS), 1)
 
 
-@compiled
+@callee
 def forward_rows_(blk, g, out, x, W, b, act, count, partial):
     """Block ``blk`` (g rows) of out = act(x @ W + b): the rows' GEMM, then bias and
     activation while they are in cache; partial[blk, 0] = their non-finite count."""
@@ -206,7 +206,7 @@ def act_grad_colsum_(dz, sums, out, act):
             sums[h] += g
 
 
-@compiled
+@callee
 def backward_rows_(blk, g, dz, dx, W, out, act, need_dx, partial):
     """Block ``blk`` (g rows) of the backward pass's row part: dz *= act'(out), the
     rows' column sums to partial[blk], and (``need_dx``) their dx = dz @ W.T."""
@@ -217,7 +217,7 @@ def backward_rows_(blk, g, dz, dx, W, out, act, need_dx, partial):
         gemm(False, True, 1.0, rows, W, 0.0, view_rows(dx, start, stop - start))
 
 
-@compiled
+@callee
 def weight_rows_(blk, g, dW, x, dz, alpha, beta):
     """Block ``blk`` (g input features) of dW = alpha * x.T @ dz + beta * dW: its rows,
     one GEMM of x's columns with the whole of dz."""
@@ -264,7 +264,7 @@ def affine_act_backward_(dx, dW, db, dz, x, W, out, act, need_dx, need_dW, alpha
 FORWARD_ROWS, BACKWARD_ROWS, WEIGHT_ROWS = 0, 1, 2
 
 
-@compiled
+@callee
 def layer_block_(blk, op, g, out, x, W, b, dz, dx, dW, partial, act, flag, alpha, beta):
     """Block ``blk`` of one of a layer's passes, for the parallel runner (one compiled
     body and one runner for all three; each thread's GEMMs run in that thread, the

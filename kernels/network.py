@@ -83,7 +83,7 @@ from numba.core import config as numba_config
 
 from ._blocks import deferred, when_compiled
 from ._cache import sources_digest as _sources_digest
-from ._config import compiled, inline
+from ._config import callee, compiled, inline
 from ._views import borrow, hold, view1d, view2d, view_rows
 from .affine_act import (
     IDENTITY,
@@ -118,7 +118,7 @@ def layer_block_(buf, layout, i, N):
     return view2d(buf, N * layout[i, 4], N, layout[i, 2])
 
 
-@compiled
+@callee
 def scratch_(layout, params, rows):
     """Work space as wide as the widest layer: four vectors of the dtype back to back
     (the fused step's db, dgamma, dbeta, then -0.0s: the bias of a layer without one,
@@ -164,7 +164,7 @@ def first_bad_label_(labels, C):
 # --- hidden layers with BatchNorm or Dropout (compiled once, called: see forward_) ----------
 
 
-@compiled
+@callee
 def hidden_forward_(out, z, params, layout, i, stds, state, masks, act, train, keep,
                     scratch):
     """Hidden layer i after its affine part: out = Dropout(act(BatchNorm(z))).
@@ -187,7 +187,7 @@ def hidden_forward_(out, z, params, layout, i, stds, state, masks, act, train, k
                            scratch)
 
 
-@compiled
+@callee
 def hidden_backward_(dz, out, params, grads, dbias, layout, i, norm, stds, masks, act,
                      scratch, lr, fused):
     """The first half of hidden layer i's backward pass (see ``backward_``): dz holds the
@@ -218,7 +218,7 @@ def hidden_backward_(dz, out, params, grads, dbias, layout, i, norm, stds, masks
     return IDENTITY
 
 
-@compiled
+@callee
 def norm_block_(norm, layout, i, N):
     """Layer i's (N, H) block of the ``norm`` buffer (a call, not inlined: see forward_)."""
     return layer_block_(norm, layout, i, N)
