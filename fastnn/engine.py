@@ -56,6 +56,15 @@ COMPILE_MESSAGE = ("compiling kernels (first run only; later runs load them from
                    "cache; `fastnn warmup` compiles them ahead) ...")
 
 
+def _announce(once: bool = True) -> None:
+    """Say on stderr that the kernels are being compiled (with ``once``: unless this
+    process said so already)."""
+    global _noticed
+    if not (once and _noticed):
+        _noticed = True
+        print(COMPILE_MESSAGE, file=sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
 def compile_notice(seconds: float, *, once: bool = True, show: bool = True):
     """Within this block, say on stderr that the kernels are being compiled if the block
@@ -70,13 +79,7 @@ def compile_notice(seconds: float, *, once: bool = True, show: bool = True):
             _inside.on = outer
         return
 
-    def say():
-        global _noticed
-        if not (once and _noticed):
-            _noticed = True
-            print(COMPILE_MESSAGE, file=sys.stderr, flush=True)
-
-    timer = threading.Timer(seconds, say)
+    timer = threading.Timer(seconds, functools.partial(_announce, once))
     timer.daemon = True
     _inside.on = True
     timer.start()
@@ -94,8 +97,8 @@ class _CompileListener:
     an engine's first call, once per process. Quiet inside a ``compile_notice`` block
     (which has its own notice, or none), in the background compiles of the parallel forms
     (thread ``fastnn-compile``: a call never waits for them) and once anything was said.
-    Costs nothing per call: numba sends the events only when it compiles (or loads from
-    its cache)."""
+    Costs nothing per call: numba sends the events only when it compiles (a load from
+    its cache sends none, and is fast)."""
 
     def __init__(self):
         self._local = threading.local()  # .depth: compiles in progress in this thread
@@ -107,7 +110,7 @@ class _CompileListener:
             local.depth = depth + 1
             if depth or not self._ours(event):
                 return
-            timer = threading.Timer(FIRST_USE_NOTICE_SECONDS, self._say)
+            timer = threading.Timer(FIRST_USE_NOTICE_SECONDS, _announce)
             timer.daemon = True
             local.timer = timer
             timer.start()
@@ -126,13 +129,6 @@ class _CompileListener:
         dispatcher = (event.data or {}).get("dispatcher")
         module = getattr(getattr(dispatcher, "py_func", None), "__module__", None) or ""
         return module.startswith(__name__.rpartition(".")[0] + ".")
-
-    @staticmethod
-    def _say() -> None:
-        global _noticed
-        if not _noticed:
-            _noticed = True
-            print(COMPILE_MESSAGE, file=sys.stderr, flush=True)
 
 
 def _listen_for_compiles() -> None:
