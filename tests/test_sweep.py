@@ -529,6 +529,68 @@ def test_a_worker_killed_mid_sweep(cluster, tmp_path):
 
 
 @needs_dask
+def test_a_worker_that_joins_mid_sweep_is_warmed_first(cluster, tmp_path):
+    """A worker that joins while a sweep runs gets the sweep's warm-up as it joins, before
+    its first trial. (The two workers there are held busy until the newcomer has run a
+    trial, so the sweep is sure to be running when it joins, and it takes trials.)"""
+    import distributed
+
+    address, client = cluster
+    options = dict(trials=4, seed=6, **TINY)
+    expected = list(S.sweep(workers=1, **options))
+    hold = distributed.Event(f"hold-{tmp_path.name}", client=client)
+
+    def busy(name):  # (defined here: sent to the workers by value)
+        import distributed
+
+        distributed.Event(name).wait(120)
+
+    before = set(client.scheduler_info()["workers"])
+    held = [client.submit(busy, hold.name, workers=[w], pure=False) for w in before]
+    log = tmp_path / "s.jsonl"
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(trials=S.sweep(
+        client=client, log=log, **options)))
+    thread.start()
+    joiner = _popen("distributed.cli.dask_worker", address, "--nthreads", "1",
+                    "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1")
+    try:
+        deadline = time.time() + 120
+        while not (log.exists() and log.stat().st_size) and time.time() < deadline:
+            time.sleep(0.05)
+        hold.set()
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+        written = lines(log)
+        same_results(written, expected)
+        new = set(client.scheduler_info()["workers"]) - before
+        assert len(new) == 1
+        newcomer = new.pop()
+        assert newcomer in {r["worker"] for r in written}  # it ran trials of the sweep
+
+        def reports():  # (defined here: sent to the workers by value)
+            from fastnn.sweeps import warm
+
+            return dict(warm.warmed)
+
+        name = warmed_name(client=client, **options)
+        report = client.run(reports, workers=[newcomer])[newcomer][name]
+        assert report["error"] is None and report["trials"] == 1
+    finally:
+        hold.set()
+        distributed.wait(held, timeout=30)
+        joiner.send_signal(signal.SIGINT)
+        try:
+            joiner.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            joiner.kill()
+            joiner.wait()
+        deadline = time.time() + 30
+        while len(client.scheduler_info()["workers"]) > 2 and time.time() < deadline:
+            time.sleep(0.1)
+
+
+@needs_dask
 def test_ctrl_c_then_resume(cluster, tmp_path, capsys):
     address, client = cluster
     log = tmp_path / "s.jsonl"
