@@ -285,8 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue --log: run only the trials it lacks")
     where = sweep.add_mutually_exclusive_group()
     where.add_argument("--workers", type=POSITIVE_INT,
-                       help="an embedded local cluster of N single-threaded worker processes "
-                            "(default: one per core; 1 runs the trials in this process)")
+                       help="an embedded local cluster of N worker processes (default: one "
+                            "per usable core, or per --threads cores; 1 runs the trials in "
+                            "this process)")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     sweep.add_argument("--no-warmup", dest="warmup", action="store_false",

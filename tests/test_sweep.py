@@ -433,6 +433,26 @@ def cluster(tmp_path_factory):
 
 
 @needs_dask
+def test_workers_times_threads_may_not_exceed_the_usable_cores(monkeypatch, capsys):
+    """A local sweep's workers times its threads a trial stay within the usable cores:
+    refused (naming threads / --threads) when given, fewer workers by default."""
+    from fastnn.kernels import _threads
+
+    from fastnn.sweeps import api
+
+    monkeypatch.setattr(_threads, "usable_cores", lambda: 4)  # (a 4-core machine)
+    with pytest.raises(ValueError, match="threads: 2 threads in each of 3 workers would "
+                                         "ask for 6 cores; 4 are usable"):
+        S.sweep(trials=2, workers=3, threads=2, **TINY)
+    rc, out, err = cli(["sweep", "--trials", "2", "--epochs", "1", "--workers", "4",
+                        "--threads", "2"], capsys)
+    assert rc == 2 and "--threads: 2 threads in each of 4 workers" in err, err
+    for threads, workers in ((1, 4), (2, 2), (3, 1), (4, 1), ("auto", 4)):
+        assert api.prepare(trials=2, threads=threads, training=TINY).workers == workers
+    assert api.prepare(trials=2, workers=2, threads=2, training=TINY).workers == 2
+
+
+@needs_dask
 def test_the_same_results_on_two_local_workers_and_on_a_cluster(cluster, reference):
     address, client = cluster
     local = S.sweep(trials=6, search=SEARCH, seed=3, workers=2, **TINY)

@@ -61,8 +61,10 @@ def sweep(x=None, t=None, *, x_test=None, t_test=None, dataset: str = "digits",
     client : distributed.Client, optional
         Run the trials on this client's cluster.
     workers : int, optional
-        Without a client: an embedded local cluster of this many single-threaded worker
-        processes (default: one per usable core); 1 runs the trials in this process.
+        Without a client: an embedded local cluster of this many worker processes
+        (default: one per usable core, or per ``threads`` usable cores); 1 runs the
+        trials in this process. Workers times ``threads`` may not exceed the usable
+        cores.
     scheduler : str, optional
         The address of an existing scheduler to connect to (instead of ``workers``),
         within ``timeout`` seconds.
@@ -153,14 +155,19 @@ def prepare(x=None, t=None, *, x_test=None, t_test=None, dataset="digits", data_
                             ("scheduler", scheduler)) if v is not None]
     if len(modes) > 1:
         raise SweepError(f"{', '.join(modes)}: give at most one of them")
+    per_trial = 1 if threads == "auto" else threads  # (auto: each worker's own policy)
     if workers is not None:
         workers = V.check_positive_int(workers, "workers")
         cores = _usable_cores()
         if workers > cores:
             raise SweepError(f"workers: at most {cores} (the usable cores here: one "
                              f"single-threaded worker each), got {workers}")
-    elif client is None and scheduler is None:
-        workers = _usable_cores()
+        if workers * per_trial > cores:
+            raise SweepError(f"threads: {per_trial} threads in each of {workers} workers "
+                             f"would ask for {workers * per_trial} cores; {cores} are usable "
+                             f"here (fewer workers, or fewer threads a trial)")
+    elif client is None and scheduler is None:  # as many workers as the threads leave room
+        workers = max(_usable_cores() // per_trial, 1)
     if scheduler is not None:
         if not isinstance(scheduler, str) or not scheduler.strip():
             raise SweepError(f"scheduler: expected an address such as tcp://10.0.0.5:8786, "
