@@ -93,6 +93,7 @@ class Optimizer:
     def __init__(self, **hyper):
         self._state = None  # {slot: flat buffer or {key: array}}
         self._owner = None  # a weak reference to the ParamDict, or the (key, shape) list
+        self._lr_checked = None  # (dtype, lr) that lr_for last found fit
         for name, value in hyper.items():
             setattr(self, name, value)
 
@@ -110,13 +111,18 @@ class Optimizer:
         return type(self)(**{k: getattr(self, k) for k in self._hyper})
 
     def lr_for(self, dtype) -> float:
-        """lr, after checking that parameters of ``dtype`` can hold it (finite, non-zero)."""
+        """lr, after checking that parameters of ``dtype`` can hold it (finite, non-zero);
+        checked once for each (dtype, lr), since a training step calls this every time."""
+        checked = (dtype, self.lr)
+        if checked == getattr(self, "_lr_checked", None):  # (older pickles lack it)
+            return self.lr
         with np.errstate(over="ignore", under="ignore"):
             rounded = np.dtype(dtype).type(self.lr)
         if not np.isfinite(rounded) or rounded == 0:
             raise ValueError(f"lr: {self.lr!r} is outside the range of {np.dtype(dtype).name} "
                              f"parameters (it would become {float(rounded)!r}); use a smaller "
                              "learning rate or dtype=np.float64")
+        self._lr_checked = checked
         return self.lr
 
     def prepare(self, net) -> None:

@@ -50,6 +50,25 @@ def test_a_learning_rate_beyond_float32_is_refused():
     np.testing.assert_array_equal(net.params.flat, before)
 
 
+def test_the_learning_rate_is_checked_again_when_it_or_the_dtype_changes():
+    """lr_for checks each (dtype, lr) once (a step calls it every time): a new lr, or the
+    same optimizer on a network of another dtype, is checked anew."""
+    x, t = np.ones((4, 2)), np.array([0, 1, 0, 1])
+    net32 = fastnn.Sequential(2, [3], 2, dtype=np.float32, seed=0)
+    net64 = fastnn.Sequential(2, [3], 2, dtype=np.float64, seed=0)
+    opt = fastnn.SGD(0.1)
+    net32.train_step(x, t, opt)
+    net32.train_step(x, t, opt)
+    opt.lr = 1e-50  # (a positive finite number: 0 in float32)
+    before = net32.params.flat.copy()
+    with pytest.raises(ValueError, match="lr: .* outside the range of float32"):
+        net32.train_step(x, t, opt)
+    np.testing.assert_array_equal(net32.params.flat, before)
+    net64.train_step(x, t, opt)  # (float64 holds it)
+    with pytest.raises(ValueError, match="lr: .* outside the range of float32"):
+        net32.train_step(x, t, opt)
+
+
 @pytest.mark.parametrize("value", [0, -1.0, float("inf"), float("nan"), "0.1"])
 def test_lr_is_checked_whenever_it_is_set(value):
     opt = fastnn.SGD(0.1)
