@@ -27,8 +27,9 @@ def cmd_warmup(args) -> int:
 @contextlib.contextmanager
 def _thread_settings_kept():
     """``fastnn train`` sets fastnn's thread policy and this process's BLAS threads for its
-    run; ``main()`` called from Python (a notebook, a test) puts both back afterwards, as
-    every fastnn call does (the process's BLAS as the user set it)."""
+    run; both are put back when it returns or raises (``main()`` called from Python: a
+    notebook, a test), as every fastnn call does (the process's BLAS as the user set it).
+    A decorator of ``cmd_train``, the function that sets them."""
     from threadpoolctl import ThreadpoolController
 
     from .threads import set_num_threads, thread_policy
@@ -81,6 +82,7 @@ def _optional(feature, *args):
         return None
 
 
+@_thread_settings_kept()  # (the settings it makes below are put back when it returns)
 def cmd_train(args) -> int:
     import fastnn
 
@@ -352,8 +354,7 @@ def main(argv=None) -> int:
         with sigterm_raises():  # (docker stop, systemd, batch schedulers: like Ctrl-C)
             args = build_parser().parse_args(argv)
             if args.command == "train":
-                with _thread_settings_kept():
-                    return cmd_train(args)
+                return cmd_train(args)
             if args.command == "sweep":
                 return cmd_sweep(args)
             if args.command == "warmup":
