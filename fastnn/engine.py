@@ -191,6 +191,7 @@ class Engine:
         self.batchnorm = bool((self.layout[:, 5] >= 0).any())
         # multiply-adds per row of one pass: the automatic thread policy's measure of size
         self.work = int((self.layout[:, 1] * self.layout[:, 2]).sum())
+        self.itemsize = params.flat.dtype.itemsize  # (a float32 multiply-add counts half)
         # the kernels run on fixed blocks (numba's threads, one BLAS thread each); the
         # reference on BLAS's threads (see fastnn.kernels._threads)
         self.blocks = backend.__name__ == "fastnn.kernels"
@@ -275,7 +276,7 @@ class Engine:
             xs = x[start:start + rows]
             ws = self.workspace(xs.shape[0])
             extras = self._extras(ws, train)
-            with for_work(xs.shape[0] * self.work, self.blocks), \
+            with for_work(xs.shape[0] * self.work, self.blocks, self.itemsize), \
                     np.errstate(over="ignore", invalid="ignore"):
                 n_bad = self.backend.forward(xs, self.params.flat, self.layout, ws.acts,
                                              self.activation, extras)
@@ -297,7 +298,7 @@ class Engine:
         rows = min(self._rows(x.shape[0], train), max(x.shape[0], 1))
         ws = self.workspace(rows)
         extras = self._extras(ws, train)
-        with for_work(rows * self.work, self.blocks), \
+        with for_work(rows * self.work, self.blocks, self.itemsize), \
                 np.errstate(over="ignore", invalid="ignore"):
             loss, correct, n_bad, at = self.backend.evaluate(
                 x, t, self.params.flat, self.layout, ws.acts, ws.dacts, self.activation,
@@ -310,7 +311,7 @@ class Engine:
     def _gradient_into(self, x, t, grads, names):
         ws = self.workspace(x.shape[0])
         extras = self._extras(ws, True)
-        with for_work(x.shape[0] * self.work, self.blocks), \
+        with for_work(x.shape[0] * self.work, self.blocks, self.itemsize), \
                 np.errstate(over="ignore", invalid="ignore"):
             loss, n_bad, at = self.backend.gradient(x, t, self.params.flat, self.layout,
                                                     ws.acts, ws.dacts, grads.flat,
@@ -334,7 +335,7 @@ class Engine:
         extras = self._extras(ws, True)  # (None for a plain network)
         # (no np.errstate here: compiled code raises no NumPy warnings, the reference
         # guards its own passes, and entering it costs a microsecond per step)
-        with for_work(x.shape[0] * self.work, self.blocks):
+        with for_work(x.shape[0] * self.work, self.blocks, self.itemsize):
             loss, n_bad, at = self.backend.sgd_step(x, t, self.params.flat, self.layout,
                                                     ws.acts, ws.dacts, self.activation,
                                                     self.loss, lr, extras)
@@ -371,7 +372,8 @@ class Engine:
         B = int(np.max(np.diff(starts))) if starts.shape[0] > 1 else 1
         if not self.plain:
             extras = self._extras(self.workspace(B), True)
-        with for_work(B * self.work, self.blocks), np.errstate(over="ignore", invalid="ignore"):
+        with for_work(B * self.work, self.blocks, self.itemsize), \
+                np.errstate(over="ignore", invalid="ignore"):
             stop = self.backend.train_batches(x, t, order, starts, self.params.flat,
                                               self.layout, self.activation, self.loss, lr,
                                               losses, extras)
@@ -410,7 +412,8 @@ class Engine:
         if not self.plain:
             n_eval = max(x.shape[0], 0 if x2 is None else x2.shape[0])
             extras = self._extras(self.workspace(max(B, min(EVAL_ROWS, n_eval))), True)
-        with for_work(B * self.work, self.blocks), np.errstate(over="ignore", invalid="ignore"):
+        with for_work(B * self.work, self.blocks, self.itemsize), \
+                np.errstate(over="ignore", invalid="ignore"):
             stop, done, not_finite = self.backend.train_periods(
                 x, t, x2, t2, order, starts, ends, self.params.flat, self.layout,
                 self.activation, self.loss, lr, losses, records, EVAL_ROWS, extras)

@@ -2,8 +2,9 @@
 
 The numba kernels cut every pass into fixed blocks that run on numba's threads, one BLAS
 thread each; the cut depends on the shapes only, so the bits do not depend on the thread
-count. By default (``"auto"``) each call gets one thread per block's worth of work,
-at most the usable cores and the cores free at the time; the NumPy reference, whose
+count. By default (``"auto"``) each call gets one thread per million float64
+multiply-adds of a pass (a float32 one counts half), at most the usable cores and the
+cores free at the time; the NumPy reference, whose
 products run on BLAS's own threads, gets a count by size alone (its bits depend on it).
 ``set_num_threads(n)`` forces a count. The process's own numba and BLAS settings are
 never changed: a count is set for the duration of a fastnn call only

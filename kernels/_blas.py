@@ -218,10 +218,33 @@ def _compiled_gemm():
         else:
             large(trans_a, trans_b, alpha, a, b, beta, c, M, N, K)
 
+    if available:  # scalars only: compiled once whatever the callers' array types
+        def cols(a, b, c, start, n):
+            skip = np.uintp(start * c.itemsize)
+            product(np.intc(_NO_TRANS), np.intc(_NO_TRANS), 1.0, address(a), _leading(a),
+                    address(b) + skip, _leading(b), 0.0, address(c) + skip, _leading(c),
+                    c.shape[0], n, a.shape[1], c.itemsize == 4)
+    else:
+        def cols(a, b, c, start, n):
+            large(False, False, 1.0, a, b[:, start:start + n], 0.0, c[:, start:start + n],
+                  c.shape[0], n, a.shape[1])
+
     gemm.__doc__ = _gemm_meaning.__doc__
-    return njit(inline=INLINE, **COMMON)(gemm)
+    cols.__doc__ = _cols_meaning.__doc__
+    return njit(inline=INLINE, **COMMON)(gemm), njit(inline=INLINE, **COMMON)(cols)
+
+
+def _cols_meaning(a, b, c, start, n):
+    """c[:, start:start + n] = a @ b[:, start:start + n], a block of columns of a
+    product its caller knows to be large (no small-product loop); a, b, c C-contiguous
+    2-D arrays of one dtype. Compiled: the library call on the columns' addresses."""
+    _gemm_meaning(False, False, 1.0, a, b[:, start:start + n], 0.0, c[:, start:start + n])
 
 
 # c = alpha * op(a) @ op(b) + beta * c (see _gemm_meaning): compiled, or with
-# NUMBA_DISABLE_JIT=1 the NumPy meaning itself
-gemm = _gemm_meaning if numba_config.DISABLE_JIT else _compiled_gemm()
+# NUMBA_DISABLE_JIT=1 the NumPy meaning itself; ``gemm_cols`` for a block of
+# columns of a large product
+if numba_config.DISABLE_JIT:
+    gemm, gemm_cols = _gemm_meaning, _cols_meaning
+else:
+    gemm, gemm_cols = _compiled_gemm()

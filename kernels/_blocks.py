@@ -22,9 +22,14 @@ more than one block and more than one numba thread (``numba.set_num_threads``, w
 iteration per thread, and each thread takes the next block from a shared counter (an
 atomic fetch-and-add) until none is left: **dynamic scheduling**. A thread whose core
 is taken by another process simply takes fewer blocks instead of holding up a fixed
-share of them. (numba's own ``parallel_chunksize`` was measured here with the ``omp``
-and ``workqueue`` layers: its chunks are still dealt out statically, 4 + 4 blocks of 8
-on 2 threads whatever their cost; hence the counter.) With one block, or one thread,
+share of them. Thread t first claims block t, its own, and only then takes from the
+counter (a block runs once: by whoever claims it first; the counter skips claimed
+ones): on a quiet machine a row block's activations then stay in the core that made
+them from one layer's pass to the next, while a late thread's own block is still
+taken by another. (Not measured on its own: docs/performance.md, session 6.)
+(numba's own ``parallel_chunksize`` was measured here with the ``omp`` and
+``workqueue`` layers: its chunks are still dealt out statically, 4 + 4 blocks of 8 on
+2 threads whatever their cost; hence the counter.) With one block, or one thread,
 the blocks run in a plain loop in the calling thread: no parallel launch at all, the
 same bodies, the same bits.
 
@@ -169,13 +174,18 @@ def _functions(tag):
     def parallel(nb, threads, args):
         if False:
             tag  # noqa: B018
-        counter = np.zeros(8, np.int64)  # (one cache line: the next block to take)
-        for _ in prange(threads):  # one iteration per thread (numba deals them statically)
+        # counter[0]: the next block to take; counter[8 + b]: block b is taken (each
+        # block runs once, by whoever claims it first)
+        counter = np.zeros(8 + nb, np.int64)
+        for t in prange(threads):  # one iteration per thread (numba deals them statically)
+            if t < nb and fetch_add(counter, 8 + t, 1) == 0:
+                _body(t, *args)  # noqa: F821  (its own block first: see the docstring)
             while True:
                 blk = fetch_add(counter, 0, 1)
                 if blk >= nb:
                     break
-                _body(blk, *args)  # noqa: F821
+                if fetch_add(counter, 8 + blk, 1) == 0:
+                    _body(blk, *args)  # noqa: F821
 
     def run(nb, args):
         if False:

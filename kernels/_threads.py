@@ -6,10 +6,13 @@ depend on who runs it, the bits do not depend on the thread count, and the count
 follow the machine: ``for_work(work)`` (a context manager around each kernel call) gives
 the call
 
-* numba threads: the automatic policy's ``threads_for(work)``: one per block's worth of
-  work (``work // BLOCK_WORK``: a 784-128-128-10 pass takes two threads from 72 rows; at
-  100 rows two were 1.16-1.27x faster than one, quiet; docs/performance.md), no more than the usable
-  cores, and than the cores
+* numba threads: the automatic policy's ``threads_for(work)``: one per ``THREAD_WORK``
+  float64-equivalent multiply-adds of the pass (``work * itemsize // 8 //
+  THREAD_WORK``: a 784-128-128-10 pass takes two threads from 18 rows in float64, 36
+  in float32; the small-batch cut, ``affine_act.small_batch_grains``, gives its first
+  layer two column blocks from 21 and 42; at 32 rows in float64 two threads were 1.15x
+  faster than one, quiet; docs/performance.md), no more than the usable cores, and
+  than the cores
   free right now (``free_cores``: the machine's runnable threads that are not this
   process's, read from ``/proc`` at most every ``FREE_EVERY`` seconds); or the count
   forced with ``set_num_threads(n)``;
@@ -41,7 +44,13 @@ import time
 import numba
 
 from . import _cores
-from ._blocks import BLOCK_WORK
+
+# float64-equivalent multiply-adds of a whole pass per thread the automatic policy
+# takes (one thread below 2 * THREAD_WORK): the passes are cut into row blocks of at
+# least ``_blocks.BLOCK_WORK`` (4 M), and a small batch's largest products into blocks
+# of a million (``affine_act.small_batch_grains``: x @ W1 of a 784-128 layer from 21
+# rows in float64, 42 in float32)
+THREAD_WORK = 1 << 20
 
 AUTO_WORK = int(os.environ.get("FASTNN_AUTO_WORK", 16_000_000))
 FREE_EVERY = 0.2  # seconds a reading of the free cores is used for
@@ -185,13 +194,15 @@ def free_cores() -> int:
     return _free[1]
 
 
-def threads_for(work: int, blocks: bool = True) -> int:
-    """The automatic policy's thread count for a pass of ``work`` multiply-adds: for the
-    kernels (``blocks``) no more than its blocks, the usable and the free cores; for the
-    NumPy reference by size alone (its bits depend on BLAS's count)."""
+def threads_for(work: int, blocks: bool = True, itemsize: int = 8) -> int:
+    """The automatic policy's thread count for a pass of ``work`` multiply-adds of
+    ``itemsize``-byte floats: for the kernels (``blocks``) one per THREAD_WORK
+    float64-equivalent multiply-adds (a float32 one counts half), no more than the
+    usable and the free cores; for the NumPy reference by size alone (its bits depend
+    on BLAS's count)."""
     if not blocks:
         return 1 if work < AUTO_WORK else usable_cores()
-    by_size = work // BLOCK_WORK
+    by_size = work * itemsize // 8 // THREAD_WORK
     if by_size <= 1:  # (most calls: no look at the cores, a microsecond each)
         return 1
     return min(by_size, usable_cores(), free_cores())
@@ -224,8 +235,8 @@ class for_work:
 
     __slots__ = ("n", "blocks", "numba_before", "outer")
 
-    def __init__(self, work: int, blocks: bool = True):
-        self.n = _forced if _forced is not None else threads_for(work, blocks)
+    def __init__(self, work: int, blocks: bool = True, itemsize: int = 8):
+        self.n = _forced if _forced is not None else threads_for(work, blocks, itemsize)
         self.blocks = blocks and not numba.config.DISABLE_JIT
 
     def __enter__(self):

@@ -14,9 +14,12 @@ Argument order follows llm.c: outputs first, then inputs, then options.
   adds the blocks' sums in block order; then by blocks of dW's rows (input features)
   ``dW = alpha * x.T @ dz + beta * dW``, each a GEMM over the whole batch. With
   ``dW = W, alpha = -lr, beta = 1`` the weight "gradient" GEMM is SGD's weight step
-  itself (``network.py`` uses that; every dx is computed first, from the old W).
+  itself (``network.py`` uses that; every dx is computed first, from the old W);
+* a small batch (one row block) with a large layer: x @ W by blocks of W's columns
+  before the bias + activation pass, and the weight pass by smaller blocks of dW's
+  rows (``small_batch_grains``), so that two cores share a batch of 32.
 
-A block's work (``forward_rows_``, ``backward_rows_``, ``weight_rows_``) is a compiled
+A block's work (``forward_block_``, ``backward_rows_``, ``weight_rows_``) is a compiled
 function, called (not inlined): compiled once per argument types, it serves the serial
 loops below and the parallel form's ``layer_block_`` alike, and keeps the network
 kernel's own IR small (cold compile of the plain network: about 0.6 s of CPU less than
@@ -45,7 +48,7 @@ import math
 
 import numpy as np
 
-from ._blas import gemm
+from ._blas import gemm, gemm_cols
 from ._blocks import MIN_ROWS, block_of, grain, n_blocks, runner, sum_blocks_
 from ._config import callee, inline
 from ._views import view_cols, view_row, view_rows
@@ -133,6 +136,40 @@ def layer_grain(n, per):
     return min(g, n)
 
 
+# A pass of one row block (a small batch) is cut by its output columns instead, from
+# 2 * COL_WORK multiply-adds, into blocks of at least MIN_COLS columns and COL_WORK
+# multiply-adds (``small_batch_grains``). Counted as float64 ones: a float32 one is
+# half of one (float32 products run about twice as fast).
+MIN_COLS = 64
+COL_WORK = 1 << 20
+
+
+@inline
+def small_batch_grains(N, D, H, itemsize):
+    """(columns per block of x @ W, features per block of the weight pass) of a layer
+    over N rows, D inputs and H outputs whose row pass is one block: (H, D), no cut,
+    below 2 * COL_WORK multiply-adds (float64-equivalent) or 2 * MIN_COLS columns. A
+    function of the shapes and the dtype only.
+
+    Why: a batch of 32 rows is one row block, so x @ W1 (784 x 128) and the weight pass
+    ran on one core. The forward product is cut by W's columns into blocks of at least
+    COL_WORK; the weight pass (dW = x.T @ dz, or SGD's W += -lr x.T @ dz) by dW's rows
+    into blocks of COL_WORK / 2, a few per thread, so that a thread slowed down by
+    fetching the other core's half of W does not hold up the pass (measured,
+    float64, batch 32: blocks of 112 features 1.11x the GEMM-only bound against 1.16x
+    for two column blocks of dW; docs/performance.md).
+    """
+    work = N * D * H * itemsize // 8
+    if H < 2 * MIN_COLS or work < 2 * COL_WORK:
+        return H, D
+    per = max(N * D * itemsize // 8, 1)
+    nc = max(H // max((COL_WORK + per - 1) // per, MIN_COLS), 1)  # (blocks of >= both)
+    gc = min(((H + nc - 1) // nc + 7) // 8 * 8, H)
+    per = max(N * H * itemsize // 8, 1)
+    nf = max(D // max((COL_WORK // 2 + per - 1) // per, 8), 1)
+    return gc, min(((D + nf - 1) // nf + 7) // 8 * 8, D)
+
+
 @inline
 def blocks_for(N):
     """The most row blocks a layer's pass over N rows makes (grains of at least
@@ -140,13 +177,25 @@ def blocks_for(N):
     return max(-(-N // MIN_ROWS), 1)
 
 
+# What a forward block does (``forward_block_``'s ``part``)
+WHOLE, BIAS_ACT, COLS = 0, 1, 2
+
+
 @callee
-def forward_rows_(blk, g, out, x, W, b, act, count, partial):
-    """Block ``blk`` (g rows) of out = act(x @ W + b): the rows' GEMM, then bias and
-    activation while they are in cache; partial[blk, 0] = their non-finite count."""
+def forward_block_(blk, g, out, x, W, b, act, count, partial, part):
+    """Block ``blk`` of out = act(x @ W + b). ``part`` WHOLE: g rows, their GEMM, then
+    bias and activation while they are in cache, partial[blk, 0] = their non-finite
+    count; BIAS_ACT: the same without the GEMM (out holds x @ W); COLS: g columns of
+    the product only (out[:, cols] = x @ W[:, cols]; ``small_batch_grains``). (One
+    body for the three: a compiled function costs about 0.3 s of cold compile.)"""
+    if part == COLS:
+        start, stop = block_of(blk, out.shape[1], g)
+        gemm_cols(x, W, out, start, stop - start)
+        return
     start, stop = block_of(blk, x.shape[0], g)
     rows = view_rows(out, start, stop - start)
-    gemm(False, False, 1.0, view_rows(x, start, stop - start), W, 0.0, rows)
+    if part == WHOLE:
+        gemm(False, False, 1.0, view_rows(x, start, stop - start), W, 0.0, rows)
     partial[blk, 0] = bias_act_(rows, b, act, count)
 
 
@@ -155,21 +204,34 @@ def affine_act_forward_(out, x, W, b, act, count, parallel, partial):
     """out = act(x @ W + b); the non-finite count of ``bias_act_``.
 
     out is (N, H), x is (N, D), W is (D, H), b is (H,); C-contiguous, one dtype. Row
-    blocks (``_blocks``: cut by the shapes only), each ``forward_rows_``; their counts
-    added up. ``parallel`` (a constant of the compiled caller): on numba's threads, else
-    in turn in this thread (the same blocks, the same bits). ``partial`` is float64
-    scratch of at least ``blocks_for(N)`` rows (``blocks_for``).
+    blocks (``_blocks``: cut by the shapes only), each ``forward_block_``; their counts
+    added up. One row block of a large layer (``small_batch_grains``): the product by
+    column blocks first, then the rows' bias and activation. ``parallel`` (a constant
+    of the compiled caller): on numba's threads, else in turn in this thread (the same
+    blocks, the same bits). ``partial`` is float64 scratch of at least
+    ``blocks_for(N)`` rows (``blocks_for``).
     """
     N, D = x.shape
     H = W.shape[1]
     g = layer_grain(N, D * H)
     nb = n_blocks(N, g)
-    if parallel:
-        run_layer_(nb, (FORWARD_ROWS, g, out, x, W, b, out, out, W, partial, act, count,
-                        0.0, 0.0))
+    gc = small_batch_grains(N, D, H, x.itemsize)[0] if nb == 1 else H
+    nc = n_blocks(H, gc)
+    part = WHOLE
+    if nc > 1:  # one row block: the product by column blocks first
+        part = BIAS_ACT
+        if parallel:
+            run_layer_(nc, (FORWARD, gc, out, x, W, b, out, out, W, partial, act, count,
+                            float(COLS), 0.0))
+        else:
+            for blk in range(nc):
+                forward_block_(blk, gc, out, x, W, b, act, count, partial, np.int64(COLS))
+    if parallel and part == WHOLE:
+        run_layer_(nb, (FORWARD, g, out, x, W, b, out, out, W, partial, act, count,
+                        float(WHOLE), 0.0))
     else:
         for blk in range(nb):
-            forward_rows_(blk, g, out, x, W, b, act, count, partial)
+            forward_block_(blk, g, out, x, W, b, act, count, partial, part)
     bad = 0
     for blk in range(nb):
         bad += int(partial[blk, 0])
@@ -247,6 +309,9 @@ def affine_act_backward_(dx, dW, db, dz, x, W, out, act, need_dx, need_dW, alpha
     g = layer_grain(N, D * H)
     nb = n_blocks(N, g)
     gw = layer_grain(D, N * H)
+    if nb == 1:  # one row block: the small-batch cut, where it applies
+        gc, gs = small_batch_grains(N, D, H, x.itemsize)
+        gw = gs if gc < H else gw
     nw = n_blocks(D, gw) if need_dW else 0
     if parallel:
         run_layer_(nb, (BACKWARD_ROWS, g, out, x, W, db, dz, dx, dW, partial, act, need_dx,
@@ -261,22 +326,23 @@ def affine_act_backward_(dx, dW, db, dz, x, W, out, act, need_dx, need_dW, alpha
     sum_blocks_(db, partial, nb)
 
 
-FORWARD_ROWS, BACKWARD_ROWS, WEIGHT_ROWS = 0, 1, 2
+FORWARD, BACKWARD_ROWS, WEIGHT_ROWS = 0, 1, 2
 
 
 @callee
 def layer_block_(blk, op, g, out, x, W, b, dz, dx, dW, partial, act, flag, alpha, beta):
     """Block ``blk`` of one of a layer's passes, for the parallel runner (one compiled
     body and one runner for all three; each thread's GEMMs run in that thread, the
-    caller holding BLAS at one thread): ``op`` FORWARD_ROWS (``forward_rows_``, flag:
-    count), BACKWARD_ROWS (``backward_rows_``, flag: need_dx), WEIGHT_ROWS
-    (``weight_rows_``)."""
-    if op == FORWARD_ROWS:
-        forward_rows_(blk, g, out, x, W, b, act, flag, partial)
+    caller holding BLAS at one thread): ``op`` FORWARD (``forward_block_``, flag:
+    count, alpha: its part), BACKWARD_ROWS (``backward_rows_``, flag: need_dx),
+    WEIGHT_ROWS (``weight_rows_``)."""
+    if op == FORWARD:  # (alpha: forward_block_'s part)
+        forward_block_(blk, g, out, x, W, b, act, flag, partial, np.int64(alpha))
     elif op == BACKWARD_ROWS:
         backward_rows_(blk, g, dz, dx, W, out, act, flag, partial)
-    else:
+    elif op == WEIGHT_ROWS:
         weight_rows_(blk, g, dW, x, dz, alpha, beta)
+
 
 
 run_layer_ = runner(layer_block_)

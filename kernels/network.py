@@ -56,7 +56,7 @@ from one place only: the loop has one ``forward_`` and one ``loss_`` call site, 
 body is compiled once whatever the mode. Code that only some networks need (BatchNorm,
 Dropout) is ``@compiled`` (a call, compiled on its own) behind the constant ``ext``, so
 the plain kernel prunes it before anything is inlined. A layer pass's block work
-(``affine_act``'s ``forward_rows_`` ...) is a compiled call too, shared with the parallel
+(``affine_act``'s ``forward_block_`` ...) is a compiled call too, shared with the parallel
 form's runner. One kernel, not one per mode
 (numba compiles inlined bodies anew in each kernel). Arrays are ``borrow``ed on entry
 (no reference counting inside the loop) and buffers allocated inside are ``hold``-ed to

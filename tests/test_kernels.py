@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from fastnn import kernels, reference
 from fastnn.params import layout_of
 
-SHAPES = [(1, 1, 1), (1, 7, 3), (3, 13, 7), (7, 1, 13), (127, 13, 3),
+# (64, 301, 263): one row block cut by W's columns and dW's rows (the small-batch cut)
+SHAPES = [(1, 1, 1), (1, 7, 3), (3, 13, 7), (7, 1, 13), (127, 13, 3), (64, 301, 263),
           pytest.param(1000, 784, 128, marks=pytest.mark.large)]
 LAYOUTS = ["C", "F", "strided"]
 
@@ -39,6 +40,29 @@ def test_kernels_expose_the_reference_names_and_signatures():
 
 
 # --- affine + activation forward ----------------------------------------------------
+
+
+@pytest.mark.parametrize("N, D, H, itemsize, cut", [
+    (64, 301, 263, 8, True), (64, 301, 263, 4, True), (32, 784, 128, 8, True),
+    (32, 784, 128, 4, False), (16, 784, 128, 8, False), (32, 784, 100, 8, False)])
+def test_a_small_batch_is_cut_by_columns_and_features(N, D, H, itemsize, cut):
+    """One row block (N <= MIN_ROWS): from 2 * COL_WORK float64-equivalent
+    multiply-adds, x @ W by blocks of W's columns and the weight pass by dW's rows;
+    the cuts cover the pass once and depend on the shapes and the item size only."""
+    from fastnn.kernels import affine_act as A
+
+    assert A.layer_grain(N, D * H) == N  # (one row block)
+    gc, gf = A.small_batch_grains(N, D, H, itemsize)
+    assert (gc < H and gf < D) == cut
+    if not cut:
+        assert (gc, gf) == (H, D)
+        return
+    assert gc >= A.MIN_COLS and gc % 8 == 0 and gf % 8 == 0
+    assert N * D * gc * itemsize // 8 >= A.COL_WORK
+    for n, g in ((H, gc), (D, gf)):
+        blocks = [A.block_of(b, n, g) for b in range(A.n_blocks(n, g))]
+        assert blocks[0][0] == 0 and blocks[-1][1] == n
+        assert all(a[1] == b[0] < b[1] for a, b in zip(blocks, blocks[1:]))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -60,6 +60,19 @@ def digest_of(threads):
             digest.update(np.float64(a.train_step(x[:400], t[:400], sgd)).tobytes())
             digest.update(np.float64(a.train_step(x[20:], t[20:], adam)).tobytes())
         digest.update(a.engine.params.flat.tobytes())
+        # a small batch: one row block, its first layer's products cut by W's columns
+        # and the weight pass by features (affine_act.small_batch_grains)
+        rows = 32 if dtype == np.float64 else 64
+        small = (
+            fastnn.MultiLayerNetExtend(300, [256], 10, use_batchnorm=True, use_dropout=True,
+                                       dropout_ration=0.1, dtype=dtype, seed=1)
+            if extended else fastnn.Sequential(300, [256], 10, dtype=dtype, seed=1))
+        xs = rng.random((rows, 300)).astype(dtype)
+        adam = fastnn.Adam(0.01)
+        for i in range(3):
+            digest.update(np.float64(small.train_step(xs, t[:rows], sgd)).tobytes())
+            digest.update(np.float64(small.train_step(xs, t[:rows], adam)).tobytes())
+        digest.update(small.engine.params.flat.tobytes() + small.predict(xs).tobytes())
         # fit's compiled path (BatchNorm, without Dropout, for the extended network), then
         # its step path (Adam; with Dropout for the extended one): History and parameters
         b = net(dropout=False)

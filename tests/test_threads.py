@@ -52,14 +52,20 @@ def test_the_automatic_choice_follows_the_size_of_the_work_and_the_free_cores(mo
     # the kernels' blocks: one thread per block's worth of work, up to the free cores
     assert 1 <= _threads.free_cores() <= CORES
     monkeypatch.setattr(_threads, "free_cores", lambda: CORES)  # a quiet machine
-    assert _threads.threads_for(2 * _threads.BLOCK_WORK - 1) == 1
-    assert _threads.threads_for(2 * _threads.BLOCK_WORK) == min(2, CORES)
-    assert _threads.threads_for(_threads.BLOCK_WORK * CORES) == CORES
+    unit = _threads.THREAD_WORK
+    assert _threads.threads_for(2 * unit - 1) == 1
+    assert _threads.threads_for(2 * unit) == min(2, CORES)
+    assert _threads.threads_for(unit * CORES) == CORES
+    # a float32 multiply-add counts half (float32 products run about twice as fast)
+    assert _threads.threads_for(4 * unit - 1, itemsize=4) == 1
+    assert _threads.threads_for(4 * unit, itemsize=4) == min(2, CORES)
     net = fastnn.Sequential(64, [1024, 1024], 10, seed=0)  # 1,124,352 madds per row
     x = np.random.default_rng(0).random((600, 64))
     numba_before = numba.get_num_threads()
-    net.train_step(x[:6], np.arange(6) % 10, fastnn.SGD(0.01))  # 6.7 M madds
+    net.train_step(x[:1], np.arange(1) % 10, fastnn.SGD(0.01))  # 1.1 M madds
     assert fastnn.get_num_threads() == 1
+    net.train_step(x[:6], np.arange(6) % 10, fastnn.SGD(0.01))  # 6.7 M madds
+    assert fastnn.get_num_threads() == min(2, CORES)
     net.predict(x)  # 512-row passes: 576 M madds
     assert fastnn.get_num_threads() == CORES
     assert numba.get_num_threads() == numba_before  # numba's own count is put back
