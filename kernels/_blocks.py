@@ -178,8 +178,9 @@ def _functions(tag):
         # block runs once, by whoever claims it first)
         counter = np.zeros(8 + nb, np.int64)
         for t in prange(threads):  # one iteration per thread (numba deals them statically)
-            if t < nb and fetch_add(counter, 8 + t, 1) == 0:
-                _body(t, *args)  # noqa: F821  (its own block first: see the docstring)
+            own = np.int64(t)  # (the prange index's type is not int64: one body type)
+            if own < nb and fetch_add(counter, 8 + own, 1) == 0:
+                _body(own, *args)  # noqa: F821  (its own block first: see the docstring)
             while True:
                 blk = fetch_add(counter, 0, 1)
                 if blk >= nb:

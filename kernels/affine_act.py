@@ -221,13 +221,13 @@ def affine_act_forward_(out, x, W, b, act, count, parallel, partial):
     if nc > 1:  # one row block: the product by column blocks first
         part = BIAS_ACT
         if parallel:
-            run_layer_(nc, (FORWARD, gc, out, x, W, b, out, out, W, partial, act, count,
+            run_layer_(nc, (np.int64(FORWARD), gc, out, x, W, b, out, out, W, partial, act, count,
                             float(COLS), 0.0))
         else:
             for blk in range(nc):
                 forward_block_(blk, gc, out, x, W, b, act, count, partial, np.int64(COLS))
     if parallel and part == WHOLE:
-        run_layer_(nb, (FORWARD, g, out, x, W, b, out, out, W, partial, act, count,
+        run_layer_(nb, (np.int64(FORWARD), g, out, x, W, b, out, out, W, partial, act, count,
                         float(WHOLE), 0.0))
     else:
         for blk in range(nb):
@@ -314,9 +314,9 @@ def affine_act_backward_(dx, dW, db, dz, x, W, out, act, need_dx, need_dW, alpha
         gw = gs if gc < H else gw
     nw = n_blocks(D, gw) if need_dW else 0
     if parallel:
-        run_layer_(nb, (BACKWARD_ROWS, g, out, x, W, db, dz, dx, dW, partial, act, need_dx,
+        run_layer_(nb, (np.int64(BACKWARD_ROWS), g, out, x, W, db, dz, dx, dW, partial, act, need_dx,
                         0.0, 0.0))
-        run_layer_(nw, (WEIGHT_ROWS, gw, out, x, W, db, dz, dx, dW, partial, act, need_dx,
+        run_layer_(nw, (np.int64(WEIGHT_ROWS), gw, out, x, W, db, dz, dx, dW, partial, act, need_dx,
                         float(alpha), float(beta)))
     else:
         for blk in range(nb):
