@@ -314,8 +314,8 @@ def affine_act_backward_(dx, dW, db, dz, x, W, out, act, need_dx, need_dW, alpha
         gw = gs if gc < H else gw
     nw = n_blocks(D, gw) if need_dW else 0
     if parallel:
-        run_layer_(nb, (np.int64(BACKWARD_ROWS), g, out, x, W, db, dz, dx, dW, partial, act, need_dx,
-                        0.0, 0.0))
+        run_layer_(nb, (np.int64(BACKWARD_ROWS), g, out, x, W, db, dz, dx, dW, partial, act,
+                        need_dx, 0.0, 0.0))
         run_layer_(nw, (np.int64(WEIGHT_ROWS), gw, out, x, W, db, dz, dx, dW, partial, act, need_dx,
                         float(alpha), float(beta)))
     else:
@@ -326,6 +326,8 @@ def affine_act_backward_(dx, dW, db, dz, x, W, out, act, need_dx, need_dW, alpha
     sum_blocks_(db, partial, nb)
 
 
+# (passed to ``run_layer_`` as np.int64(...): a global constant is a literal type, and
+# numba compiled the runner, parallel=True form included, once per literal)
 FORWARD, BACKWARD_ROWS, WEIGHT_ROWS = 0, 1, 2
 
 
