@@ -156,8 +156,8 @@ def small_batch_grains(N, D, H, itemsize):
     COL_WORK; the weight pass (dW = x.T @ dz, or SGD's W += -lr x.T @ dz) by dW's rows
     into blocks of COL_WORK / 2, a few per thread, so that a thread slowed down by
     fetching the other core's half of W does not hold up the pass (measured,
-    float64, batch 32: blocks of 112 features 1.11x the GEMM-only bound against 1.16x
-    for two column blocks of dW; docs/performance.md).
+    float64, batch 32: six blocks of dW's rows 1.11x the GEMM-only bound, two 1.19x,
+    two column blocks of dW 1.16x; docs/performance.md).
     """
     work = N * D * H * itemsize // 8
     if H < 2 * MIN_COLS or work < 2 * COL_WORK:
@@ -187,8 +187,9 @@ def layer_cuts_(N, D, H, itemsize):
     blocks, columns per block of x @ W, its column blocks, features per block of the
     weight pass, its blocks). Row blocks by ``layer_grain``; one row block of a large
     layer: the small-batch cut (``small_batch_grains``). A function of the shapes and
-    the item size only. (A call: inlined in the forward and the backward body, it cost
-    the network's compile about 0.3 s.)"""
+    the item size only. (A call: inlined in the forward and the backward body, and with
+    the forward's second call site, it cost the network's cold compile about 1 s;
+    docs/performance.md, session 6.)"""
     g = layer_grain(N, D * H)
     nb = n_blocks(N, g)
     gc, gw = H, layer_grain(D, N * H)
