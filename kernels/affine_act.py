@@ -113,12 +113,21 @@ def bias_act_(out, b, act, count):
     return bad if count else 0
 
 
+# Multiply-adds a layer's block holds at least: a million, a quarter of ``BLOCK_WORK``.
+# With 4 M, a 784-128-128-10 step at batch 100 ran its second layer (1.6 M) on one core
+# and at batch 1000 its third (1.3 M): the step / GEMM-only bound went 1.20 -> 1.08
+# (float64, batch 100) and 1.10 -> 1.03 (float32, batch 1000) with a million
+# (docs/performance.md, session 6). The square root below still keeps a large pass's
+# blocks few.
+LAYER_WORK = 1 << 20
+
+
 @inline
 def layer_grain(n, per):
     """Items per block of a layer's pass over ``n`` items (rows of the batch, or dW's
-    input features) of ``per`` multiply-adds each: ``grain``'s (at least ``BLOCK_WORK``
-    and ``MIN_ROWS`` items), and at least sqrt(n * MIN_ROWS) items, then evened out
-    over the blocks. A function of the shapes only.
+    input features) of ``per`` multiply-adds each: ``grain``'s (at least ``LAYER_WORK``
+    multiply-adds and ``MIN_ROWS`` items), and at least sqrt(n * MIN_ROWS) items, then
+    evened out over the blocks. A function of the shapes only.
 
     Why the square root: every block's product packs the other operand again (W for a
     row block, the whole of dz for a block of dW), a cost of about 1 / g of the block's
@@ -127,7 +136,7 @@ def layer_grain(n, per):
     blocks. g = sqrt(n * MIN_ROWS) lets both grow as sqrt(n): 2 blocks at 100 rows, 4 at
     1,000 (256 rows), 13 at 10,000; dW of 784 features 4 blocks of 200, not 20 of 40.
     """
-    g = grain(n, per, MIN_ROWS)
+    g = grain(n, per, MIN_ROWS, LAYER_WORK)
     if g >= n:  # one block (no square root: a small network's step has six passes)
         return g
     g = max(g, int(math.sqrt(n * MIN_ROWS)))
