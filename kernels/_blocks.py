@@ -91,15 +91,16 @@ BLOCK_WORK = 1 << 22
 MIN_ROWS = 64
 
 
-def grain(n, work_per_item, min_items):
+def grain(n, work_per_item, min_items, block_work=BLOCK_WORK):
     """Items per block for a pass over ``n`` items of ``work_per_item`` multiply-adds
-    (or element operations) each: enough for ``BLOCK_WORK``, at least ``min_items``,
+    (or element operations) each: enough for ``block_work`` (``BLOCK_WORK``), at least
+    ``min_items``,
     rounded up to a multiple of 8, at most n (one block). A function of the shapes only.
     """
     per = max(work_per_item, 1)
-    if n <= min_items or n * per <= BLOCK_WORK:  # one block (what the rest would give,
+    if n <= min_items or n * per <= block_work:  # one block (what the rest would give,
         return max(n, 1)  # without its divisions: a small network's step has many)
-    g = max((BLOCK_WORK + per - 1) // per, min_items)
+    g = max((block_work + per - 1) // per, min_items)
     g = (g + 7) // 8 * 8
     return max(min(g, n), 1)
 

@@ -10,8 +10,8 @@ the call
   float64-equivalent multiply-adds of the pass (``work * itemsize // 8 //
   THREAD_WORK``: a 784-128-128-10 pass takes two threads from 18 rows in float64, 36
   in float32; the small-batch cut, ``affine_act.small_batch_grains``, gives its first
-  layer two column blocks from 21 and 42; at 32 rows in float64 two threads were 1.15x
-  faster than one, quiet; docs/performance.md), no more than the usable cores, and
+  layer two column blocks from 21 and 42; at 32 rows in float64 two threads were
+  1.13-1.19x faster than one, quiet; docs/performance.md), no more than the usable cores, and
   than the cores
   free right now (``free_cores``: the machine's runnable threads that are not this
   process's, read from ``/proc`` at most every ``FREE_EVERY`` seconds); or the count

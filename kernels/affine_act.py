@@ -113,12 +113,21 @@ def bias_act_(out, b, act, count):
     return bad if count else 0
 
 
+# Multiply-adds a layer's block holds at least: a million, a quarter of ``BLOCK_WORK``.
+# With 4 M, a 784-128-128-10 step at batch 100 ran its second layer (1.6 M) on one core
+# and at batch 1000 its third (1.3 M): the step / GEMM-only bound went 1.20 -> 1.08
+# (float64, batch 100) and 1.10 -> 1.03 (float32, batch 1000) with a million
+# (docs/performance.md, session 6). The square root below still keeps a large pass's
+# blocks few.
+LAYER_WORK = 1 << 20
+
+
 @inline
 def layer_grain(n, per):
     """Items per block of a layer's pass over ``n`` items (rows of the batch, or dW's
-    input features) of ``per`` multiply-adds each: ``grain``'s (at least ``BLOCK_WORK``
-    and ``MIN_ROWS`` items), and at least sqrt(n * MIN_ROWS) items, then evened out
-    over the blocks. A function of the shapes only.
+    input features) of ``per`` multiply-adds each: ``grain``'s (at least ``LAYER_WORK``
+    multiply-adds and ``MIN_ROWS`` items), and at least sqrt(n * MIN_ROWS) items, then
+    evened out over the blocks. A function of the shapes only.
 
     Why the square root: every block's product packs the other operand again (W for a
     row block, the whole of dz for a block of dW), a cost of about 1 / g of the block's
@@ -127,7 +136,7 @@ def layer_grain(n, per):
     blocks. g = sqrt(n * MIN_ROWS) lets both grow as sqrt(n): 2 blocks at 100 rows, 4 at
     1,000 (256 rows), 13 at 10,000; dW of 784 features 4 blocks of 200, not 20 of 40.
     """
-    g = grain(n, per, MIN_ROWS)
+    g = grain(n, per, MIN_ROWS, LAYER_WORK)
     if g >= n:  # one block (no square root: a small network's step has six passes)
         return g
     g = max(g, int(math.sqrt(n * MIN_ROWS)))
@@ -156,8 +165,8 @@ def small_batch_grains(N, D, H, itemsize):
     COL_WORK; the weight pass (dW = x.T @ dz, or SGD's W += -lr x.T @ dz) by dW's rows
     into blocks of COL_WORK / 2, a few per thread, so that a thread slowed down by
     fetching the other core's half of W does not hold up the pass (measured,
-    float64, batch 32: blocks of 112 features 1.11x the GEMM-only bound against 1.16x
-    for two column blocks of dW; docs/performance.md).
+    float64, batch 32: six blocks of dW's rows 1.11x the GEMM-only bound, two 1.19x,
+    two column blocks of dW 1.16x; docs/performance.md).
     """
     work = N * D * H * itemsize // 8
     if H < 2 * MIN_COLS or work < 2 * COL_WORK:
@@ -187,8 +196,9 @@ def layer_cuts_(N, D, H, itemsize):
     blocks, columns per block of x @ W, its column blocks, features per block of the
     weight pass, its blocks). Row blocks by ``layer_grain``; one row block of a large
     layer: the small-batch cut (``small_batch_grains``). A function of the shapes and
-    the item size only. (A call: inlined in the forward and the backward body, it cost
-    the network's compile about 0.3 s.)"""
+    the item size only. (A call: inlined in the forward and the backward body, and with
+    the forward's second call site, it cost the network's cold compile about 1 s;
+    docs/performance.md, session 6.)"""
     g = layer_grain(N, D * H)
     nb = n_blocks(N, g)
     gc, gw = H, layer_grain(D, N * H)
