@@ -757,6 +757,12 @@ def test_kernel_blas_can_be_switched_off():
             "assert not _blas.available\n"
             "net = fastnn.Sequential(5, [4], 3, seed=0)\n"
             "loss = net.train_step(np.ones((2, 5)), np.array([0, 2]), fastnn.SGD(0.1))\n"
+            "from fastnn import kernels, reference\n"  # (the small-batch column cut)
+            "rng = np.random.default_rng(0)\n"
+            "x, W, b = rng.random((32, 300)), rng.random((300, 256)), rng.random(256)\n"
+            "assert kernels.affine_act.small_batch_grains(32, 300, 256, 8)[0] < 256\n"
+            "assert np.allclose(kernels.affine_relu_forward(x, W, b),\n"
+            "                   reference.affine_relu_forward(x, W, b), rtol=1e-12)\n"
             "print(round(loss, 6))\n")
     env = {**os.environ, "FASTNN_KERNEL_BLAS": "0"}
     env.pop("NUMBA_DISABLE_JIT", None)
