@@ -46,10 +46,11 @@ import numba
 from . import _cores
 
 # float64-equivalent multiply-adds of a whole pass per thread the automatic policy
-# takes (one thread below 2 * THREAD_WORK): the passes are cut into row blocks of at
-# least ``_blocks.BLOCK_WORK`` (4 M), and a small batch's largest products into blocks
-# of a million (``affine_act.small_batch_grains``: x @ W1 of a 784-128 layer from 21
-# rows in float64, 42 in float32)
+# takes (one thread below 2 * THREAD_WORK): a layer's passes are cut into blocks of at
+# least a million multiply-adds (``affine_act.LAYER_WORK``), and a small batch's
+# largest products into column blocks of a million float64-equivalent ones
+# (``affine_act.small_batch_grains``: x @ W1 of a 784-128 layer from 21 rows in
+# float64, 42 in float32)
 THREAD_WORK = 1 << 20
 
 AUTO_WORK = int(os.environ.get("FASTNN_AUTO_WORK", 16_000_000))
